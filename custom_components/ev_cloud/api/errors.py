@@ -1,0 +1,56 @@
+"""One error hierarchy for every provider client.
+
+Messages are written by us and never contain credentials or request URLs, so they are
+safe to show in the UI and to log.
+"""
+
+from __future__ import annotations
+
+
+class EvCloudError(Exception):
+    """Base class of every error a provider client raises."""
+
+
+class AuthenticationError(EvCloudError):
+    """The service rejected the credentials (the user must enter new ones)."""
+
+
+class RateLimitedError(EvCloudError):
+    """The service asked us to slow down."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        """Keep the server's Retry-After (seconds) when it sent one."""
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CommunicationError(EvCloudError):
+    """Network failure, timeout or a server-side error (5xx); worth retrying."""
+
+
+class InvalidResponseError(CommunicationError):
+    """The service answered with something we cannot read (not JSON, wrong shape)."""
+
+
+class DeviceOfflineError(EvCloudError):
+    """The service works, but the device behind it is not reachable right now."""
+
+
+class StaleDataError(DeviceOfflineError):
+    """The device has not reported for a while; `age` is how old its last data is."""
+
+    def __init__(self, message: str, age: float | None = None) -> None:
+        """Keep the data age (seconds) when the service told it."""
+        super().__init__(message)
+        self.age = age
+
+
+class CloudApiDisabledError(EvCloudError):
+    """go-e answers 403: the charger is offline or its cloud API is switched off.
+
+    The service does not tell these apart; the user can only check both.
+    """
+
+
+class CommandRejectedError(EvCloudError):
+    """The service or the device refused a command (e.g. a value out of range)."""

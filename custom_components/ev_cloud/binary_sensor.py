@@ -1,0 +1,84 @@
+"""Binary sensors: charging, plugged in, online and other yes/no states."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import PROVIDER_GOE
+from .coordinator import EvCloudConfigEntry
+from .device import DeviceData
+from .entity import EvCloudEntity, EvCloudEntityDescription, entities_for
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvCloudBinarySensorEntityDescription(
+    EvCloudEntityDescription, BinarySensorEntityDescription
+):
+    """A binary sensor whose value is read from a device reading."""
+
+    value_fn: Callable[[DeviceData[Any]], bool | None]
+
+
+BINARY_SENSORS: tuple[EvCloudBinarySensorEntityDescription, ...] = (
+    EvCloudBinarySensorEntityDescription(
+        key="charging",
+        translation_key="charging",
+        provider=PROVIDER_GOE,
+        device_class=BinarySensorDeviceClass.BATTERY_CHARGING,
+        value_fn=lambda data: data.state.charging,
+    ),
+    EvCloudBinarySensorEntityDescription(
+        key="plugged_in",
+        translation_key="plugged_in",
+        provider=PROVIDER_GOE,
+        device_class=BinarySensorDeviceClass.PLUG,
+        value_fn=lambda data: data.state.plugged_in,
+    ),
+    EvCloudBinarySensorEntityDescription(
+        key="charging_allowed",
+        translation_key="charging_allowed",
+        provider=PROVIDER_GOE,
+        value_fn=lambda data: data.state.charging_allowed,
+    ),
+    EvCloudBinarySensorEntityDescription(
+        key="online",
+        translation_key="online",
+        provider=PROVIDER_GOE,
+        device_class=BinarySensorDeviceClass.CONNECTIVITY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda data: data.online,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: EvCloudConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the binary sensors of every device of the entry."""
+    async_add_entities(entities_for(entry, BINARY_SENSORS, EvCloudBinarySensor))
+
+
+class EvCloudBinarySensor(EvCloudEntity, BinarySensorEntity):
+    """A yes/no state of a vehicle or charger."""
+
+    entity_description: EvCloudBinarySensorEntityDescription
+
+    @property
+    def is_on(self) -> bool | None:
+        """The value from the latest reading."""
+        return self.entity_description.value_fn(self.coordinator.data)

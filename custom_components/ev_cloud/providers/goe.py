@@ -1,0 +1,125 @@
+"""go-e Charger as an EV Cloud device (cloud API or local HTTP API)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.const import CONF_HOST, CONF_TOKEN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.util import dt as dt_util
+
+from ..api import StaleDataError
+from ..api.goe import (
+    CarState,
+    ForceState,
+    GoeClient,
+    GoeReading,
+    GoeStatus,
+)
+from ..const import (
+    CONF_CONNECTION,
+    CONF_SERIAL,
+    CONF_SERVER_URL,
+    CONNECTION_CLOUD,
+    DOMAIN,
+    PROVIDER_GOE,
+)
+from ..device import DeviceData, EvCloudDevice, PollPolicy
+
+# Local: the charger answers at most once a second, so 5 s is gentle. Cloud: the
+# charger pushes its status every few seconds; 30 s while charging is plenty.
+LOCAL_POLICY = PollPolicy(active=5, idle=30, min_active=2, min_idle=5)
+CLOUD_POLICY = PollPolicy(active=30, idle=120, min_active=10, min_idle=30)
+# How far back to look for a charger that stopped reporting (a day).
+LAST_KNOWN_MAX_AGE = 86400.0
+
+
+def client_from_data(hass: HomeAssistant, data: Mapping[str, Any]) -> GoeClient:
+    """Build the client that config entry data (or flow input) describes."""
+    session = async_get_clientsession(hass)
+    if data[CONF_CONNECTION] == CONNECTION_CLOUD:
+        return GoeClient.cloud(
+            session, data[CONF_SERIAL], data[CONF_TOKEN], data.get(CONF_SERVER_URL)
+        )
+    return GoeClient.local(session, data[CONF_HOST])
+
+
+def poll_policy(data: Mapping[str, Any]) -> PollPolicy:
+    """The poll policy for a go-e entry's connection type."""
+    return CLOUD_POLICY if data[CONF_CONNECTION] == CONNECTION_CLOUD else LOCAL_POLICY
+
+
+def create_devices(hass: HomeAssistant, data: Mapping[str, Any]) -> list[GoeCharger]:
+    """A go-e entry holds exactly one charger."""
+    client = client_from_data(hass, data)
+    return [GoeCharger(client, data[CONF_SERIAL], poll_policy(data))]
+
+
+class GoeCharger(EvCloudDevice[GoeStatus]):
+    """One go-e charger."""
+
+    provider = PROVIDER_GOE
+    supports_charge_control = True
+
+    def __init__(self, client: GoeClient, serial: str, policy: PollPolicy) -> None:
+        """Poll `client` for the charger `serial`."""
+        super().__init__(serial)
+        self.client = client
+        self.poll_policy = policy
+
+    async def async_fetch(self) -> DeviceData[GoeStatus]:
+        """Read the charger's status."""
+        return _device_data(await self.client.async_get_status())
+
+    async def async_fetch_last_known(
+        self, err: StaleDataError
+    ) -> DeviceData[GoeStatus]:
+        """Ask the cloud for the last status it kept (the `age` parameter)."""
+        max_age = max(LAST_KNOWN_MAX_AGE, (err.age or 0) + 60)
+        reading = await self.client.async_get_status(max_age=max_age)
+        return _device_data(reading, online=False)
+
+    def device_info(self, state: GoeStatus) -> DeviceInfo:
+        """go-e charger device entry."""
+        return DeviceInfo(
+            identifiers={(DOMAIN, self.key)},
+            manufacturer="go-e",
+            model=_model_name(state),
+            name=state.name or f"go-e Charger {self.device_id}",
+            serial_number=self.device_id,
+            sw_version=state.firmware,
+        )
+
+    def is_active(self, state: GoeStatus) -> bool:
+        """Poll faster while a car is connected: current and power change then."""
+        return bool(state.plugged_in)
+
+    async def async_start_charging(self, state: GoeStatus) -> None:
+        """Force charging on (frc=2) unless it charges or is forced on already."""
+        if state.force_state == ForceState.ON or state.car_state == CarState.CHARGING:
+            return
+        await self.async_set({"frc": int(ForceState.ON)})
+
+    async def async_stop_charging(self, state: GoeStatus) -> None:
+        """Force charging off (frc=1) unless it is forced off already."""
+        if state.force_state == ForceState.OFF:
+            return
+        await self.async_set({"frc": int(ForceState.OFF)})
+
+    async def async_set(self, values: Mapping[str, int | bool | str | None]) -> None:
+        """Write API keys to the charger."""
+        await self.client.async_set(values)
+
+
+def _device_data(reading: GoeReading, *, online: bool = True) -> DeviceData[GoeStatus]:
+    # The local API sends no Last-Modified: its answer is the charger's data now.
+    data_time = reading.data_time or dt_util.utcnow()
+    return DeviceData(state=reading.status, online=online, data_time=data_time)
+
+
+def _model_name(state: GoeStatus) -> str:
+    model = state.model or "go-eCharger"
+    return f"{model} {state.variant} kW" if state.variant else model

@@ -1,0 +1,105 @@
+"""Actions: start and stop charging on EV Cloud devices."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_DEVICE_ID
+from homeassistant.core import HomeAssistant, ServiceCall, callback
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv, device_registry as dr
+
+if TYPE_CHECKING:
+    # Home Assistant >= 2026.10 types its schemas with probatio, which it installs
+    # as `voluptuous`; older releases use voluptuous itself.
+    import probatio as vol
+else:
+    import voluptuous as vol
+
+from .const import DOMAIN
+from .coordinator import EvCloudConfigEntry, EvCloudCoordinator
+
+SERVICE_START_CHARGING = "start_charging"
+SERVICE_STOP_CHARGING = "stop_charging"
+
+CHARGE_SCHEMA = vol.Schema(
+    {vol.Required(ATTR_DEVICE_ID): vol.All(cv.ensure_list, [cv.string])}
+)
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the actions once for the integration (not per entry)."""
+    for service, start in (
+        (SERVICE_START_CHARGING, True),
+        (SERVICE_STOP_CHARGING, False),
+    ):
+        hass.services.async_register(
+            DOMAIN,
+            service,
+            partial(_async_charge, hass, start=start),
+            schema=CHARGE_SCHEMA,
+        )
+
+
+async def _async_charge(hass: HomeAssistant, call: ServiceCall, *, start: bool) -> None:
+    """Start or stop charging; a device already in that state is left alone."""
+    # Resolve every device first so that one bad target changes nothing.
+    coordinators = [
+        _coordinator_for(hass, device_id) for device_id in call.data[ATTR_DEVICE_ID]
+    ]
+    for coordinator in coordinators:
+        device = coordinator.device
+        state = coordinator.data.state
+        command = (
+            device.async_start_charging(state)
+            if start
+            else device.async_stop_charging(state)
+        )
+        await coordinator.async_command(command)
+
+
+def _coordinator_for(hass: HomeAssistant, device_id: str) -> EvCloudCoordinator[Any]:
+    """The coordinator of an EV Cloud device that can start and stop charging."""
+    device_entry = dr.async_get(hass).async_get(device_id)
+    if device_entry is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="device_not_found",
+            translation_placeholders={"device_id": device_id},
+        )
+    name = device_entry.name_by_user or device_entry.name or device_id
+    entry: EvCloudConfigEntry | None = None
+    for entry_id in device_entry.config_entries:
+        candidate = hass.config_entries.async_get_entry(entry_id)
+        if candidate is not None and candidate.domain == DOMAIN:
+            entry = candidate
+    if entry is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="device_not_found",
+            translation_placeholders={"device_id": name},
+        )
+    if entry.state is not ConfigEntryState.LOADED:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_loaded",
+            translation_placeholders={"name": name},
+        )
+    coordinator = next(
+        (
+            coordinator
+            for key, coordinator in entry.runtime_data.coordinators.items()
+            if (DOMAIN, key) in device_entry.identifiers
+        ),
+        None,
+    )
+    if coordinator is None or not coordinator.device.supports_charge_control:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="charge_control_not_supported",
+            translation_placeholders={"name": name},
+        )
+    return coordinator

@@ -1,0 +1,63 @@
+# Shared helpers for the scripts in this folder. Source it; do not run it.
+# shellcheck shell=bash
+
+# Repository root (the folder that holds scripts/).
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO_ROOT
+
+# Where the real Home Assistant used by scripts/develop lives (git-ignored).
+HA_VENV="${EV_CLOUD_HA_VENV:-$REPO_ROOT/.venv-ha}"
+
+log() {  # log MESSAGE... -> a timestamped line on stderr
+  printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+die() {  # die MESSAGE... -> print it and exit 1
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+require_python314() {  # prints the path of a python3.14 >= 3.14.2, or exits 1 with advice
+  local py
+  py="$(command -v python3.14 || true)"
+  if [[ -n "$py" ]] && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 14, 2))' 2>/dev/null; then
+    printf '%s\n' "$py"
+    return 0
+  fi
+  local helper="$REPO_ROOT/../shared/toolchain/ensure-python3.14"
+  {
+    if [[ -n "$py" ]]; then
+      echo "error: $py is older than 3.14.2; current Home Assistant needs Python >= 3.14.2."
+    else
+      echo "error: python3.14 was not found on PATH; current Home Assistant needs Python >= 3.14.2."
+    fi
+    if [[ -x "$helper" || -f "$helper" ]]; then
+      echo "Run: $(cd "$(dirname "$helper")" && pwd)/ensure-python3.14   (it puts python3.14 on PATH)"
+    else
+      echo "Install Python 3.14 (>= 3.14.2) so that 'python3.14' is on PATH, then run this again."
+    fi
+  } >&2
+  exit 1
+}
+
+ensure_ha_venv() {  # creates/reuses $HA_VENV with the newest homeassistant from PyPI
+  if [[ -x "$HA_VENV/bin/python" ]] && "$HA_VENV/bin/python" -c 'import homeassistant' 2>/dev/null; then
+    log "Reusing $HA_VENV (Home Assistant $("$HA_VENV/bin/python" -c \
+      'from homeassistant.const import __version__; print(__version__)'))"
+    return 0
+  fi
+  local py start
+  py="$(require_python314)"
+  start=$SECONDS
+  log "Creating $HA_VENV with $("$py" --version) and installing the newest homeassistant from PyPI"
+  log "(this takes a few minutes the first time)"
+  rm -rf "$HA_VENV"
+  "$py" -m venv "$HA_VENV"
+  "$HA_VENV/bin/python" -m pip install --quiet --upgrade pip
+  # No version pin on purpose: develop always runs against the newest release.
+  "$HA_VENV/bin/python" -m pip install --quiet --progress-bar off homeassistant
+  "$HA_VENV/bin/python" -c 'import homeassistant' \
+    || die "homeassistant was installed into $HA_VENV but does not import"
+  log "Installed Home Assistant $("$HA_VENV/bin/python" -c \
+    'from homeassistant.const import __version__; print(__version__)') in $((SECONDS - start)) s"
+}

@@ -1,0 +1,124 @@
+"""Run a provider simulator on its own, with a live demo story.
+
+    python -m tests.simulators goe --port 8900 [--host 127.0.0.1]
+
+The addresses and credentials are printed as `key=value` lines, then the simulated
+devices change over time so a client sees live values. Ctrl-C or SIGTERM stops it.
+To add a provider, write an async runner and register it in `PROVIDERS`.
+"""
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+import contextlib
+import signal
+import sys
+
+from .goe import GoeSimulator, SimCharger
+
+type Runner = Callable[[argparse.Namespace, asyncio.Event], Awaitable[None]]
+
+GOE_SERIAL = "012345"
+GOE_TOKEN = "sim-token-012345"
+# Small, so that a whole charging session fits into about a minute at 11 kW.
+GOE_DEMO_BATTERY_WH = 150.0
+GOE_PLUG_IN_AFTER = 5  # seconds after start, and after each unplug
+GOE_UNPLUG_AFTER = 20  # seconds after the battery is full
+
+
+def _emit(**values: object) -> None:
+    """Print one machine-readable line of space-separated `key=value` pairs."""
+    print(" ".join(f"{key}={value}" for key, value in values.items()), flush=True)
+
+
+async def _tick(stop: asyncio.Event, deadline: float) -> bool:
+    """Sleep until `deadline` (loop time); False when asked to stop."""
+    delay = max(deadline - asyncio.get_running_loop().time(), 0.0)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(delay):
+            await stop.wait()
+    return not stop.is_set()
+
+
+async def run_goe(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """One go-e HOME charger: plugs in, charges to full, unplugs, and again."""
+    charger = SimCharger(
+        serial=GOE_SERIAL, token=GOE_TOKEN, battery_wh_needed=GOE_DEMO_BATTERY_WH
+    )
+    simulator = GoeSimulator([charger], host=args.host)
+    local_ports = {GOE_SERIAL: args.local_port} if args.local_port else None
+    await simulator.start(args.port, local_ports=local_ports)
+    try:
+        # One setting per line, so that scripts can pick them with grep/cut.
+        _emit(provider="goe")
+        _emit(cloud_url=simulator.cloud_url)
+        _emit(local_host=simulator.local_host(GOE_SERIAL))
+        _emit(serial=GOE_SERIAL)
+        _emit(token=GOE_TOKEN)
+        # Seconds since the last story event (start, unplug or battery full).
+        since_event = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while True:
+            # A fixed schedule keeps simulated time in step with the wall clock.
+            deadline += 1.0
+            if not await _tick(stop, deadline):
+                return
+            was_complete = charger.complete
+            charger.advance(1)
+            since_event += 1
+            if not charger.car_connected and since_event >= GOE_PLUG_IN_AFTER:
+                charger.plug_in()
+                _emit(event="plug_in")
+            elif charger.complete and not was_complete:
+                since_event = 0
+                _emit(event="complete", wh=charger.status()["wh"])
+            elif charger.complete and since_event >= GOE_UNPLUG_AFTER:
+                charger.unplug()
+                since_event = 0
+                _emit(event="unplug")
+    finally:
+        await simulator.stop()
+
+
+PROVIDERS: dict[str, Runner] = {"goe": run_goe}
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.simulators", description="Run a provider simulator."
+    )
+    parser.add_argument("provider", choices=sorted(PROVIDERS))
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=8900, help="API port (0: any free port)"
+    )
+    parser.add_argument(
+        "--local-port",
+        type=int,
+        default=0,
+        help="port of a device's local API, where it has one (0: any free port)",
+    )
+    return parser.parse_args(argv)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Not available on every platform; Ctrl-C then ends via KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    await PROVIDERS[args.provider](args, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

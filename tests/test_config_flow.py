@@ -1,0 +1,245 @@
+"""Config flow: every path for go-e, against the simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant import config_entries
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ev_cloud.const import (
+    CONF_ACTIVE_INTERVAL,
+    CONF_IDLE_INTERVAL,
+    DOMAIN,
+)
+from tests.conftest import SERIAL, TOKEN, goe_cloud_data
+from tests.simulators.goe import GoeFault, GoeSimulator, SimCharger
+
+
+async def _open_goe_form(hass: HomeAssistant, step: str) -> dict[str, Any]:
+    """Walk the menus (provider, then connection) to a go-e form."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["goe"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "goe"}
+    )
+    assert result["type"] is FlowResultType.MENU
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step
+    return result
+
+
+def _cloud_input(sim: GoeSimulator, **overrides: Any) -> dict[str, Any]:
+    return {
+        "serial": "12345",
+        "token": TOKEN,
+        "advanced": {"server_url": sim.cloud_url},
+        **overrides,
+    }
+
+
+async def test_cloud_flow_creates_entry(
+    hass: HomeAssistant, goe_sim: GoeSimulator
+) -> None:
+    """Serial (leading zero added) and token create the entry, unique by serial."""
+    form = await _open_goe_form(hass, "goe_cloud")
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _cloud_input(goe_sim)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"go-e Charger {SERIAL}"
+    assert result["data"] == goe_cloud_data(goe_sim)
+    assert result["result"].unique_id == SERIAL
+
+
+@pytest.mark.parametrize(
+    ("user_input", "fault", "errors"),
+    [
+        ({"serial": "12ab"}, GoeFault.NONE, {"serial": "invalid_serial"}),
+        (
+            {"advanced": {"server_url": "ftp://example"}},
+            GoeFault.NONE,
+            {"advanced": "invalid_url"},
+        ),
+        ({"token": "wrong"}, GoeFault.NONE, {"base": "invalid_auth"}),
+        ({}, GoeFault.CLOUD_API_DISABLED, {"base": "cloud_api_disabled"}),
+        ({}, GoeFault.SERVER_ERROR, {"base": "cannot_connect"}),
+        ({}, GoeFault.MALFORMED, {"base": "cannot_connect"}),
+    ],
+)
+async def test_cloud_flow_errors_recover(
+    hass: HomeAssistant,
+    goe_sim: GoeSimulator,
+    goe_charger: SimCharger,
+    user_input: dict[str, Any],
+    fault: GoeFault,
+    errors: dict[str, str],
+) -> None:
+    """Each problem shows its error on the form, and fixing it creates the entry."""
+    form = await _open_goe_form(hass, "goe_cloud")
+    goe_charger.fault = fault
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _cloud_input(goe_sim, **user_input)
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    goe_charger.fault = GoeFault.NONE
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _cloud_input(goe_sim)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_cloud_flow_token_of_another_charger(
+    hass: HomeAssistant, goe_sim: GoeSimulator
+) -> None:
+    """A token that answers for another serial is refused as invalid."""
+    goe_sim.add_charger(SimCharger(serial="000002", token="other-token"))
+    form = await _open_goe_form(hass, "goe_cloud")
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _cloud_input(goe_sim, token="other-token")
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+
+
+async def test_cloud_flow_accepts_charger_without_recent_data(
+    hass: HomeAssistant, goe_sim: GoeSimulator, goe_charger: SimCharger
+) -> None:
+    """Outdated data (404) proves the token; the entry is created."""
+    goe_charger.fault = GoeFault.STALE
+    goe_charger.advance(3600)
+    form = await _open_goe_form(hass, "goe_cloud")
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _cloud_input(goe_sim)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_cloud_flow_already_configured(
+    hass: HomeAssistant, goe_sim: GoeSimulator, goe_entry: MockConfigEntry
+) -> None:
+    """The same charger cannot be added twice."""
+    goe_entry.add_to_hass(hass)
+    form = await _open_goe_form(hass, "goe_cloud")
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _cloud_input(goe_sim)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_local_flow(
+    hass: HomeAssistant, goe_sim: GoeSimulator, goe_charger: SimCharger
+) -> None:
+    """The local API is found by host; the serial comes from the charger."""
+    form = await _open_goe_form(hass, "goe_local")
+    goe_charger.fault = GoeFault.OFFLINE
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], {"host": goe_sim.local_host(SERIAL)}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    goe_charger.fault = GoeFault.NONE
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], {"host": f" {goe_sim.local_host(SERIAL)} "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == SERIAL
+    assert result["data"] == {
+        "provider": "goe",
+        "connection": "local",
+        "host": goe_sim.local_host(SERIAL),
+        "serial": SERIAL,
+    }
+
+
+async def test_reauth(
+    hass: HomeAssistant, goe_sim: GoeSimulator, goe_entry: MockConfigEntry
+) -> None:
+    """A new token is checked and stored; the entry reloads."""
+    goe_entry.add_to_hass(hass)
+    result = await goe_entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"token": "still-wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"token": TOKEN}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert goe_entry.data["token"] == TOKEN
+    assert goe_entry.data["server_url"] == goe_sim.cloud_url
+
+
+async def test_reconfigure_cloud(
+    hass: HomeAssistant, goe_sim: GoeSimulator, goe_entry: MockConfigEntry
+) -> None:
+    """Reconfigure shows the cloud form filled in and updates the entry."""
+    goe_sim.add_charger(SimCharger(serial="000002", token="other-token"))
+    goe_entry.add_to_hass(hass)
+    result = await goe_entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "goe_cloud"
+    # Another charger's serial and token: refused, the entry keeps its charger.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _cloud_input(goe_sim, serial="2", token="other-token")
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_device"
+
+    result = await goe_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        _cloud_input(goe_sim, advanced={"server_url": f"{goe_sim.cloud_url}/"}),
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert goe_entry.data["server_url"] == f"{goe_sim.cloud_url}/"
+
+
+async def test_reconfigure_local(
+    hass: HomeAssistant, goe_sim: GoeSimulator, goe_local_entry: MockConfigEntry
+) -> None:
+    """A local entry is reconfigured through the local form."""
+    goe_local_entry.add_to_hass(hass)
+    result = await goe_local_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "goe_local"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": goe_sim.local_host(SERIAL)}
+    )
+    assert result["reason"] == "reconfigure_successful"
+
+
+async def test_options_flow(
+    hass: HomeAssistant, goe_sim: GoeSimulator, goe_entry: MockConfigEntry
+) -> None:
+    """Intervals are saved as whole seconds and bounded by the provider's limits."""
+    goe_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(goe_entry.entry_id)
+    result = await hass.config_entries.options.async_init(goe_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    schema = result["data_schema"].schema
+    bounds = {
+        str(key): (value.config["min"], value.config["max"])
+        for key, value in schema.items()
+    }
+    assert bounds == {CONF_ACTIVE_INTERVAL: (10, 3600), CONF_IDLE_INTERVAL: (30, 3600)}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_ACTIVE_INTERVAL: 15.0, CONF_IDLE_INTERVAL: 300.0}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert goe_entry.options == {CONF_ACTIVE_INTERVAL: 15, CONF_IDLE_INTERVAL: 300}
+    await hass.async_block_till_done()
+    coordinator = next(iter(goe_entry.runtime_data.coordinators.values()))
+    # The car charges: the active interval applies after the reload.
+    assert coordinator.update_interval.total_seconds() == 15
