@@ -27,6 +27,7 @@ import json
 import os
 from pathlib import Path
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,7 +65,7 @@ STATUS_EVERY = float(os.environ.get("EV_CLOUD_DEV_STATUS_EVERY", "300"))
 EXIT_AFTER_SETUP = os.environ.get("EV_CLOUD_DEV_EXIT_AFTER_SETUP") == "1"
 RESTART_EXIT_CODE = 100  # what HA exits with when a restart is requested in the UI
 
-CONFIGURATION_YAML = f"""\
+CONFIGURATION_YAML = """\
 # Written by scripts/develop on every start: local edits here are lost.
 # Put extra YAML for your experiments in .dev/config/packages/<name>.yaml.
 homeassistant:
@@ -72,17 +73,47 @@ homeassistant:
 
 default_config:
 
-http:
-  server_host: 127.0.0.1
-  server_port: {HA_PORT}
-
 logger:
   default: info
   logs:
     custom_components.ev_cloud: debug
 """
+# Since 2026.x HA imports http: from YAML once into .storage/http and then ignores
+# it (with a repair warning while it stays), so develop writes it only until then.
+HTTP_YAML = f"""
+http:
+  server_host: 127.0.0.1
+  server_port: {HA_PORT}
+"""
+HTTP_STORE = CONFIG_DIR / ".storage" / "http"
 
 LOG_RECORD_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+class SafeOutput:
+    """Wraps stdout so that a closed terminal or pipe cannot break the shutdown."""
+
+    def __init__(self, stream: Any) -> None:
+        """Wrap ``stream``."""
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        """Write, or drop the text once the stream is gone."""
+        if not self.broken:
+            try:
+                return self.stream.write(text)
+            except OSError:
+                self.broken = True
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush, unless the stream is gone."""
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except OSError:
+                self.broken = True
 
 
 class DevError(Exception):
@@ -175,21 +206,43 @@ def stop_process(
     proc.wait()
 
 
+def cmdline(pid: int) -> bytes:
+    """Return a process's command line (empty if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return b""
+
+
 def kill_leftovers() -> None:
     """End processes an earlier, killed run left behind (listed in PIDS_FILE)."""
     if not PIDS_FILE.exists():
         return
-    for line in PIDS_FILE.read_text().split():
-        with contextlib.suppress(ValueError, OSError):
-            pid = int(line)
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    try:
+        supervisor, *children = (int(pid) for pid in PIDS_FILE.read_text().split())
+    except ValueError:  # empty or garbled: nothing to go by
+        PIDS_FILE.unlink()
+        return
+    if supervisor != os.getpid() and b"develop.py" in cmdline(supervisor):
+        raise DevError(
+            f"another scripts/develop is running (pid {supervisor}); stop it first"
+        )
+    leftovers = []
+    for pid in children:
+        with contextlib.suppress(OSError):
             # Only ours: a pid may have been reused by an unrelated process.
-            if b"tests.simulators" in cmdline or str(CONFIG_DIR).encode() in cmdline:
-                say(f"Stopping process {pid} left over from an earlier run")
-                os.killpg(pid, signal.SIGTERM)
-                time.sleep(2)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+            command = cmdline(pid)
+            if b"tests.simulators" in command or str(CONFIG_DIR).encode() in command:
+                say(f"Stopping process {pid}, left over from an earlier run")
+                os.killpg(pid, signal.SIGTERM)  # HA saves its state on SIGTERM too
+                leftovers.append(pid)
+    deadline = time.monotonic() + 60
+    while leftovers and time.monotonic() < deadline:
+        leftovers = [pid for pid in leftovers if Path(f"/proc/{pid}").exists()]
+        time.sleep(0.5)
+    for pid in leftovers:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
     PIDS_FILE.unlink(missing_ok=True)
 
 
@@ -244,7 +297,7 @@ class Simulator:
         """Copy the simulator's output to its log file and keep the lines (thread)."""
         assert self.proc is not None
         assert self.proc.stdout is not None
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("wb") as log:  # one run's output
             for raw in self.proc.stdout:
                 log.write(raw)
                 log.flush()
@@ -356,13 +409,20 @@ class HomeAssistantApi:
 
     def websocket(self, *commands: str) -> list[Any]:
         """Run websocket commands (without arguments); return their results."""
-        return asyncio.run(self._websocket(commands))
+        try:
+            return asyncio.run(self._websocket(commands))
+        except (aiohttp.ClientError, OSError, ValueError) as err:  # incl. timeouts
+            raise DevError(f"websocket {', '.join(commands)}: {err!r}") from err
 
     async def _websocket(self, commands: tuple[str, ...]) -> list[Any]:
         """Authenticate on /api/websocket and send ``commands`` one by one."""
         url = HA_URL.replace("http", "ws", 1) + "/api/websocket"
         results = []
-        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        async with (
+            asyncio.timeout(60),
+            aiohttp.ClientSession() as session,
+            session.ws_connect(url) as ws,
+        ):
             await ws.receive_json()  # auth_required
             await ws.send_json({"type": "auth", "access_token": self.token()})
             if (msg := await ws.receive_json()).get("type") != "auth_ok":
@@ -401,6 +461,48 @@ def onboarding_done_steps() -> set[str]:
         return set()
 
 
+def http_yaml_needed() -> bool:
+    """Whether configuration.yaml must carry http:, fixing .storage/http if stale.
+
+    HA 2026.x keeps its HTTP settings in .storage/http (imported once from YAML).
+    If they do not match 127.0.0.1:EV_CLOUD_DEV_PORT, the file is removed so that
+    HA imports http: from YAML again on this start.
+    """
+    try:
+        data = json.loads(HTTP_STORE.read_text())["data"]
+    except OSError, ValueError, KeyError, TypeError:
+        return True  # not imported yet: YAML is the source
+    if not isinstance(data, dict) or "stable" not in data:
+        return True  # a layout this script does not know: let HA read YAML
+    pending = data.get("pending")
+    active = pending if pending and pending.get("error") is None else data["stable"]
+    wanted = {"server_port": HA_PORT, "server_host": ["127.0.0.1"]}
+    if {key: active.get(key) for key in wanted} != wanted:
+        say(
+            f"HTTP settings in {rel(HTTP_STORE)} are not 127.0.0.1:{HA_PORT}"
+            f" (port {active.get('server_port')}, hosts {active.get('server_host')});"
+            " removing them so HA imports them from configuration.yaml again"
+        )
+        HTTP_STORE.unlink()
+        return True
+    return not data.get("yaml_migration_done", False)
+
+
+def confirm_http_config(api: HomeAssistantApi) -> None:
+    """Promote HTTP settings HA imported from YAML, as a user confirms them in the UI.
+
+    An imported config is on trial: unless promoted within 5 minutes, HA reverts
+    to its defaults (all interfaces) and restarts. Reaching HA proves it works.
+    """
+    try:
+        (config,) = api.websocket("http/config")
+    except DevError:
+        return  # an HA without stored HTTP settings: configuration.yaml rules
+    if config.get("active_config_type") == "pending":
+        api.websocket("http/config/promote")
+        say(f"Confirmed HA's HTTP settings (127.0.0.1:{HA_PORT}) so that it keeps them")
+
+
 class HomeAssistant:
     """The Home Assistant process, its API and the steps that set it up."""
 
@@ -413,7 +515,8 @@ class HomeAssistant:
     def prepare_config(self) -> None:
         """Write configuration.yaml and link the integration into the config dir."""
         (CONFIG_DIR / "packages").mkdir(parents=True, exist_ok=True)
-        (CONFIG_DIR / "configuration.yaml").write_text(CONFIGURATION_YAML)
+        yaml = CONFIGURATION_YAML + (HTTP_YAML if http_yaml_needed() else "")
+        (CONFIG_DIR / "configuration.yaml").write_text(yaml)
         links = CONFIG_DIR / "custom_components"
         links.mkdir(exist_ok=True)
         link = links / DOMAIN
@@ -544,7 +647,7 @@ class HomeAssistant:
             {"client_id": CLIENT_ID, "username": DEV_USER, "password": DEV_PASSWORD},
             auth=False,
         )
-        if status != 200 or data.get("type") != "create_entry":
+        if not isinstance(data, dict) or data.get("type") != "create_entry":
             raise DevError(
                 f"login as {DEV_USER!r} failed ({status}: {data}); if the user or"
                 " password was changed, start afresh with: scripts/develop --reset"
@@ -668,25 +771,24 @@ def wait_entry_loaded(
     return entry
 
 
-def entry_entities(
-    api: HomeAssistantApi, entry_id: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Return (devices, states) of one config entry: registry plus live states."""
+def entry_entities(api: HomeAssistantApi, entry_id: str) -> tuple[int, int, list]:
+    """Return (devices, registered entities, live states) of one config entry."""
     devices, entities = api.websocket(
         "config/device_registry/list", "config/entity_registry/list"
     )
     devices = [d for d in devices if entry_id in d["config_entries"]]
     entity_ids = {e["entity_id"] for e in entities if e["config_entry_id"] == entry_id}
+    # Entities disabled by default (diagnostics) are registered but have no state.
     states = [s for s in api.get_ok("/api/states") if s["entity_id"] in entity_ids]
-    return devices, sorted(states, key=lambda s: s["entity_id"])
+    return len(devices), len(entity_ids), sorted(states, key=lambda s: s["entity_id"])
 
 
 def describe_entry(api: HomeAssistantApi, entry: dict[str, Any]) -> str:
-    """Print an entry's devices and entity states; return a one-line summary."""
+    """Print an entry's entity states; return a one-line summary with the counts."""
     # Entities appear shortly after setup, once the first refresh has data.
     deadline = time.monotonic() + (30 if entry.get("state") == "loaded" else 0)
     while True:
-        devices, states = entry_entities(api, entry["entry_id"])
+        devices, registered, states = entry_entities(api, entry["entry_id"])
         if states or time.monotonic() > deadline:
             break
         time.sleep(2)
@@ -695,8 +797,8 @@ def describe_entry(api: HomeAssistantApi, entry: dict[str, Any]) -> str:
         unit = state["attributes"].get("unit_of_measurement") or ""
         print(f"      {state['entity_id']} = {state['state']} {unit}".rstrip())
     return (
-        f"{entry['title']!r} ({entry.get('state')}): {len(devices)} device(s),"
-        f" {len(states)} entities, {len(live)} with a value"
+        f"{entry['title']!r} ({entry.get('state')}): {devices} device(s),"
+        f" {registered} entities ({len(states)} enabled, {len(live)} with a value)"
     )
 
 
@@ -810,7 +912,7 @@ def status_line(ha: HomeAssistant, simulators: list[Simulator]) -> str:
     status, states = ha.api.request("GET", "/api/states", timeout=10)
     if status == 200:
         entities, unavailable = 0, 0
-        with contextlib.suppress(DevError, OSError, aiohttp.ClientError):
+        with contextlib.suppress(DevError):
             (registry,) = ha.api.websocket("config/entity_registry/list")
             ours = {e["entity_id"] for e in registry if e.get("platform") == DOMAIN}
             mine = [s for s in states if s["entity_id"] in ours]
@@ -835,8 +937,10 @@ def follow(ha: HomeAssistant, simulators: list[Simulator]) -> int:
             # Settings > System > Restart: HA exits with 100 and expects a restart.
             say("Home Assistant asked for a restart: starting it again")
             ha.start()
+            record_pids(ha, simulators)
             ha.wait_running()
             say(f"Home Assistant is running again: {HA_URL}")
+            confirm_http_config(ha.api)
         for sim in simulators:
             if not sim.alive() and sim.provider.simulator not in reported_down:
                 reported_down.add(sim.provider.simulator)
@@ -844,7 +948,10 @@ def follow(ha: HomeAssistant, simulators: list[Simulator]) -> int:
                 say(f"WARNING the {label} simulator exited; see {log}")
         if time.monotonic() >= next_status:
             next_status = time.monotonic() + STATUS_EVERY
-            say(status_line(ha, simulators))
+            try:
+                say(status_line(ha, simulators))
+            except DevError as err:  # e.g. the token could not be refreshed
+                say(f"Status unavailable: {err}")
         time.sleep(0.5)
 
 
@@ -876,14 +983,15 @@ def print_banner(
 
 
 class Stopper:
-    """Turns the first SIGINT/SIGTERM into Shutdown; a second one means: hurry."""
+    """Turns the first SIGINT/SIGTERM/SIGHUP into Shutdown; a second one: hurry."""
 
     def __init__(self) -> None:
         """Install the handlers."""
         self.stopping = False
         self.forced = False
-        signal.signal(signal.SIGINT, self._handle)
-        signal.signal(signal.SIGTERM, self._handle)
+        # SIGHUP: the terminal was closed; stop in order rather than die at once.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, _frame: object) -> None:
         """Signal handler."""
@@ -901,6 +1009,7 @@ class Stopper:
 
 def main() -> int:
     """Run everything; always stop what was started."""
+    sys.stdout = SafeOutput(sys.stdout)
     stopper = Stopper()
     started = time.monotonic()
     ha = HomeAssistant(stopper.force)
@@ -909,7 +1018,12 @@ def main() -> int:
     try:
         DEV_DIR.mkdir(exist_ok=True)
         kill_leftovers()
+        if "--reset" in sys.argv[1:]:
+            say(f"Removing {rel(DEV_DIR)} (--reset)")
+            shutil.rmtree(DEV_DIR)
+            DEV_DIR.mkdir()
         ha.prepare_config()
+        HA_CONSOLE_LOG.unlink(missing_ok=True)  # one run's output (restarts append)
         for index, provider in enumerate(PROVIDERS):
             sim = Simulator(provider, SIM_BASE_PORT + index)
             simulators.append(sim)
@@ -921,6 +1035,7 @@ def main() -> int:
         ha.authenticate()
         ha.wait_running()
         say(f"Home Assistant is running ({time.monotonic() - started:.0f} s)")
+        confirm_http_config(ha.api)
         problems = add_entries(ha.api, simulators)
         print_banner(simulators, time.monotonic() - started, problems)
         if EXIT_AFTER_SETUP:
@@ -937,7 +1052,9 @@ def main() -> int:
         ha.stop()
         for sim in simulators:
             sim.stop(stopper.force)
-        PIDS_FILE.unlink(missing_ok=True)
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(PIDS_FILE.read_text().split()[0]) == os.getpid():
+                PIDS_FILE.unlink()  # only our own: another run may be going on
         say("Stopped")
     return code
 
@@ -945,7 +1062,8 @@ def main() -> int:
 def record_pids(ha: HomeAssistant, simulators: list[Simulator]) -> None:
     """Note the children's pids, so a later run can end them if this one is killed."""
     pids = [p.pid for p in [ha.proc, *(s.proc for s in simulators)] if p is not None]
-    PIDS_FILE.write_text("".join(f"{pid}\n" for pid in pids))
+    # This process first: a second develop can tell it is still running.
+    PIDS_FILE.write_text("".join(f"{pid}\n" for pid in [os.getpid(), *pids]))
 
 
 if __name__ == "__main__":

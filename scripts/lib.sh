@@ -50,12 +50,15 @@ ensure_ha_venv() {  # creates/reuses $HA_VENV with the newest homeassistant from
   py="$(require_python314)"
   start=$SECONDS
   log "Creating $HA_VENV with $("$py" --version) and installing the newest homeassistant from PyPI"
-  log "(this takes a few minutes the first time)"
+  log "(about a minute with a fast network)"
   rm -rf "$HA_VENV"
   "$py" -m venv "$HA_VENV"
-  "$HA_VENV/bin/python" -m pip install --quiet --upgrade pip
+  # The filter drops pip's notes about configured local package folders that are absent.
+  "$HA_VENV/bin/python" -m pip install --quiet --upgrade pip \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
   # No version pin on purpose: develop always runs against the newest release.
-  "$HA_VENV/bin/python" -m pip install --quiet --progress-bar off homeassistant
+  "$HA_VENV/bin/python" -m pip install --quiet --progress-bar off homeassistant \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
   "$HA_VENV/bin/python" -c 'import homeassistant' \
     || die "homeassistant was installed into $HA_VENV but does not import"
   log "Installed Home Assistant $("$HA_VENV/bin/python" -c \

@@ -60,9 +60,10 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
 
     async def _async_update_data(self) -> DeviceData[StateT]:
         try:
-            data = await self.device.async_fetch()
-        except StaleDataError as err:
-            data = await self._outdated(err)
+            try:
+                data = await self.device.async_fetch()
+            except StaleDataError as err:
+                data = await self._outdated(err)
         except AuthenticationError as err:
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="invalid_auth"
@@ -123,12 +124,7 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         previous: DeviceData[StateT] | None = self.data
         if previous is None:
             # Nothing shown yet: ask the service for what it last received.
-            try:
-                previous = await self.device.async_fetch_last_known(err)
-            except EvCloudError as last_err:
-                raise UpdateFailed(
-                    translation_domain=DOMAIN, translation_key="no_recent_data"
-                ) from last_err
+            previous = await self.device.async_fetch_last_known(err)
         data_time = previous.data_time
         if err.age is not None:
             data_time = dt_util.utcnow() - timedelta(seconds=err.age)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-import time
 
 
 class RequestSpacer:
@@ -16,11 +15,14 @@ class RequestSpacer:
     def __init__(
         self,
         min_interval: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        """Space requests `min_interval` seconds apart, measured with `clock`."""
+        """Space requests `min_interval` seconds apart, measured with `clock`.
+
+        The default clock is the event loop's, the one `asyncio.sleep` waits on.
+        """
         self.min_interval = min_interval
-        self._clock = clock
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._lock = asyncio.Lock()
         self._next_start = 0.0
 

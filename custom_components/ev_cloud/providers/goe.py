@@ -33,7 +33,8 @@ from ..device import DeviceData, EvCloudDevice, PollPolicy
 # charger pushes its status every few seconds; 30 s while charging is plenty.
 LOCAL_POLICY = PollPolicy(active=5, idle=30, min_active=2, min_idle=5)
 CLOUD_POLICY = PollPolicy(active=30, idle=120, min_active=10, min_idle=30)
-# How far back to look for a charger that stopped reporting (a day).
+DEFAULT_CHARGER_NAME = "go-eCharger"
+# How far back to look for a charger that stopped reporting without saying since when.
 LAST_KNOWN_MAX_AGE = 86400.0
 
 
@@ -78,7 +79,7 @@ class GoeCharger(EvCloudDevice[GoeStatus]):
         self, err: StaleDataError
     ) -> DeviceData[GoeStatus]:
         """Ask the cloud for the last status it kept (the `age` parameter)."""
-        max_age = max(LAST_KNOWN_MAX_AGE, (err.age or 0) + 60)
+        max_age = (err.age or LAST_KNOWN_MAX_AGE) + 60
         reading = await self.client.async_get_status(max_age=max_age)
         return _device_data(reading, online=False)
 
@@ -88,7 +89,7 @@ class GoeCharger(EvCloudDevice[GoeStatus]):
             identifiers={(DOMAIN, self.key)},
             manufacturer="go-e",
             model=_model_name(state),
-            name=state.name or f"go-e Charger {self.device_id}",
+            name=_device_name(state),
             serial_number=self.device_id,
             sw_version=state.firmware,
         )
@@ -118,6 +119,13 @@ def _device_data(reading: GoeReading, *, online: bool = True) -> DeviceData[GoeS
     # The local API sends no Last-Modified: its answer is the charger's data now.
     data_time = reading.data_time or dt_util.utcnow()
     return DeviceData(state=reading.status, online=online, data_time=data_time)
+
+
+def _device_name(state: GoeStatus) -> str:
+    # Every charger leaves the factory named "go-eCharger"; the serial tells them apart.
+    if state.name and state.name != DEFAULT_CHARGER_NAME:
+        return state.name
+    return f"go-e Charger {state.serial}"
 
 
 def _model_name(state: GoeStatus) -> str:
