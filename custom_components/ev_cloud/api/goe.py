@@ -331,13 +331,19 @@ class GoeClient:
         *,
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-        min_interval: float = MIN_REQUEST_INTERVAL,
+        min_interval: float | None = None,
     ) -> None:
-        """Use `base_url` (the API root) with the cloud token, or none for local."""
+        """Use `base_url` (the API root) with the cloud token, or none for local.
+
+        Requests start at least `min_interval` seconds apart (default
+        MIN_REQUEST_INTERVAL).
+        """
         self._session = session
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        if min_interval is None:
+            min_interval = MIN_REQUEST_INTERVAL
         self._spacer = RequestSpacer(min_interval)
 
     @classmethod
