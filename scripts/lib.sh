@@ -64,3 +64,43 @@ ensure_ha_venv() {  # creates/reuses $HA_VENV with the newest homeassistant from
   log "Installed Home Assistant $("$HA_VENV/bin/python" -c \
     'from homeassistant.const import __version__; print(__version__)') in $((SECONDS - start)) s"
 }
+
+ensure_test_venv() {  # ensure_test_venv VENV REQUIREMENTS -> VENV with REQUIREMENTS installed
+  local venv=$1 requirements=$2 py stamp wanted
+  stamp="$venv/.requirements.sha256"
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
+    return 0
+  fi
+  py="$(require_python314)"
+  ensure_python_headers "$py"
+  log "Creating $venv from $requirements (a few minutes the first time)"
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+  # Some pinned dependencies of older releases (lru-dict) have no Python 3.14
+  # wheel and compile; -idirafter finds the interpreter's multiarch pyconfig.h
+  # without shadowing the system's C headers.
+  CFLAGS="${CFLAGS:-} -idirafter $(dirname "$("$py" -c \
+    'import sysconfig; print(sysconfig.get_paths()["include"])')")" \
+    "$venv/bin/python" -m pip install --quiet --progress-bar off -r "$requirements" \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+  printf '%s\n' "$wanted" >"$stamp"
+}
+
+ensure_python_headers() {  # ensure_python_headers PYTHON -> Python.h exists, or advice
+  local py=$1 include root
+  include="$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+  [[ -f "$include/Python.h" ]] && return 0
+  # The interpreter that ensure-python3.14 builds is a Debian tree of its own:
+  # its headers come from that tree's package manager.
+  root="${include%/usr/include/*}"
+  if [[ "$root" != "$include" && -x "$root/usr/bin/apt-get" && $EUID -eq 0 ]]; then
+    log "Installing the Python headers into $root (python3.14-dev)"
+    chroot "$root" apt-get install -y -qq python3.14-dev >/dev/null \
+      || die "could not install python3.14-dev into $root"
+    return 0
+  fi
+  die "Python headers ($include/Python.h) are missing; install python3.14-dev (or your system's equivalent)"
+}

@@ -9,6 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.test_util.aiohttp import AiohttpClientMocker
 
 from custom_components.ev_cloud.const import (
     CONF_ACTIVE_INTERVAL,
@@ -243,3 +244,28 @@ async def test_options_flow(
     coordinator = next(iter(goe_entry.runtime_data.coordinators.values()))
     # The car charges: the active interval applies after the reload.
     assert coordinator.update_interval.total_seconds() == 15
+
+
+async def test_cloud_flow_without_server_url_uses_go_e_cloud(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker
+) -> None:
+    """No server URL: the charger's own go-e cloud address is asked.
+
+    Tests cannot reach the real go-e cloud, so Home Assistant's HTTP mock answers
+    for it here, with what the simulator would send.
+    """
+    aioclient_mock.get(
+        "https://012345.api.v3.go-e.io/api/status",
+        json=SimCharger(serial=SERIAL, token=TOKEN).status(),
+    )
+    form = await _open_goe_form(hass, "goe_cloud")
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], {"serial": SERIAL, "token": TOKEN, "advanced": {}}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert "server_url" not in result["data"]
+    # Validation, then the new entry's first poll; both with the token in a header.
+    assert aioclient_mock.call_count == 2
+    for _method, url, _data, headers in aioclient_mock.mock_calls:
+        assert headers["Authorization"] == f"Bearer {TOKEN}"
+        assert "token" not in url.query

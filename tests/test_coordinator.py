@@ -1,0 +1,47 @@
+"""The provider-independent coordinator paths that go-e's service cannot produce."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.update_coordinator import UpdateFailed
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ev_cloud.api import RateLimitedError
+from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.coordinator import EvCloudCoordinator
+from custom_components.ev_cloud.device import DeviceData, EvCloudDevice, PollPolicy
+
+
+class RateLimitedDevice(EvCloudDevice[None]):
+    """A stand-in for a device of a rate-limited service (go-e has no limit).
+
+    Faked on purpose: the OVMS and ev.energy simulators will answer 429 for real.
+    """
+
+    provider = "fake"
+    poll_policy = PollPolicy(active=10, idle=60, min_active=10, min_idle=60)
+
+    async def async_fetch(self) -> DeviceData[None]:
+        """Always refused with a Retry-After."""
+        raise RateLimitedError("Too many requests", retry_after=42)
+
+    def device_info(self, state: Any) -> DeviceInfo:
+        """Not used: no entities are created."""
+        return DeviceInfo(identifiers={(DOMAIN, self.key)})
+
+
+async def test_rate_limit_passes_retry_after(hass: HomeAssistant) -> None:
+    """429 becomes UpdateFailed with the server's Retry-After."""
+    entry = MockConfigEntry(domain=DOMAIN, data={"provider": "fake"})
+    entry.add_to_hass(hass)
+    coordinator = EvCloudCoordinator(hass, entry, RateLimitedDevice("1"))
+    await coordinator.async_refresh()
+    assert not coordinator.last_update_success
+    error = coordinator.last_exception
+    assert isinstance(error, UpdateFailed)
+    assert error.retry_after == 42
+    assert error.translation_key == "rate_limited"
+    assert not RateLimitedDevice("1").is_active(None)
