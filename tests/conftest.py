@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+import logging
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
@@ -31,6 +32,17 @@ TOKEN = "sim-token-012345"
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Every test may load custom integrations."""
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """No test may see a credential in any log record, traceback included."""
+    yield
+    for record in caplog.records:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        assert TOKEN not in text, f"token logged by {record.name}: {text[:200]}"
 
 
 @pytest.fixture
