@@ -37,8 +37,9 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 @pytest.fixture(autouse=True)
 def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """No test may see a credential in any log record, traceback included."""
+    caplog.set_level(logging.DEBUG)
     yield
-    for record in caplog.records:
+    for record in caplog.get_records("setup") + caplog.get_records("call"):
         text = record.getMessage()
         if record.exc_info:
             text += logging.Formatter().formatException(record.exc_info)
