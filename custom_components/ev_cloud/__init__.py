@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryError
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryError,
+    ConfigEntryNotReady,
+)
 from homeassistant.helpers import (
     config_validation as cv,
     device_registry as dr,
     issue_registry as ir,
 )
+from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
+from .api import AuthenticationError, EvCloudError
 from .const import CONF_PROVIDER, DOMAIN
-from .coordinator import EvCloudConfigEntry, EvCloudCoordinator, EvCloudRuntimeData
-from .providers import DEVICE_FACTORIES
+from .coordinator import EvCloudConfigEntry, EvCloudRuntimeData, async_sync_devices
+from .providers import ACCOUNT_FACTORIES
 from .services import async_setup_services
 
 PLATFORMS = [
@@ -34,19 +42,34 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: EvCloudConfigEntry) -> bool:
-    """Read every device of the entry once, then add their entities."""
-    factory = DEVICE_FACTORIES.get(entry.data.get(CONF_PROVIDER, ""))
+    """Open the account, read every device once, then add their entities."""
+    factory = ACCOUNT_FACTORIES.get(entry.data.get(CONF_PROVIDER, ""))
     if factory is None:
         raise ConfigEntryError(
             translation_domain=DOMAIN, translation_key="unknown_provider"
         )
-    coordinators: dict[str, EvCloudCoordinator] = {}  # type: ignore[type-arg]
-    for device in factory(hass, entry.data):
-        coordinator = EvCloudCoordinator(hass, entry, device)
-        await coordinator.async_config_entry_first_refresh()
-        coordinators[device.key] = coordinator
-    entry.runtime_data = EvCloudRuntimeData(coordinators)
-    _remove_stale_devices(hass, entry)
+    account = factory(hass, entry.data, entry.options)
+    entry.runtime_data = EvCloudRuntimeData(account)
+    entry.async_on_unload(account.async_unload)
+    try:
+        await account.async_setup()
+        await async_sync_devices(hass, entry, initial=True)
+    except AuthenticationError as err:
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN, translation_key="invalid_auth"
+        ) from err
+    except EvCloudError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="update_failed",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    if interval := account.device_list_interval:
+
+        async def _async_sync(_now: datetime) -> None:
+            await async_sync_devices(hass, entry)
+
+        entry.async_on_unload(async_track_time_interval(hass, _async_sync, interval))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -70,14 +93,3 @@ async def async_remove_config_entry_device(
     return not any(
         (DOMAIN, key) in device.identifiers for key in entry.runtime_data.coordinators
     )
-
-
-def _remove_stale_devices(hass: HomeAssistant, entry: EvCloudConfigEntry) -> None:
-    """Remove devices of the entry that the service no longer lists."""
-    registry = dr.async_get(hass)
-    current = {(DOMAIN, key) for key in entry.runtime_data.coordinators}
-    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
-        if not device.identifiers & current:
-            registry.async_update_device(
-                device.id, remove_config_entry_id=entry.entry_id
-            )

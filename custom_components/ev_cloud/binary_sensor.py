@@ -18,7 +18,11 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .const import PROVIDER_GOE
 from .coordinator import EvCloudConfigEntry
 from .device import DeviceData
-from .entity import EvCloudEntity, EvCloudEntityDescription, entities_for
+from .entity import (
+    EvCloudEntity,
+    EvCloudEntityDescription,
+    async_add_device_entities,
+)
 
 PARALLEL_UPDATES = 0
 
@@ -70,7 +74,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the binary sensors of every device of the entry."""
-    async_add_entities(entities_for(entry, BINARY_SENSORS, EvCloudBinarySensor))
+    async_add_device_entities(
+        hass, entry, BINARY_SENSORS, EvCloudBinarySensor, async_add_entities
+    )
 
 
 class EvCloudBinarySensor(EvCloudEntity, BinarySensorEntity):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -23,18 +24,74 @@ from .api import (
     RateLimitedError,
     StaleDataError,
 )
-from .const import CONF_ACTIVE_INTERVAL, CONF_IDLE_INTERVAL, DOMAIN, LOGGER
-from .device import DeviceData, EvCloudDevice
+from .const import DOMAIN, LOGGER
+from .device import DeviceData, EvCloudAccount, EvCloudDevice
 
 
 @dataclass(slots=True)
 class EvCloudRuntimeData:
-    """What a loaded entry holds: one coordinator per device, by device key."""
+    """What a loaded entry holds: its account and one coordinator per device key."""
 
-    coordinators: dict[str, EvCloudCoordinator[Any]]
+    account: EvCloudAccount
+    coordinators: dict[str, EvCloudCoordinator[Any]] = field(default_factory=dict)
 
 
 type EvCloudConfigEntry = ConfigEntry[EvCloudRuntimeData]
+
+
+def signal_device_added(entry: EvCloudConfigEntry) -> str:
+    """Dispatcher signal sent with the coordinator of a device added at runtime."""
+    return f"{DOMAIN}_{entry.entry_id}_device_added"
+
+
+async def async_sync_devices(
+    hass: HomeAssistant, entry: EvCloudConfigEntry, *, initial: bool = False
+) -> None:
+    """Give every device the account lists a coordinator, and drop the others.
+
+    At setup (`initial`) failures propagate so that setup retries; later a failed
+    listing keeps the devices as they are until the next attempt.
+    """
+    runtime = entry.runtime_data
+    try:
+        devices = await runtime.account.async_list_devices()
+    except EvCloudError as err:
+        if initial:
+            raise
+        LOGGER.debug("Listing the devices of %s failed: %s", entry.title, err)
+        return
+    listed = {device.key: device for device in devices}
+    for key, device in listed.items():
+        if key in runtime.coordinators:
+            continue
+        coordinator = EvCloudCoordinator(hass, entry, device)
+        if initial:
+            await coordinator.async_config_entry_first_refresh()
+        else:
+            await coordinator.async_refresh()
+            if not coordinator.last_update_success:
+                # Entities need a first reading; try again at the next listing.
+                await coordinator.async_shutdown()
+                continue
+        runtime.coordinators[key] = coordinator
+        if not initial:
+            LOGGER.info("%s: new device %s", entry.title, key)
+            async_dispatcher_send(hass, signal_device_added(entry), coordinator)
+    for key in set(runtime.coordinators) - set(listed):
+        LOGGER.info("%s: device %s is gone", entry.title, key)
+        await runtime.coordinators.pop(key).async_shutdown()
+    _remove_unlisted_devices(hass, entry)
+
+
+def _remove_unlisted_devices(hass: HomeAssistant, entry: EvCloudConfigEntry) -> None:
+    """Remove registry devices (and their entities) the account no longer lists."""
+    registry = dr.async_get(hass)
+    current = {(DOMAIN, key) for key in entry.runtime_data.coordinators}
+    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+        if not device.identifiers & current:
+            registry.async_update_device(
+                device.id, remove_config_entry_id=entry.entry_id
+            )
 
 
 class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
@@ -56,7 +113,7 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
             config_entry=entry,
             name=f"{DOMAIN} {device.key}",
         )
-        self.update_interval = self._interval(active=False)
+        self.update_interval = device.initial_interval(entry.options)
 
     async def _async_update_data(self) -> DeviceData[StateT]:
         try:
@@ -87,9 +144,8 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
             ) from err
         self._set_cloud_api_issue(active=False)
         self._log_online_change(data.online)
-        self.update_interval = self._interval(
-            active=data.online and self.device.is_active(data.state)
-        )
+        options = self.config_entry.options
+        self.update_interval = self.device.next_interval(data, options)
         return data
 
     async def async_command(self, command: Awaitable[None]) -> None:
@@ -136,15 +192,6 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
             LOGGER.info("%s stopped reporting; showing its last values", self.name)
         elif online and not was_online:
             LOGGER.info("%s reports again", self.name)
-
-    def _interval(self, *, active: bool) -> timedelta:
-        policy = self.device.poll_policy
-        options = self.config_entry.options
-        if active:
-            seconds = options.get(CONF_ACTIVE_INTERVAL, policy.active)
-        else:
-            seconds = options.get(CONF_IDLE_INTERVAL, policy.idle)
-        return timedelta(seconds=seconds)
 
     def _set_cloud_api_issue(self, *, active: bool) -> None:
         # Prefixed with the entry id so that removing the entry can find it.

@@ -1,19 +1,22 @@
-"""What the integration needs from a provider's device, whatever the provider.
+"""What the integration needs from a provider, whatever the provider.
 
-The coordinator and the entity base only talk to this interface; a provider adds a
-subclass in `providers/` and never edits them.
+An account (`EvCloudAccount`) is the service side of one config entry and lists its
+devices (`EvCloudDevice`). The coordinators and the entity base only talk to these
+interfaces; a provider adds subclasses in `providers/` and never edits them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import ClassVar
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 from homeassistant.helpers.device_registry import DeviceInfo
 
 from .api import StaleDataError
+from .const import CONF_ACTIVE_INTERVAL, CONF_IDLE_INTERVAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,28 @@ class EvCloudDevice[StateT](ABC):
         """True while the device charges or drives: poll at the active interval."""
         return False
 
+    def next_interval(
+        self, data: DeviceData[StateT], options: Mapping[str, Any]
+    ) -> timedelta:
+        """How long to wait before the next poll, after reading `data`.
+
+        The active interval while the device reports and is active, else the idle
+        one; providers with request budgets or message ages refine this.
+        """
+        policy = self.poll_policy
+        if data.online and self.is_active(data.state):
+            seconds = options.get(CONF_ACTIVE_INTERVAL, policy.active)
+        else:
+            seconds = options.get(CONF_IDLE_INTERVAL, policy.idle)
+        return timedelta(seconds=seconds)
+
+    def initial_interval(self, options: Mapping[str, Any]) -> timedelta:
+        """The interval before the first reading."""
+        return timedelta(seconds=options.get(CONF_IDLE_INTERVAL, self.poll_policy.idle))
+
     supports_charge_control: ClassVar[bool] = False
+    # The exception translation that explains why a device cannot start or stop.
+    charge_control_error: ClassVar[str] = "charge_control_not_supported"
 
     async def async_start_charging(self, state: StateT) -> None:
         """Start charging; a device that already charges is left alone."""
@@ -76,3 +100,21 @@ class EvCloudDevice[StateT](ABC):
     async def async_stop_charging(self, state: StateT) -> None:
         """Stop charging; a device that is already stopped is left alone."""
         raise NotImplementedError
+
+
+class EvCloudAccount(ABC):
+    """The service side of one config entry: its client and its devices."""
+
+    # How often to look for devices added to or removed from the account
+    # (None: the entry's devices never change, e.g. one charger).
+    device_list_interval: ClassVar[timedelta | None] = None
+
+    async def async_setup(self) -> None:  # noqa: B027 - most accounts need none
+        """Prepare the account (log in); raises the api errors."""
+
+    @abstractmethod
+    async def async_list_devices(self) -> list[EvCloudDevice[Any]]:
+        """The account's devices now; a device already listed is returned again."""
+
+    async def async_unload(self) -> None:  # noqa: B027 - most accounts need none
+        """Release the account (log out); must not raise."""

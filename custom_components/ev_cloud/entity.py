@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from homeassistant.helpers.entity import EntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .coordinator import EvCloudConfigEntry, EvCloudCoordinator
+from .coordinator import EvCloudConfigEntry, EvCloudCoordinator, signal_device_added
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,16 +52,29 @@ class EvCloudEntity(CoordinatorEntity[EvCloudCoordinator[Any]]):
         return self.coordinator.data.state
 
 
-def entities_for[DescriptionT: EvCloudEntityDescription, EntityT](
+@callback
+def async_add_device_entities[DescriptionT: EvCloudEntityDescription](
+    hass: HomeAssistant,
     entry: EvCloudConfigEntry,
     descriptions: tuple[DescriptionT, ...],
-    factory: Callable[[EvCloudCoordinator[Any], DescriptionT], EntityT],
-) -> list[EntityT]:
-    """Entities of every device of `entry` that its provider and state support."""
-    return [
-        factory(coordinator, description)
-        for coordinator in entry.runtime_data.coordinators.values()
-        for description in descriptions
-        if description.provider == coordinator.device.provider
-        and description.supported_fn(coordinator.data.state)
-    ]
+    factory: Callable[[EvCloudCoordinator[Any], DescriptionT], Entity],
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the entities of every device, now and when the account gains one."""
+
+    @callback
+    def add(coordinators: Iterable[EvCloudCoordinator[Any]]) -> None:
+        async_add_entities(
+            factory(coordinator, description)
+            for coordinator in coordinators
+            for description in descriptions
+            if description.provider == coordinator.device.provider
+            and description.supported_fn(coordinator.data.state)
+        )
+
+    add(entry.runtime_data.coordinators.values())
+    entry.async_on_unload(
+        async_dispatcher_connect(
+            hass, signal_device_added(entry), lambda coordinator: add([coordinator])
+        )
+    )

@@ -18,7 +18,11 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import PROVIDER_GOE
 from .coordinator import EvCloudConfigEntry
-from .entity import EvCloudEntity, EvCloudEntityDescription, entities_for
+from .entity import (
+    EvCloudEntity,
+    EvCloudEntityDescription,
+    async_add_device_entities,
+)
 
 # One write at a time per platform: the devices apply commands one by one anyway.
 PARALLEL_UPDATES = 1
@@ -60,7 +64,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the numbers of every device of the entry."""
-    async_add_entities(entities_for(entry, NUMBERS, EvCloudNumber))
+    async_add_device_entities(hass, entry, NUMBERS, EvCloudNumber, async_add_entities)
 
 
 class EvCloudNumber(EvCloudEntity, NumberEntity):

@@ -15,7 +15,11 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .api.goe import CableLockMode, ForceState, PhaseMode
 from .const import PROVIDER_GOE
 from .coordinator import EvCloudConfigEntry
-from .entity import EvCloudEntity, EvCloudEntityDescription, entities_for
+from .entity import (
+    EvCloudEntity,
+    EvCloudEntityDescription,
+    async_add_device_entities,
+)
 
 PARALLEL_UPDATES = 1
 
@@ -77,7 +81,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the selects of every device of the entry."""
-    async_add_entities(entities_for(entry, SELECTS, EvCloudSelect))
+    async_add_device_entities(hass, entry, SELECTS, EvCloudSelect, async_add_entities)
 
 
 class EvCloudSelect(EvCloudEntity, SelectEntity):

@@ -30,7 +30,11 @@ from .api.goe import ERROR_NAMES, CableUnlockStatus, CarState, GoeStatus
 from .const import PROVIDER_GOE
 from .coordinator import EvCloudConfigEntry
 from .device import DeviceData
-from .entity import EvCloudEntity, EvCloudEntityDescription, entities_for
+from .entity import (
+    EvCloudEntity,
+    EvCloudEntityDescription,
+    async_add_device_entities,
+)
 
 PARALLEL_UPDATES = 0
 
@@ -227,7 +231,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors of every device of the entry."""
-    async_add_entities(entities_for(entry, SENSORS, EvCloudSensor))
+    async_add_device_entities(hass, entry, SENSORS, EvCloudSensor, async_add_entities)
 
 
 class EvCloudSensor(EvCloudEntity, SensorEntity):

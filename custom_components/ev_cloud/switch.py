@@ -13,7 +13,11 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .api.goe import ForceState, GoeStatus
 from .const import PROVIDER_GOE
 from .coordinator import EvCloudConfigEntry
-from .entity import EvCloudEntity, EvCloudEntityDescription, entities_for
+from .entity import (
+    EvCloudEntity,
+    EvCloudEntityDescription,
+    async_add_device_entities,
+)
 
 PARALLEL_UPDATES = 1
 
@@ -54,7 +58,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the switches of every device of the entry."""
-    async_add_entities(entities_for(entry, SWITCHES, EvCloudSwitch))
+    async_add_device_entities(hass, entry, SWITCHES, EvCloudSwitch, async_add_entities)
 
 
 class EvCloudSwitch(EvCloudEntity, SwitchEntity):

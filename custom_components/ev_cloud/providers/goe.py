@@ -27,7 +27,7 @@ from ..const import (
     DOMAIN,
     PROVIDER_GOE,
 )
-from ..device import DeviceData, EvCloudDevice, PollPolicy
+from ..device import DeviceData, EvCloudAccount, EvCloudDevice, PollPolicy
 
 # Local: the charger answers at most once a second, so 5 s is gentle. Cloud: the
 # charger pushes its status every few seconds; 30 s while charging is plenty.
@@ -53,10 +53,24 @@ def poll_policy(data: Mapping[str, Any]) -> PollPolicy:
     return CLOUD_POLICY if data[CONF_CONNECTION] == CONNECTION_CLOUD else LOCAL_POLICY
 
 
-def create_devices(hass: HomeAssistant, data: Mapping[str, Any]) -> list[GoeCharger]:
-    """A go-e entry holds exactly one charger."""
-    client = client_from_data(hass, data)
-    return [GoeCharger(client, data[CONF_SERIAL], poll_policy(data))]
+class GoeAccount(EvCloudAccount):
+    """A go-e entry: exactly one charger."""
+
+    def __init__(self, hass: HomeAssistant, data: Mapping[str, Any]) -> None:
+        """The charger that entry data describes."""
+        client = client_from_data(hass, data)
+        self.charger = GoeCharger(client, data[CONF_SERIAL], poll_policy(data))
+
+    async def async_list_devices(self) -> list[EvCloudDevice[Any]]:
+        """The one charger."""
+        return [self.charger]
+
+
+def create_account(
+    hass: HomeAssistant, data: Mapping[str, Any], options: Mapping[str, Any]
+) -> GoeAccount:
+    """The account of a go-e entry."""
+    return GoeAccount(hass, data)
 
 
 class GoeCharger(EvCloudDevice[GoeStatus]):
