@@ -7,6 +7,7 @@ import logging
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -24,9 +25,14 @@ from custom_components.ev_cloud.const import (
     PROVIDER_GOE,
 )
 from tests.simulators.goe import GoeSimulator, SimCharger
+from tests.simulators.ovms import OvmsSimulator, SimVehicle
 
 SERIAL = "012345"
 TOKEN = "sim-token-012345"
+OVMS_USER = "demo"
+OVMS_PASSWORD = "demo-password-secret"
+OVMS_TOKEN = "demo-api-token-secret"
+SECRETS = (TOKEN, OVMS_PASSWORD, OVMS_TOKEN)
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +49,8 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         text = record.getMessage()
         if record.exc_info:
             text += logging.Formatter().formatException(record.exc_info)
-        assert TOKEN not in text, f"token logged by {record.name}: {text[:200]}"
+        for secret in SECRETS:
+            assert secret not in text, f"secret logged by {record.name}: {text[:200]}"
 
 
 @pytest.fixture
@@ -127,3 +134,52 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+
+
+@pytest.fixture
+async def ovms_sim(
+    socket_enabled: None, freezer: FrozenDateTimeFactory
+) -> AsyncIterator[OvmsSimulator]:
+    """An OVMS server with one account and two cars.
+
+    DEMO (km) charges, ROADSTER (miles) is parked. The clock is frozen first, so
+    record times are fixed.
+    """
+    # Later than any real clock here: tokens made before the freeze stay valid.
+    freezer.move_to("2027-01-01T12:00:00+00:00")
+    simulator = OvmsSimulator(hold_seconds=0)
+    simulator.add_user(OVMS_USER, OVMS_PASSWORD, tokens=[OVMS_TOKEN])
+    demo = simulator.add_vehicle(SimVehicle(vehicle_id="DEMO", owner=OVMS_USER))
+    demo.plug_in()
+    demo.start_charging()
+    simulator.add_vehicle(SimVehicle(vehicle_id="ROADSTER", owner=OVMS_USER, units="M"))
+    simulator.advance(60)
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+def ovms_data(sim: OvmsSimulator, **overrides: Any) -> dict[str, Any]:
+    """Entry data of an OVMS entry for the simulated account."""
+    return {
+        CONF_PROVIDER: "ovms",
+        CONF_SERVER_URL: sim.url,
+        "username": OVMS_USER,
+        "password": OVMS_PASSWORD,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def ovms_entry(ovms_sim: OvmsSimulator) -> MockConfigEntry:
+    """An OVMS entry (not yet added to hass)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"OVMS {OVMS_USER}",
+        unique_id=f"{ovms_sim.url.removeprefix('http://')}/{OVMS_USER}",
+        entry_id="01JOVMSENTRY0000000000000",
+        data=ovms_data(ovms_sim),
+        options={"excluded_vehicles": []},
+    )

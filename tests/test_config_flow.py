@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant import config_entries
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -26,7 +27,7 @@ async def _open_goe_form(hass: HomeAssistant, step: str) -> dict[str, Any]:
         DOMAIN, context={"source": config_entries.SOURCE_USER}
     )
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["goe"]
+    assert result["menu_options"] == ["goe", "ovms"]
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": "goe"}
     )
@@ -206,6 +207,8 @@ async def test_reconfigure_cloud(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert goe_entry.data["server_url"] == f"{goe_sim.cloud_url}/"
+    await hass.async_block_till_done()
+    assert goe_entry.state is ConfigEntryState.LOADED
 
 
 async def test_reconfigure_local(
@@ -219,6 +222,8 @@ async def test_reconfigure_local(
         result["flow_id"], {"host": goe_sim.local_host(SERIAL)}
     )
     assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert goe_local_entry.state is ConfigEntryState.LOADED
 
 
 async def test_options_flow(

@@ -61,6 +61,7 @@ def test_exception_and_issue_keys_exist(language: str) -> None:
     strings = _load(language)
     code = "\n".join(path.read_text() for path in COMPONENT.rglob("*.py"))
     raised = re.findall(r'translation_domain=DOMAIN,\s*translation_key="(\w+)"', code)
+    raised += re.findall(r'charge_control_error(?:: ClassVar\[str\])? = "(\w+)"', code)
     issues = re.findall(r'async_create_issue\([^)]*translation_key="(\w+)"', code)
     assert raised
     assert issues

@@ -27,6 +27,7 @@ from .services import async_setup_services
 
 PLATFORMS = [
     Platform.BINARY_SENSOR,
+    Platform.DEVICE_TRACKER,
     Platform.NUMBER,
     Platform.SELECT,
     Platform.SENSOR,
@@ -48,7 +49,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: EvCloudConfigEntry) -> b
         raise ConfigEntryError(
             translation_domain=DOMAIN, translation_key="unknown_provider"
         )
-    account = factory(hass, entry.data, entry.options)
+    account = factory(hass, entry)
     entry.runtime_data = EvCloudRuntimeData(account)
     entry.async_on_unload(account.async_unload)
     try:

@@ -15,7 +15,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import PROVIDER_GOE
+from .const import PROVIDER_GOE, PROVIDER_OVMS
 from .coordinator import EvCloudConfigEntry
 from .device import DeviceData
 from .entity import (
@@ -40,14 +40,14 @@ BINARY_SENSORS: tuple[EvCloudBinarySensorEntityDescription, ...] = (
     EvCloudBinarySensorEntityDescription(
         key="charging",
         translation_key="charging",
-        provider=PROVIDER_GOE,
+        provider=None,
         device_class=BinarySensorDeviceClass.BATTERY_CHARGING,
         value_fn=lambda data: data.state.charging,
     ),
     EvCloudBinarySensorEntityDescription(
         key="plugged_in",
         translation_key="plugged_in",
-        provider=PROVIDER_GOE,
+        provider=None,
         device_class=BinarySensorDeviceClass.PLUG,
         value_fn=lambda data: data.state.plugged_in,
     ),
@@ -60,10 +60,56 @@ BINARY_SENSORS: tuple[EvCloudBinarySensorEntityDescription, ...] = (
     EvCloudBinarySensorEntityDescription(
         key="online",
         translation_key="online",
-        provider=PROVIDER_GOE,
+        provider=None,
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda data: data.online,
+    ),
+)
+
+
+def _status_flag(
+    key: str, attribute: str, device_class: BinarySensorDeviceClass | None = None
+) -> EvCloudBinarySensorEntityDescription:
+    """A yes/no field of the OVMS status (doors/environment) record."""
+    return EvCloudBinarySensorEntityDescription(
+        key=key,
+        translation_key=key,
+        provider=PROVIDER_OVMS,
+        device_class=device_class,
+        value_fn=lambda data: getattr(data.state.status, attribute),
+    )
+
+
+BINARY_SENSORS += (
+    EvCloudBinarySensorEntityDescription(
+        key="locked",
+        translation_key="locked",
+        provider=PROVIDER_OVMS,
+        device_class=BinarySensorDeviceClass.LOCK,
+        # The lock device class is on when unlocked.
+        value_fn=lambda data: (
+            None if data.state.status.locked is None else not data.state.status.locked
+        ),
+    ),
+    _status_flag(
+        "front_left_door", "front_left_door_open", BinarySensorDeviceClass.DOOR
+    ),
+    _status_flag(
+        "front_right_door", "front_right_door_open", BinarySensorDeviceClass.DOOR
+    ),
+    _status_flag("trunk", "trunk_open", BinarySensorDeviceClass.OPENING),
+    _status_flag("bonnet", "bonnet_open", BinarySensorDeviceClass.OPENING),
+    _status_flag("charge_port", "charge_port_open", BinarySensorDeviceClass.OPENING),
+    _status_flag("car_on", "car_on", BinarySensorDeviceClass.RUNNING),
+    _status_flag("valet_mode", "valet_mode"),
+    EvCloudBinarySensorEntityDescription(
+        key="server_connection",
+        translation_key="server_connection",
+        provider=PROVIDER_OVMS,
+        device_class=BinarySensorDeviceClass.CONNECTIVITY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda data: data.state.car_online,
     ),
 )
 

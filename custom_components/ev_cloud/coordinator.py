@@ -89,9 +89,7 @@ def _remove_unlisted_devices(hass: HomeAssistant, entry: EvCloudConfigEntry) -> 
     current = {(DOMAIN, key) for key in entry.runtime_data.coordinators}
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
         if not device.identifiers & current:
-            registry.async_update_device(
-                device.id, remove_config_entry_id=entry.entry_id
-            )
+            registry.async_remove_device(device.id)
 
 
 class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):

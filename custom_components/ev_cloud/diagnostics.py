@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
-from homeassistant.const import CONF_HOST, CONF_TOKEN
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_TOKEN, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_SERIAL, CONF_SERVER_URL
@@ -14,6 +14,10 @@ from .coordinator import EvCloudConfigEntry
 
 TO_REDACT = {
     CONF_TOKEN,
+    CONF_PASSWORD,
+    CONF_USERNAME,
+    "latitude",
+    "longitude",
     CONF_SERIAL,
     CONF_HOST,
     CONF_SERVER_URL,

@@ -19,12 +19,12 @@ from .coordinator import EvCloudConfigEntry, EvCloudCoordinator, signal_device_a
 class EvCloudEntityDescription(EntityDescription):
     """Fields every EV Cloud description has.
 
-    `provider` says which devices get the entity; `supported_fn` drops it for a
-    device whose state lacks the concept (for example a charger without phase
-    switching).
+    `provider` says which devices get the entity (None: every provider);
+    `supported_fn` drops it for a device whose state lacks the concept (for
+    example a charger without phase switching).
     """
 
-    provider: str
+    provider: str | None
     supported_fn: Callable[[Any], bool] = lambda _state: True
 
 
@@ -68,13 +68,15 @@ def async_add_device_entities[DescriptionT: EvCloudEntityDescription](
             factory(coordinator, description)
             for coordinator in coordinators
             for description in descriptions
-            if description.provider == coordinator.device.provider
+            if description.provider in (None, coordinator.device.provider)
             and description.supported_fn(coordinator.data.state)
         )
 
+    @callback
+    def add_one(coordinator: EvCloudCoordinator[Any]) -> None:
+        add([coordinator])
+
     add(entry.runtime_data.coordinators.values())
     entry.async_on_unload(
-        async_dispatcher_connect(
-            hass, signal_device_added(entry), lambda coordinator: add([coordinator])
-        )
+        async_dispatcher_connect(hass, signal_device_added(entry), add_one)
     )

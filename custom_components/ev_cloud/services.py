@@ -99,7 +99,9 @@ def _coordinator_for(hass: HomeAssistant, device_id: str) -> EvCloudCoordinator[
     if coordinator is None or not coordinator.device.supports_charge_control:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
-            translation_key="charge_control_not_supported",
+            translation_key=coordinator.device.charge_control_error
+            if coordinator
+            else "charge_control_not_supported",
             translation_placeholders={"name": name},
         )
     return coordinator

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api.goe import ForceState, GoeStatus
-from .const import PROVIDER_GOE
+from .const import PROVIDER_GOE, PROVIDER_OVMS
 from .coordinator import EvCloudConfigEntry
 from .entity import (
     EvCloudEntity,
@@ -41,6 +42,15 @@ def _goe_charge_on(state: GoeStatus) -> bool | None:
 
 
 SWITCHES: tuple[EvCloudSwitchEntityDescription, ...] = (
+    EvCloudSwitchEntityDescription(
+        key="live_updates",
+        translation_key="live_updates",
+        provider=PROVIDER_OVMS,
+        entity_category=EntityCategory.CONFIG,
+        value_fn=lambda state: state.live_updates,
+        on_fn=lambda device, state: device.async_set_live_updates(state, True),
+        off_fn=lambda device, state: device.async_set_live_updates(state, False),
+    ),
     EvCloudSwitchEntityDescription(
         key="charge",
         translation_key="charge",

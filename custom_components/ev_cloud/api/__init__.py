@@ -8,8 +8,10 @@ from .errors import (
     DeviceOfflineError,
     EvCloudError,
     InvalidResponseError,
+    NotSupportedError,
     RateLimitedError,
     StaleDataError,
+    VehicleNotAvailableError,
 )
 from .limiter import RequestSpacer
 
@@ -21,7 +23,9 @@ __all__ = [
     "DeviceOfflineError",
     "EvCloudError",
     "InvalidResponseError",
+    "NotSupportedError",
     "RateLimitedError",
     "RequestSpacer",
     "StaleDataError",
+    "VehicleNotAvailableError",
 ]

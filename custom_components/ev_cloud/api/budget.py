@@ -32,6 +32,8 @@ class RequestBudget:
         self._tokens = float(burst)
         self._updated: float | None = None
         self._paused_until = 0.0
+        # How many devices poll through this budget; their polls share it.
+        self.consumers = 0
 
     def _refill(self) -> float:
         now = self._clock()
@@ -65,6 +67,6 @@ class RequestBudget:
         self._paused_until = max(self._paused_until, now + seconds)
         self._tokens = 0.0
 
-    def sustainable_interval(self, requests_per_poll: int) -> float:
-        """Seconds between polls so that polling never exhausts the budget."""
-        return requests_per_poll * 60 / self.per_minute
+    def sustainable_interval(self, requests_per_poll: float) -> float:
+        """Seconds between one device's polls so that all consumers fit the budget."""
+        return requests_per_poll * max(self.consumers, 1) * 60 / self.per_minute

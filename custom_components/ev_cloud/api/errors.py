@@ -54,3 +54,21 @@ class CloudApiDisabledError(EvCloudError):
 
 class CommandRejectedError(EvCloudError):
     """The service or the device refused a command (e.g. a value out of range)."""
+
+
+class VehicleNotAvailableError(EvCloudError):
+    """The service will not serve this vehicle's data; retrying does not help.
+
+    `reason` says why: "not_owned" (the vehicle is unknown or belongs to another
+    account) or "paranoid" (the car encrypts its data end to end, which the service's
+    API cannot read).
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        """Keep the machine-readable reason next to the message."""
+        super().__init__(message)
+        self.reason = reason
+
+
+class NotSupportedError(EvCloudError):
+    """The service does not implement this request (HTTP 501)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -66,11 +67,9 @@ class GoeAccount(EvCloudAccount):
         return [self.charger]
 
 
-def create_account(
-    hass: HomeAssistant, data: Mapping[str, Any], options: Mapping[str, Any]
-) -> GoeAccount:
+def create_account(hass: HomeAssistant, entry: ConfigEntry) -> GoeAccount:
     """The account of a go-e entry."""
-    return GoeAccount(hass, data)
+    return GoeAccount(hass, entry.data)
 
 
 class GoeCharger(EvCloudDevice[GoeStatus]):

@@ -1,0 +1,319 @@
+"""OVMS server accounts: every vehicle, polled within the server's request budget.
+
+Requests are economical: the status record is read every poll, the charge record
+only when the car sent a new one, the location while the car is on (else every few
+polls) and the tyres every tenth poll. While the car sends nothing new, the poll
+slows down; record ages decide whether what is shown is stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
+
+from ..api import EvCloudError
+from ..api.budget import RequestBudget
+from ..api.ovms import (
+    DEFAULT_SERVER_URL,
+    OvmsCharge,
+    OvmsClient,
+    OvmsLocation,
+    OvmsStatus,
+    OvmsTpms,
+    OvmsVehicle,
+    Units,
+)
+from ..const import (
+    CONF_EXCLUDED_VEHICLES,
+    CONF_LIVE_VEHICLES,
+    CONF_SERVER_URL,
+    DOMAIN,
+    LOGGER,
+    PROVIDER_OVMS,
+)
+from ..device import DeviceData, EvCloudAccount, EvCloudDevice, PollPolicy
+
+# The server's limiter (ApiHttp.pm): 120 at once, then 60 a minute, at most 240.
+BUDGET_BURST: Final = 120
+BUDGET_PER_MINUTE: Final = 60
+BUDGET_MAXIMUM: Final = 240
+# One budget per server host, shared by every entry that uses it.
+BUDGETS: HassKey[dict[str, RequestBudget]] = HassKey(f"{DOMAIN}_ovms_budgets")
+
+POLICY = PollPolicy(active=60, idle=300, min_active=30, min_idle=60)
+# Requests of an average poll: status always, charge, location and tyres often not.
+REQUESTS_PER_POLL: Final = 2.5
+LOCATION_EVERY: Final = 5  # polls, while the car is off
+TPMS_EVERY: Final = 10  # polls
+# Data is stale when its record is older than the poll interval plus this grace.
+STALE_GRACE: Final = 60
+VEHICLE_LIST_MAX_AGE: Final = timedelta(seconds=55)
+
+
+@dataclass(frozen=True, slots=True)
+class OvmsCarState:
+    """Everything known about one vehicle after a poll."""
+
+    vehicle_id: str
+    units: Units
+    car_online: bool | None  # the car's module is connected to the server
+    live_updates: bool
+    status: OvmsStatus
+    charge: OvmsCharge
+    location: OvmsLocation
+    tpms: OvmsTpms
+
+    @property
+    def charging(self) -> bool | None:
+        """True while the car charges."""
+        return _first(self.charge.charging, self.status.charging)
+
+    @property
+    def plugged_in(self) -> bool | None:
+        """True while a charge cable is connected."""
+        return _first(self.charge.plugged_in, self.status.plugged_in)
+
+    @property
+    def soc(self) -> float | None:
+        """Battery level in %."""
+        return _first(self.charge.soc, self.status.soc)
+
+
+def _first[T](*values: T | None) -> T | None:
+    return next((value for value in values if value is not None), None)
+
+
+def server_key(server_url: str) -> str:
+    """The host (and port) that identifies an OVMS server."""
+    return urlsplit(server_url).netloc.lower()
+
+
+def unique_id(server_url: str, username: str) -> str:
+    """An OVMS entry is unique per server and user."""
+    return f"{server_key(server_url)}/{username.lower()}"
+
+
+def client_from_data(
+    hass: HomeAssistant, data: Mapping[str, Any], budget: RequestBudget | None = None
+) -> OvmsClient:
+    """Build the client that entry data (or flow input) describes."""
+    return OvmsClient(
+        async_get_clientsession(hass),
+        data.get(CONF_SERVER_URL) or DEFAULT_SERVER_URL,
+        data[CONF_USERNAME],
+        data[CONF_PASSWORD],
+        budget=budget,
+    )
+
+
+def _budget(hass: HomeAssistant, server_url: str) -> RequestBudget:
+    budgets = hass.data.setdefault(BUDGETS, {})
+    key = server_key(server_url)
+    if key not in budgets:
+        budgets[key] = RequestBudget(
+            burst=BUDGET_BURST, per_minute=BUDGET_PER_MINUTE, maximum=BUDGET_MAXIMUM
+        )
+    return budgets[key]
+
+
+class OvmsAccount(EvCloudAccount):
+    """One user on one OVMS server, with its vehicles."""
+
+    device_list_interval = timedelta(minutes=10)
+
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+        """Set up the client of the entry's account."""
+        self.hass = hass
+        self.entry = entry
+        server_url = entry.data.get(CONF_SERVER_URL) or DEFAULT_SERVER_URL
+        self.budget = _budget(hass, server_url)
+        self.client = client_from_data(hass, entry.data, self.budget)
+        self.cars: dict[str, OvmsCar] = {}
+        self._vehicles: list[OvmsVehicle] = []
+        self._vehicles_time: float | None = None
+
+    async def async_setup(self) -> None:
+        """Log in."""
+        await self.client.async_login()
+
+    async def async_vehicles(self) -> list[OvmsVehicle]:
+        """The account's vehicles, read at most once a minute for all of them."""
+        now = dt_util.utcnow().timestamp()
+        if (
+            self._vehicles_time is None
+            or now - self._vehicles_time >= VEHICLE_LIST_MAX_AGE.total_seconds()
+        ):
+            self._vehicles = await self.client.async_get_vehicles()
+            self._vehicles_time = now
+        return self._vehicles
+
+    async def async_list_devices(self) -> list[EvCloudDevice[Any]]:
+        """The vehicles the user did not exclude."""
+        self._vehicles_time = None  # a listing always asks the server
+        excluded = set(self.entry.options.get(CONF_EXCLUDED_VEHICLES, []))
+        listed = [
+            vehicle.vehicle_id
+            for vehicle in await self.async_vehicles()
+            if vehicle.vehicle_id not in excluded
+        ]
+        for vehicle_id in set(self.cars) - set(listed):
+            self.cars.pop(vehicle_id).release()
+        for vehicle_id in listed:
+            if vehicle_id not in self.cars:
+                self.cars[vehicle_id] = OvmsCar(self, vehicle_id)
+        return [self.cars[vehicle_id] for vehicle_id in listed]
+
+    def is_live(self, vehicle_id: str) -> bool:
+        """True when the user switched live updates on for the vehicle."""
+        return vehicle_id in self.entry.options.get(CONF_LIVE_VEHICLES, [])
+
+    def set_live(self, vehicle_id: str, live: bool) -> None:
+        """Remember the live-updates choice in the entry's options."""
+        live_ids = set(self.entry.options.get(CONF_LIVE_VEHICLES, []))
+        live_ids = live_ids | {vehicle_id} if live else live_ids - {vehicle_id}
+        self.hass.config_entries.async_update_entry(
+            self.entry,
+            options={**self.entry.options, CONF_LIVE_VEHICLES: sorted(live_ids)},
+        )
+
+    async def async_unload(self) -> None:
+        """Disconnect live vehicles and log out; errors do not matter any more."""
+        for car in list(self.cars.values()):
+            car.release()
+        self.cars.clear()
+        try:
+            for vehicle_id in self.entry.options.get(CONF_LIVE_VEHICLES, []):
+                await self.client.async_disconnect_vehicle(vehicle_id)
+            await self.client.async_logout()
+        except EvCloudError as err:
+            LOGGER.debug("Logging out of OVMS failed: %s", err)
+
+
+class OvmsCar(EvCloudDevice[OvmsCarState]):
+    """One vehicle of an OVMS account."""
+
+    provider = PROVIDER_OVMS
+    poll_policy = POLICY
+    charge_control_error = "ovms_commands_not_supported"
+
+    def __init__(self, account: OvmsAccount, vehicle_id: str) -> None:
+        """Poll `vehicle_id` through `account`."""
+        super().__init__(vehicle_id)
+        self.account = account
+        self._last: OvmsCarState | None = None
+        self._polls = 0
+        self._interval = float(POLICY.idle)
+        self._connected_login: int | None = None
+        account.budget.consumers += 1
+
+    def release(self) -> None:
+        """The vehicle left the account (or the entry unloads)."""
+        self.account.budget.consumers -= 1
+
+    async def async_fetch(self) -> DeviceData[OvmsCarState]:
+        """Read the records that may have changed since the last poll."""
+        client = self.account.client
+        vehicle_id = self.device_id
+        live = self.account.is_live(vehicle_id)
+        vehicles = {v.vehicle_id: v for v in await self.account.async_vehicles()}
+        status = await client.async_get_status(vehicle_id)
+        last = self._last
+        if (
+            last is not None
+            and last.charge.received
+            and status.s_time.msg_time == last.charge.s_time.msg_time
+        ):
+            charge = last.charge  # the same S record: nothing new to read
+        else:
+            charge = await client.async_get_charge(vehicle_id)
+        if last is None or status.car_on or self._polls % LOCATION_EVERY == 0:
+            location = await client.async_get_location(vehicle_id)
+        else:
+            location = last.location
+        if last is None or self._polls % TPMS_EVERY == 0:
+            tpms = await client.async_get_tpms(vehicle_id)
+        else:
+            tpms = last.tpms
+        self._polls += 1
+        if live and self._connected_login != client.login_count:
+            # A new login (the session expired) disconnected the car: connect again.
+            await client.async_connect_vehicle(vehicle_id)
+            self._connected_login = client.login_count
+        vehicle = vehicles.get(vehicle_id)
+        state = OvmsCarState(
+            vehicle_id=vehicle_id,
+            units=status.units or charge.units or "K",
+            car_online=vehicle.car_online if vehicle else None,
+            live_updates=live,
+            status=status,
+            charge=charge,
+            location=location,
+            tpms=tpms,
+        )
+        self._last = state
+        age = status.s_time.msg_age
+        online = age is not None and age <= self._interval + STALE_GRACE
+        return DeviceData(state=state, online=online, data_time=status.s_time.msg_time)
+
+    def next_interval(
+        self, data: DeviceData[OvmsCarState], options: Mapping[str, Any]
+    ) -> timedelta:
+        """The usual interval, longer while the car sends nothing new, within budget.
+
+        A car that has not sent its status for a while is asked again after half
+        that silence (up to the maximum): it notices a car that wakes up soon
+        enough without polling a parked one every minute.
+        """
+        seconds = super().next_interval(data, options).total_seconds()
+        silence = data.state.status.s_time.msg_age
+        if silence is not None and silence > seconds:
+            seconds = max(seconds, min(silence / 2, float(POLICY.maximum)))
+        floor = self.account.budget.sustainable_interval(REQUESTS_PER_POLL)
+        self._interval = max(seconds, floor)
+        return timedelta(seconds=self._interval)
+
+    def is_active(self, state: OvmsCarState) -> bool:
+        """Poll faster while the car is on or charging."""
+        return bool(state.status.car_on or state.charging)
+
+    async def async_set_live_updates(self, state: OvmsCarState, live: bool) -> None:
+        """Connect the API session to the car (or disconnect it)."""
+        client = self.account.client
+        if live:
+            await client.async_connect_vehicle(self.device_id)
+            self._connected_login = client.login_count
+        else:
+            await client.async_disconnect_vehicle(self.device_id)
+            self._connected_login = None
+        self.account.set_live(self.device_id, live)
+
+    def device_info(self, state: OvmsCarState) -> DeviceInfo:
+        """One vehicle of the OVMS server."""
+        return DeviceInfo(
+            identifiers={(DOMAIN, self.key)},
+            manufacturer="Open Vehicle Monitoring System",
+            model="OVMS vehicle",
+            name=f"OVMS {self.device_id}",
+            configuration_url=None,
+        )
+
+
+def create_account(hass: HomeAssistant, entry: ConfigEntry) -> OvmsAccount:
+    """The account of an OVMS entry."""
+    return OvmsAccount(hass, entry)
+
+
+def poll_policy(data: Mapping[str, Any]) -> PollPolicy:
+    """OVMS poll intervals."""
+    return POLICY

@@ -1,0 +1,426 @@
+"""OVMS accounts in Home Assistant, against the OVMS server simulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import json
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant import config_entries
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    SERVICE_TURN_OFF,
+    SERVICE_TURN_ON,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNAVAILABLE,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.json import JSONEncoder
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
+from tests.conftest import (
+    OVMS_PASSWORD,
+    OVMS_TOKEN,
+    OVMS_USER,
+    ovms_data,
+    setup_entry,
+)
+from tests.simulators.ovms import OvmsFault, OvmsSimulator, SimVehicle
+from tests.test_entities import _registry_and_states
+
+DEMO_BATTERY = "sensor.ovms_demo_battery"
+DEMO_ONLINE = "binary_sensor.ovms_demo_online"
+DEMO_LIVE = "switch.ovms_demo_live_updates"
+
+
+async def _tick(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    sim: OvmsSimulator,
+    seconds: float,
+) -> None:
+    """Let `seconds` pass for Home Assistant and the server alike."""
+    sim.advance(seconds)
+    freezer.tick(timedelta(seconds=seconds))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def _logins(sim: OvmsSimulator) -> int:
+    return sum(
+        1 for method, path in sim.requests if path == "/api/cookie" and method == "GET"
+    )
+
+
+# --- config flow -----------------------------------------------------------------
+
+
+async def _open_ovms_form(hass: HomeAssistant) -> dict[str, Any]:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "ovms"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "ovms"
+    return result
+
+
+def _login_input(sim: OvmsSimulator, **overrides: Any) -> dict[str, Any]:
+    return {
+        "server_url": f"{sim.url}/",
+        "username": OVMS_USER,
+        "password": OVMS_PASSWORD,
+        **overrides,
+    }
+
+
+async def test_flow_adds_chosen_vehicles(
+    hass: HomeAssistant, ovms_sim: OvmsSimulator
+) -> None:
+    """Log in, choose vehicles; the others are remembered as excluded."""
+    form = await _open_ovms_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _login_input(ovms_sim)
+    )
+    assert result["step_id"] == "ovms_vehicles"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"vehicles": []}
+    )
+    assert result["errors"] == {"base": "no_vehicle_selected"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"vehicles": ["DEMO"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"OVMS {OVMS_USER}"
+    assert result["data"] == ovms_data(ovms_sim)
+    assert result["options"] == {"excluded_vehicles": ["ROADSTER"]}
+    entry = result["result"]
+    assert entry.unique_id == f"{ovms_sim.url.removeprefix('http://')}/demo"
+    await hass.async_block_till_done()
+    assert hass.states.get(DEMO_BATTERY) is not None
+    assert hass.states.get("sensor.ovms_roadster_battery") is None
+    # The flow's own session was closed again.
+    assert ("DELETE", "/api/cookie") in ovms_sim.requests
+
+
+@pytest.mark.parametrize(
+    ("user_input", "fault", "errors"),
+    [
+        ({"server_url": "ovms.example"}, OvmsFault.NONE, {"server_url": "invalid_url"}),
+        ({"password": "wrong"}, OvmsFault.NONE, {"base": "invalid_auth"}),
+        ({}, OvmsFault.SERVER_ERROR, {"base": "cannot_connect"}),
+        ({}, OvmsFault.MALFORMED, {"base": "cannot_connect"}),
+    ],
+)
+async def test_flow_errors_recover(
+    hass: HomeAssistant,
+    ovms_sim: OvmsSimulator,
+    user_input: dict[str, Any],
+    fault: OvmsFault,
+    errors: dict[str, str],
+) -> None:
+    """Each problem is shown on the form; fixing it continues the flow."""
+    form = await _open_ovms_form(hass)
+    ovms_sim.fault = fault
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _login_input(ovms_sim, **user_input)
+    )
+    assert result["errors"] == errors
+    ovms_sim.fault = OvmsFault.NONE
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _login_input(ovms_sim, password=OVMS_TOKEN)
+    )
+    assert result["step_id"] == "ovms_vehicles"
+
+
+async def test_flow_account_without_vehicles(
+    hass: HomeAssistant, ovms_sim: OvmsSimulator
+) -> None:
+    """An account with no vehicle cannot be added."""
+    ovms_sim.add_user("empty", "empty-password")
+    form = await _open_ovms_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"],
+        _login_input(ovms_sim, username="empty", password="empty-password"),
+    )
+    assert result["errors"] == {"base": "no_vehicles"}
+
+
+async def test_flow_rate_limited(hass: HomeAssistant, ovms_sim: OvmsSimulator) -> None:
+    """A server that refuses with 429 gets its own message."""
+    ovms_sim.burst = 0
+    ovms_sim.rate_limits.clear()
+    form = await _open_ovms_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _login_input(ovms_sim)
+    )
+    assert result["errors"] == {"base": "rate_limited"}
+
+
+async def test_flow_already_configured(
+    hass: HomeAssistant, ovms_sim: OvmsSimulator, ovms_entry: MockConfigEntry
+) -> None:
+    """The same user on the same server cannot be added twice."""
+    ovms_entry.add_to_hass(hass)
+    form = await _open_ovms_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _login_input(ovms_sim)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reauth_and_reconfigure(
+    hass: HomeAssistant, ovms_sim: OvmsSimulator, ovms_entry: MockConfigEntry
+) -> None:
+    """A new password (or token) is checked; reconfigure keeps the account."""
+    ovms_entry.add_to_hass(hass)
+    result = await ovms_entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"password": "wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"password": OVMS_TOKEN}
+    )
+    assert result["reason"] == "reauth_successful"
+    assert ovms_entry.data["password"] == OVMS_TOKEN
+
+    ovms_sim.add_user("other", "other-password")
+    ovms_sim.add_vehicle(SimVehicle(vehicle_id="OTHER", owner="other"))
+    result = await ovms_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "ovms"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        _login_input(ovms_sim, username="other", password="other-password"),
+    )
+    assert result["reason"] == "wrong_device"
+    result = await ovms_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _login_input(ovms_sim)
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert ovms_entry.data["password"] == OVMS_PASSWORD
+
+
+async def test_options_choose_vehicles(
+    hass: HomeAssistant, ovms_entry: MockConfigEntry
+) -> None:
+    """The options list the account's vehicles; unticked ones disappear."""
+    await setup_entry(hass, ovms_entry)
+    result = await hass.config_entries.options.async_init(ovms_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {"active_interval": 60, "idle_interval": 600, "vehicles": ["ROADSTER"]},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert ovms_entry.options["excluded_vehicles"] == ["DEMO"]
+    await hass.async_block_till_done()
+    assert hass.states.get(DEMO_BATTERY) is None
+    assert hass.states.get("sensor.ovms_roadster_battery") is not None
+
+
+# --- entities and polling ---------------------------------------------------------
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_entities(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Every entity of both vehicles (km and miles), registry entry and state."""
+    await setup_entry(hass, ovms_entry)
+    assert ovms_entry.state is ConfigEntryState.LOADED
+    assert _registry_and_states(hass, entity_registry, ovms_entry.entry_id) == snapshot
+
+
+async def test_session_expiry_logs_in_again(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """An expired session costs one new login, and no entity goes unavailable."""
+    await setup_entry(hass, ovms_entry)
+    assert _logins(ovms_sim) == 1
+    ovms_sim.expire_sessions()
+    await _tick(hass, freezer, ovms_sim, 60)
+    assert _logins(ovms_sim) == 2
+    assert hass.states.get(DEMO_BATTERY).state != STATE_UNAVAILABLE
+
+
+async def test_silent_car_is_stale_and_polled_less(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Old records keep their values, turn Online off, and slow the polling."""
+    await setup_entry(hass, ovms_entry)
+    coordinator = ovms_entry.runtime_data.coordinators["ovms_DEMO"]
+    battery = hass.states.get(DEMO_BATTERY).state
+    assert hass.states.get(DEMO_ONLINE).state == STATE_ON
+    ovms_sim.vehicle("DEMO").set_silent(True)
+    intervals = []
+    for _ in range(4):
+        await _tick(
+            hass, freezer, ovms_sim, coordinator.update_interval.total_seconds()
+        )
+        intervals.append(coordinator.update_interval.total_seconds())
+    assert hass.states.get(DEMO_ONLINE).state == STATE_OFF
+    assert hass.states.get(DEMO_BATTERY).state == battery
+    assert intervals == sorted(intervals)
+    assert intervals[-1] > intervals[0]
+    # The charge record did not change, so it was not asked for again.
+    charge_reads = [path for _, path in ovms_sim.requests if path == "/api/charge/DEMO"]
+    assert len(charge_reads) <= 2
+
+    ovms_sim.vehicle("DEMO").set_silent(False)
+    await _tick(hass, freezer, ovms_sim, coordinator.update_interval.seconds)
+    assert hass.states.get(DEMO_ONLINE).state == STATE_ON
+
+
+async def test_rate_limit_pauses_the_whole_server(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A 429 makes every vehicle on that server wait instead of retrying at once."""
+    await setup_entry(hass, ovms_entry)
+    ovms_sim.burst = 0
+    ovms_sim.per_minute = 0
+    ovms_sim.rate_limits.clear()
+    requests = len(ovms_sim.requests)
+    await _tick(hass, freezer, ovms_sim, 300)
+    assert hass.states.get(DEMO_BATTERY).state == STATE_UNAVAILABLE
+    # The two vehicles polled at once; their refused requests paused the server.
+    refused = len(ovms_sim.requests) - requests
+    assert 1 <= refused <= 2
+    await _tick(hass, freezer, ovms_sim, 30)
+    assert len(ovms_sim.requests) - requests == refused
+
+
+async def test_vehicles_come_and_go(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """A vehicle added to the account appears; a removed one disappears."""
+    await setup_entry(hass, ovms_entry)
+    ovms_sim.add_vehicle(SimVehicle(vehicle_id="NEW1", owner=OVMS_USER))
+    ovms_sim.remove_vehicle("ROADSTER")
+    await _tick(hass, freezer, ovms_sim, 600)
+    assert hass.states.get("sensor.ovms_new1_battery") is not None
+    names = {
+        device.name
+        for device in dr.async_entries_for_config_entry(
+            device_registry, ovms_entry.entry_id
+        )
+    }
+    assert names == {"OVMS DEMO", "OVMS NEW1"}
+    assert hass.states.get("sensor.ovms_roadster_battery") is None
+
+
+async def test_live_updates(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Live updates connect the car, survive a new login and end with the entry."""
+    await setup_entry(hass, ovms_entry)
+    assert hass.states.get(DEMO_LIVE).state == STATE_OFF
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: DEMO_LIVE}, blocking=True
+    )
+    await hass.async_block_till_done()
+    assert ovms_sim.app_count("DEMO") == 1
+    assert ovms_entry.options["live_vehicles"] == ["DEMO"]
+    assert hass.states.get(DEMO_LIVE).state == STATE_ON
+
+    ovms_sim.expire_sessions()  # disconnects the car
+    assert ovms_sim.app_count("DEMO") == 0
+    coordinator = ovms_entry.runtime_data.coordinators["ovms_DEMO"]
+    await _tick(hass, freezer, ovms_sim, coordinator.update_interval.seconds)
+    assert ovms_sim.app_count("DEMO") == 1
+
+    await hass.config_entries.async_unload(ovms_entry.entry_id)
+    assert ovms_sim.app_count("DEMO") == 0
+    assert not ovms_sim.sessions
+
+    await hass.config_entries.async_setup(ovms_entry.entry_id)
+    await hass.async_block_till_done()
+    assert ovms_sim.app_count("DEMO") == 1  # remembered across a reload
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: DEMO_LIVE}, blocking=True
+    )
+    assert ovms_sim.app_count("DEMO") == 0
+    assert ovms_entry.options["live_vehicles"] == []
+
+
+async def test_charge_actions_explain_missing_commands(
+    hass: HomeAssistant, ovms_entry: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    """OVMS cannot start or stop charging over HTTP; the action says so."""
+    await setup_entry(hass, ovms_entry)
+    device = next(
+        device
+        for device in dr.async_entries_for_config_entry(
+            device_registry, ovms_entry.entry_id
+        )
+        if device.name == "OVMS DEMO"
+    )
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "start_charging", {"device_id": device.id}, blocking=True
+        )
+    assert caught.value.translation_key == "ovms_commands_not_supported"
+
+
+async def test_wrong_password_starts_reauth(
+    hass: HomeAssistant, ovms_entry: MockConfigEntry, ovms_sim: OvmsSimulator
+) -> None:
+    """A changed password stops the entry and asks for the new one."""
+    ovms_sim.users[OVMS_USER].password = "changed"
+    ovms_sim.users[OVMS_USER].tokens.clear()
+    await setup_entry(hass, ovms_entry)
+    assert ovms_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+
+
+async def test_diagnostics_hide_credentials_and_position(
+    hass: HomeAssistant, ovms_entry: MockConfigEntry
+) -> None:
+    """No password, user name or coordinates in the diagnostics.
+
+    Called directly: the frozen clock of the OVMS fixture would make the test
+    client's access token look expired to the HTTP view.
+    """
+    await setup_entry(hass, ovms_entry)
+    result = await async_get_config_entry_diagnostics(hass, ovms_entry)
+    dumped = json.dumps(result, cls=JSONEncoder)
+    for secret in (OVMS_PASSWORD, OVMS_USER, "51.477928", "-0.001545"):
+        assert secret not in dumped
+    assert len(result["devices"]) == 2
