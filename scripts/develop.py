@@ -156,8 +156,8 @@ class DevProvider:
     needs: tuple[str, ...]  # keys the simulator prints that the entry is made from
     identifier: str  # key whose value finds an existing entry (e.g. the serial)
     menu_path: tuple[str, ...]  # next_step_id chosen in each menu after step "user"
-    form_step: str  # the credentials form reached through the menus
-    user_input: Callable[[dict[str, str]], dict[str, Any]]  # what the user types
+    # The forms reached through the menus, in order: (step_id, what the user types).
+    forms: tuple[tuple[str, Callable[[dict[str, str]], dict[str, Any]]], ...]
 
 
 PROVIDERS: tuple[DevProvider, ...] = (
@@ -167,14 +167,36 @@ PROVIDERS: tuple[DevProvider, ...] = (
         needs=("cloud_url", "serial", "token"),
         identifier="serial",
         menu_path=("goe", "goe_cloud"),
-        form_step="goe_cloud",
-        user_input=lambda sim: {
-            "serial": sim["serial"],
-            "token": sim["token"],
-            "advanced": {"server_url": sim["cloud_url"]},  # a collapsed form section
-        },
+        forms=(
+            (
+                "goe_cloud",
+                lambda sim: {
+                    "serial": sim["serial"],
+                    "token": sim["token"],
+                    # a collapsed form section
+                    "advanced": {"server_url": sim["cloud_url"]},
+                },
+            ),
+        ),
     ),
-    # Next providers: one DevProvider each, e.g. simulator="ovms", menu_path=("ovms",).
+    DevProvider(
+        simulator="ovms",
+        label="OVMS",
+        needs=("server_url", "username", "password", "vehicles"),
+        identifier="username",
+        menu_path=("ovms",),
+        forms=(
+            (
+                "ovms",
+                lambda sim: {
+                    "server_url": sim["server_url"],
+                    "username": sim["username"],
+                    "password": sim["password"],
+                },
+            ),
+            ("ovms_vehicles", lambda sim: {"vehicles": sim["vehicles"].split(",")}),
+        ),
+    ),
 )
 
 
@@ -729,8 +751,9 @@ def run_config_flow(
         for choice in provider.menu_path:
             expect_step(step, "menu", choice_in=choice)
             step = api.post_ok(f"{base}/{flow_id}", {"next_step_id": choice})
-        expect_step(step, "form", step_id=provider.form_step)
-        step = api.post_ok(f"{base}/{flow_id}", provider.user_input(sim))
+        for step_id, user_input in provider.forms:
+            expect_step(step, "form", step_id=step_id)
+            step = api.post_ok(f"{base}/{flow_id}", user_input(sim))
         expect_step(step, "create_entry")
     except DevError:
         # Leave no half-finished flow behind in HA's UI.
