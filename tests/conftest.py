@@ -142,7 +142,7 @@ async def ovms_sim(
 ) -> AsyncIterator[OvmsSimulator]:
     """An OVMS server with one account and two cars.
 
-    DEMO (km) charges, ROADSTER (miles) is parked. The clock is frozen first, so
+    DEMO (km) charges, ROADSTER (miles, older "W" tyre record) is parked. The clock is frozen first, so
     record times are fixed.
     """
     # Later than any real clock here: tokens made before the freeze stay valid.
@@ -152,7 +152,9 @@ async def ovms_sim(
     demo = simulator.add_vehicle(SimVehicle(vehicle_id="DEMO", owner=OVMS_USER))
     demo.plug_in()
     demo.start_charging()
-    simulator.add_vehicle(SimVehicle(vehicle_id="ROADSTER", owner=OVMS_USER, units="M"))
+    simulator.add_vehicle(
+        SimVehicle(vehicle_id="ROADSTER", owner=OVMS_USER, units="M", tpms_format="W")
+    )
     simulator.advance(60)
     await simulator.start()
     try:

@@ -181,6 +181,8 @@ async def test_reauth(
     assert result["reason"] == "reauth_successful"
     assert goe_entry.data["token"] == TOKEN
     assert goe_entry.data["server_url"] == goe_sim.cloud_url
+    await hass.async_block_till_done()
+    assert goe_entry.state is ConfigEntryState.LOADED
 
 
 async def test_reconfigure_cloud(

@@ -217,6 +217,8 @@ async def test_reauth_and_reconfigure(
     )
     assert result["reason"] == "reconfigure_successful"
     assert ovms_entry.data["password"] == OVMS_PASSWORD
+    await hass.async_block_till_done()
+    assert ovms_entry.state is ConfigEntryState.LOADED
 
 
 async def test_options_choose_vehicles(
