@@ -142,8 +142,8 @@ async def ovms_sim(
 ) -> AsyncIterator[OvmsSimulator]:
     """An OVMS server with one account and two cars.
 
-    DEMO (km) charges, ROADSTER (miles, older "W" tyre record) is parked. The clock is frozen first, so
-    record times are fixed.
+    DEMO (km) charges, ROADSTER (miles, older "W" tyre record) is parked. The
+    clock is frozen first, so record times are fixed.
     """
     # Later than any real clock here: tokens made before the freeze stay valid.
     freezer.move_to("2027-01-01T12:00:00+00:00")

@@ -426,3 +426,37 @@ async def test_diagnostics_hide_credentials_and_position(
     for secret in (OVMS_PASSWORD, OVMS_USER, "51.477928", "-0.001545"):
         assert secret not in dumped
     assert len(result["devices"]) == 2
+
+
+async def test_server_down_at_setup_retries(
+    hass: HomeAssistant, ovms_entry: MockConfigEntry, ovms_sim: OvmsSimulator
+) -> None:
+    """A server error while logging in or listing: setup is retried later."""
+    ovms_sim.fault = OvmsFault.SERVER_ERROR
+    await setup_entry(hass, ovms_entry)
+    assert ovms_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_vehicle_list_failures_keep_the_vehicles(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A failed listing changes nothing; an unreadable new vehicle waits.
+
+    A paranoid (end-to-end encrypted) vehicle is listed but its records cannot be
+    read, so it gets no entities until it can be.
+    """
+    await setup_entry(hass, ovms_entry)
+    ovms_sim.add_vehicle(
+        SimVehicle(vehicle_id="SECRET", owner=OVMS_USER, paranoid=True)
+    )
+    ovms_sim.fault = OvmsFault.SERVER_ERROR
+    await _tick(hass, freezer, ovms_sim, 600)
+    ovms_sim.fault = OvmsFault.NONE
+    assert set(ovms_entry.runtime_data.coordinators) == {"ovms_DEMO", "ovms_ROADSTER"}
+    await _tick(hass, freezer, ovms_sim, 600)
+    assert set(ovms_entry.runtime_data.coordinators) == {"ovms_DEMO", "ovms_ROADSTER"}
+    assert hass.states.get("sensor.ovms_secret_battery") is None
+    assert hass.states.get(DEMO_BATTERY).state != STATE_UNAVAILABLE
