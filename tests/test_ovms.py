@@ -460,3 +460,15 @@ async def test_vehicle_list_failures_keep_the_vehicles(
     assert set(ovms_entry.runtime_data.coordinators) == {"ovms_DEMO", "ovms_ROADSTER"}
     assert hass.states.get("sensor.ovms_secret_battery") is None
     assert hass.states.get(DEMO_BATTERY).state != STATE_UNAVAILABLE
+
+
+async def test_unreadable_vehicle_does_not_block_the_account(
+    hass: HomeAssistant, ovms_entry: MockConfigEntry, ovms_sim: OvmsSimulator
+) -> None:
+    """A paranoid vehicle at setup is left out; the others load."""
+    ovms_sim.add_vehicle(
+        SimVehicle(vehicle_id="SECRET", owner=OVMS_USER, paranoid=True)
+    )
+    await setup_entry(hass, ovms_entry)
+    assert ovms_entry.state is ConfigEntryState.LOADED
+    assert set(ovms_entry.runtime_data.coordinators) == {"ovms_DEMO", "ovms_ROADSTER"}

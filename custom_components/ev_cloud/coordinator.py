@@ -9,7 +9,11 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+)
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
@@ -49,8 +53,9 @@ async def async_sync_devices(
 ) -> None:
     """Give every device the account lists a coordinator, and drop the others.
 
-    At setup (`initial`) failures propagate so that setup retries; later a failed
-    listing keeps the devices as they are until the next attempt.
+    At setup (`initial`) a failed listing, or devices none of which can be read,
+    propagate so that setup retries; later a failed listing keeps the devices as
+    they are, and a device that cannot be read waits for the next listing.
     """
     runtime = entry.runtime_data
     try:
@@ -61,22 +66,38 @@ async def async_sync_devices(
         LOGGER.debug("Listing the devices of %s failed: %s", entry.title, err)
         return
     listed = {device.key: device for device in devices}
+    failures: list[ConfigEntryNotReady] = []
     for key, device in listed.items():
         if key in runtime.coordinators:
             continue
-        coordinator = EvCloudCoordinator(hass, entry, device)
-        if initial:
-            await coordinator.async_config_entry_first_refresh()
-        else:
-            await coordinator.async_refresh()
-            if not coordinator.last_update_success:
-                # Entities need a first reading; try again at the next listing.
-                await coordinator.async_shutdown()
+        if not initial:
+            try:
+                # A quiet first read: an unreadable new device would otherwise
+                # log an error at every listing.
+                await device.async_fetch()
+            except EvCloudError as err:
+                LOGGER.debug("%s: %s cannot be read yet: %s", entry.title, key, err)
                 continue
+        coordinator = EvCloudCoordinator(hass, entry, device)
+        try:
+            if initial:
+                # Raises ConfigEntryNotReady, or ConfigEntryAuthFailed (propagated).
+                await coordinator.async_config_entry_first_refresh()
+            else:
+                await coordinator.async_refresh()
+        except ConfigEntryNotReady as err:
+            # One unreadable vehicle must not keep the others of the account
+            # away; it is tried again at the next listing.
+            LOGGER.info("%s: %s cannot be read yet: %s", entry.title, key, err)
+            failures.append(err)
+            await coordinator.async_shutdown()
+            continue
         runtime.coordinators[key] = coordinator
         if not initial:
             LOGGER.info("%s: new device %s", entry.title, key)
             async_dispatcher_send(hass, signal_device_added(entry), coordinator)
+    if failures and not runtime.coordinators:
+        raise failures[0]
     for key in set(runtime.coordinators) - set(listed):
         LOGGER.info("%s: device %s is gone", entry.title, key)
         await runtime.coordinators.pop(key).async_shutdown()
