@@ -69,6 +69,17 @@ def test_exception_and_issue_keys_exist(language: str) -> None:
     assert set(issues) <= set(strings["issues"])
 
 
+# Placeholders the code fills in; any other {word} breaks the frontend's formatter.
+KNOWN_PLACEHOLDERS = {"{name}", "{error}", "{phase}", "{device_id}"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_only_known_placeholders(language: str) -> None:
+    """Braces are placeholders to the frontend: only those the code fills in."""
+    for key, text in _leaves(_load(language)).items():
+        assert set(re.findall(r"{\w+}", text)) <= KNOWN_PLACEHOLDERS, key
+
+
 def test_languages_have_the_same_keys_and_placeholders() -> None:
     """German has exactly the English keys, with the same placeholders."""
     english, german = _leaves(_load("en")), _leaves(_load("de"))

@@ -355,9 +355,9 @@ class GoeClient:
         server_url: str | None = None,
         **kwargs: Any,
     ) -> GoeClient:
-        """Client for the cloud API; `server_url` may contain `{serial}`."""
-        template = server_url or CLOUD_URL_TEMPLATE
-        return cls(session, template.format(serial=serial), token=token, **kwargs)
+        """Client for the cloud API; `server_url` replaces the charger's address."""
+        base_url = server_url or CLOUD_URL_TEMPLATE.format(serial=serial)
+        return cls(session, base_url, token=token, **kwargs)
 
     @classmethod
     def local(
