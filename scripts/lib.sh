@@ -61,8 +61,27 @@ ensure_ha_venv() {  # creates/reuses $HA_VENV with the newest homeassistant from
     2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
   "$HA_VENV/bin/python" -c 'import homeassistant' \
     || die "homeassistant was installed into $HA_VENV but does not import"
+  install_compiled_ha_requirements "$py"
   log "Installed Home Assistant $("$HA_VENV/bin/python" -c \
     'from homeassistant.const import __version__; print(__version__)') in $((SECONDS - start)) s"
+}
+
+install_compiled_ha_requirements() {  # PYTHON -> default_config's source-only packages
+  # default_config's voice pipeline needs packages without Python 3.14 wheels
+  # (pymicro-vad, pyspeex-noise). Home Assistant would try to build them at every
+  # start and fail without the interpreter's headers, which leaves the frontend
+  # waiting forever; build them once here, at the versions this release pins.
+  local py=$1 requirements
+  requirements="$("$HA_VENV/bin/python" -c '
+import json, pathlib, homeassistant.components as c
+manifest = pathlib.Path(c.__path__[0], "assist_pipeline", "manifest.json")
+print(" ".join(json.loads(manifest.read_text()).get("requirements", [])))')"
+  [[ -n "$requirements" ]] || return 0
+  ensure_python_headers "$py"
+  log "Building $requirements for Home Assistant's voice pipeline"
+  # shellcheck disable=SC2086  # a list of requirement specifiers
+  CFLAGS="$(header_cflags "$py")" "$HA_VENV/bin/python" -m pip install --quiet --progress-bar off $requirements \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 }
 
 ensure_test_venv() {  # ensure_test_venv VENV REQUIREMENTS -> VENV with REQUIREMENTS installed
@@ -80,13 +99,18 @@ ensure_test_venv() {  # ensure_test_venv VENV REQUIREMENTS -> VENV with REQUIREM
   "$venv/bin/python" -m pip install --quiet --upgrade pip \
     2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
   # Some pinned dependencies of older releases (lru-dict) have no Python 3.14
-  # wheel and compile; -idirafter finds the interpreter's multiarch pyconfig.h
-  # without shadowing the system's C headers.
-  CFLAGS="${CFLAGS:-} -idirafter $(dirname "$("$py" -c \
-    'import sysconfig; print(sysconfig.get_paths()["include"])')")" \
-    "$venv/bin/python" -m pip install --quiet --progress-bar off -r "$requirements" \
+  # wheel and compile.
+  CFLAGS="$(header_cflags "$py")" "$venv/bin/python" -m pip install --quiet --progress-bar off -r "$requirements" \
     2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
   printf '%s\n' "$wanted" >"$stamp"
+}
+
+header_cflags() {  # header_cflags PYTHON -> CFLAGS that find all of its headers
+  # -idirafter finds the interpreter's multiarch pyconfig.h (which Python.h
+  # includes by a path relative to its include root) without shadowing the
+  # system's own C headers.
+  printf '%s -idirafter %s\n' "${CFLAGS:-}" "$(dirname "$("$1" -c \
+    'import sysconfig; print(sysconfig.get_paths()["include"])')")"
 }
 
 ensure_python_headers() {  # ensure_python_headers PYTHON -> Python.h exists, or advice

@@ -357,23 +357,31 @@ async def test_start_stop_actions_are_idempotent(
     hass: HomeAssistant,
     goe_entry: MockConfigEntry,
     goe_charger: SimCharger,
-    freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Start on a charging charger and stop on a stopped one change nothing."""
+    """Start on a charging charger and stop on a stopped one succeed.
+
+    Commands follow each other without waiting for a refresh: the state read
+    before the previous command must not decide whether the next one is sent.
+    """
     await setup_entry(hass, goe_entry)
     charger_id = _device_id(hass, goe_entry)
     await _charge_action(hass, "start_charging", charger_id)
-    assert goe_charger.set_log == []  # already charging
-    for _ in range(2):
-        await _charge_action(hass, "stop_charging", charger_id)
-        await _after_command(hass, freezer)
-    assert goe_charger.set_log == [{"frc": 1}]
-    assert hass.states.get(CAR_STATE).state == "wait_car"
-    for _ in range(2):
-        await _charge_action(hass, "start_charging", charger_id)
-        await _after_command(hass, freezer)
-    assert goe_charger.set_log == [{"frc": 1}, {"frc": 2}]
     assert hass.states.get(CAR_STATE).state == "charging"
+    for service in (
+        "stop_charging",
+        "stop_charging",
+        "start_charging",
+        "stop_charging",
+    ):
+        await _charge_action(hass, service, charger_id)
+    assert goe_charger.set_log == [
+        {"frc": 2},
+        {"frc": 1},
+        {"frc": 1},
+        {"frc": 2},
+        {"frc": 1},
+    ]
+    assert goe_charger.status()["car"] == 3  # the last command won: not charging
 
 
 async def test_actions_reject_bad_targets(

@@ -63,7 +63,8 @@ async def _async_charge(hass: HomeAssistant, call: ServiceCall, *, start: bool) 
 
 def _coordinator_for(hass: HomeAssistant, device_id: str) -> EvCloudCoordinator[Any]:
     """The coordinator of an EV Cloud device that can start and stop charging."""
-    device_entry = dr.async_get(hass).async_get(device_id)
+    registry = dr.async_get(hass)
+    device_entry = registry.async_get(device_id)
     if device_entry is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
@@ -71,11 +72,21 @@ def _coordinator_for(hass: HomeAssistant, device_id: str) -> EvCloudCoordinator[
             translation_placeholders={"device_id": device_id},
         )
     name = device_entry.name_by_user or device_entry.name or device_id
-    entry: EvCloudConfigEntry | None = None
-    for entry_id in device_entry.config_entries:
-        candidate = hass.config_entries.async_get_entry(entry_id)
-        if candidate is not None and candidate.domain == DOMAIN:
-            entry = candidate
+    # Look the entry up from our side: DeviceEntry's entry attributes differ
+    # between the Home Assistant releases we support.
+    entry: EvCloudConfigEntry | None = next(
+        (
+            candidate
+            for candidate in hass.config_entries.async_entries(DOMAIN)
+            if any(
+                device.id == device_id
+                for device in dr.async_entries_for_config_entry(
+                    registry, candidate.entry_id
+                )
+            )
+        ),
+        None,
+    )
     if entry is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,

@@ -14,7 +14,6 @@ from homeassistant.util import dt as dt_util
 
 from ..api import StaleDataError
 from ..api.goe import (
-    CarState,
     ForceState,
     GoeClient,
     GoeReading,
@@ -112,15 +111,15 @@ class GoeCharger(EvCloudDevice[GoeStatus]):
         return bool(state.plugged_in)
 
     async def async_start_charging(self, state: GoeStatus) -> None:
-        """Force charging on (frc=2) unless it charges or is forced on already."""
-        if state.force_state == ForceState.ON or state.car_state == CarState.CHARGING:
-            return
+        """Force charging on (frc=2).
+
+        Sent even when the last reading says so already: that reading may predate
+        a command sent a moment ago, and the charger takes the same value twice.
+        """
         await self.async_set({"frc": int(ForceState.ON)})
 
     async def async_stop_charging(self, state: GoeStatus) -> None:
-        """Force charging off (frc=1) unless it is forced off already."""
-        if state.force_state == ForceState.OFF:
-            return
+        """Force charging off (frc=1); sent every time, like start."""
         await self.async_set({"frc": int(ForceState.OFF)})
 
     async def async_set(self, values: Mapping[str, int | bool | str | None]) -> None:

@@ -1,0 +1,295 @@
+"""A real Home Assistant with EV Cloud and the provider simulators, for e2e tests.
+
+Run through ``scripts/e2e`` (the Home Assistant virtualenv's Python, this folder's
+pytest.ini). The session fixture ``ha`` starts the simulators and the newest Home
+Assistant on a free port of 127.0.0.1 with a temporary config dir, installs
+custom_components/ev_cloud by copying it (as a user would), onboards a user and
+adds one entry per simulated provider through the config flow. At the end it stops
+Home Assistant with the ``homeassistant.stop`` action, then the simulators, and
+leaves HA's log and the simulators' output in ``tests/e2e/artifacts/``.
+
+The fixture's contract (the browser check relies on it): ``url``, ``username``,
+``password``, ``token`` (long-lived), ``artifacts``, ``config_dir``, ``entries``
+(provider name -> entry_id; kept up to date when a test re-adds an entry) and
+``sims`` (provider name -> the simulator's printed ``key=value`` pairs). Each test
+leaves Home Assistant running with both entries loaded.
+"""
+
+from collections.abc import Callable, Iterator
+import contextlib
+import json
+import os
+from pathlib import Path
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any
+import urllib.request
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from ha_harness import (  # noqa: E402
+    INTEGRATION_SOURCE,
+    PROVIDERS,
+    PROVIDERS_BY_NAME,
+    HarnessError,
+    HomeAssistant,
+    HomeAssistantApi,
+    Simulator,
+    entry_entities,
+    free_port,
+    list_entries,
+    run_config_flow,
+    say,
+    wait_entry_loaded,
+)
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+USERNAME, PASSWORD = "e2e", "e2e-password"
+START_TIMEOUT = float(os.environ.get("EV_CLOUD_E2E_TIMEOUT", "600"))
+# The integration to install (default: this repository's custom_components/ev_cloud),
+# e.g. an unpacked release, to check what users download.
+INTEGRATION = Path(os.environ.get("EV_CLOUD_E2E_INTEGRATION", INTEGRATION_SOURCE))
+# Keep the temporary config dir after the run (its path is printed).
+KEEP_CONFIG = os.environ.get("EV_CLOUD_E2E_KEEP") == "1"
+NO_VALUE = ("unavailable", "unknown")
+
+
+class E2EHomeAssistant:
+    """The running instance the tests talk to, with small helpers."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        simulators: dict[str, Simulator],
+        artifacts: Path,
+    ) -> None:
+        """Wrap a started, onboarded Home Assistant and its simulators."""
+        self.hass = hass
+        self.api: HomeAssistantApi = hass.api
+        self.url = hass.url
+        self.username = hass.username
+        self.password = hass.password
+        self.config_dir = hass.config_dir
+        self.artifacts = artifacts
+        self.simulators = simulators
+        self.sims = {name: dict(sim.values) for name, sim in simulators.items()}
+        self.entries: dict[str, str] = {}
+        self.token = ""
+        self.log_parts: list[Path] = []  # HA's log of earlier runs (before restarts)
+
+    # --- states and registries ----------------------------------------------------
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        """All entity states, by entity_id."""
+        return {s["entity_id"]: s for s in self.api.get_ok("/api/states")}
+
+    def state(self, entity_id: str) -> dict[str, Any]:
+        """One entity's state (fails when HA does not know it)."""
+        status, data = self.api.request("GET", f"/api/states/{entity_id}")
+        assert status == 200, f"GET /api/states/{entity_id} answered {status}: {data}"
+        return dict(data)
+
+    def wait_until[T](
+        self, what: str, check: Callable[[], T | None], timeout: float = 60
+    ) -> T:
+        """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = check()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.5)
+
+    def wait_state(
+        self, entity_id: str, wanted: str | Callable[[str], bool], timeout: float = 60
+    ) -> dict[str, Any]:
+        """Wait until ``entity_id``'s state equals (or satisfies) ``wanted``."""
+        last: dict[str, Any] = {}
+
+        def check() -> dict[str, Any] | None:
+            status, data = self.api.request("GET", f"/api/states/{entity_id}")
+            if status != 200:
+                return None
+            last.update(data)
+            ok = wanted(data["state"]) if callable(wanted) else data["state"] == wanted
+            return dict(data) if ok else None
+
+        try:
+            return self.wait_until(f"{entity_id} to be {wanted}", check, timeout)
+        except pytest.fail.Exception:
+            pytest.fail(f"{entity_id} never became {wanted!r}; last: {last}")
+
+    def entry(self, provider: str) -> dict[str, Any]:
+        """The current config entry of a provider."""
+        entry_id = self.entries[provider]
+        found = [e for e in list_entries(self.api) if e["entry_id"] == entry_id]
+        assert found, f"entry {entry_id} of {provider} is gone"
+        return found[0]
+
+    def wait_entities(self, provider: str, timeout: float = 60) -> list[dict[str, Any]]:
+        """Wait until the provider's entry is loaded and its entities have values.
+
+        Returns the enabled entities' states. "Has values": none is unavailable and
+        most have a value (a few may legitimately be unknown, e.g. a current while
+        nothing charges).
+        """
+        entry_id = self.entries[provider]
+        entry = wait_entry_loaded(self.api, entry_id, timeout)
+        assert entry.get("state") == "loaded", f"{provider} entry: {entry}"
+
+        def check() -> list[dict[str, Any]] | None:
+            _, _, states = entry_entities(self.api, entry_id)
+            if not states or any(s["state"] == "unavailable" for s in states):
+                return None
+            known = [s for s in states if s["state"] not in NO_VALUE]
+            return states if len(known) >= 0.9 * len(states) else None
+
+        return self.wait_until(f"the {provider} entities", check, timeout)
+
+    def device_id(self, entity_id: str) -> str:
+        """The device an entity belongs to (as the UI's device picker gives it)."""
+        (entities,) = self.api.websocket("config/entity_registry/list")
+        for entity in entities:
+            if entity["entity_id"] == entity_id:
+                assert entity["device_id"], f"{entity_id} has no device"
+                return str(entity["device_id"])
+        pytest.fail(f"{entity_id} is not in the entity registry")
+
+    # --- config entries ------------------------------------------------------------
+
+    def add_entry(self, provider: str) -> str:
+        """Add a provider's entry through the config flow; remember and return it."""
+        entry = run_config_flow(
+            self.api, PROVIDERS_BY_NAME[provider], self.simulators[provider].values
+        )
+        self.entries[provider] = entry["entry_id"]
+        loaded = wait_entry_loaded(self.api, entry["entry_id"])
+        assert loaded.get("state") == "loaded", f"new {provider} entry: {loaded}"
+        return str(entry["entry_id"])
+
+    def ensure_entries(self) -> None:
+        """Re-add an entry a failed test left out (so later tests can run)."""
+        existing = {e["entry_id"] for e in list_entries(self.api)}
+        for provider, entry_id in self.entries.items():
+            if entry_id not in existing:
+                say(f"Re-adding the {provider} entry a test removed")
+                self.add_entry(provider)
+
+    # --- simulators ----------------------------------------------------------------
+
+    def goe_status(self, *keys: str) -> dict[str, Any]:
+        """What the go-e simulator's cloud API says (as a user's curl would)."""
+        sim = self.sims["goe"]
+        req = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
+            f"{sim['cloud_url']}/api/status?filter={','.join(keys)}",
+            headers={"Authorization": f"Bearer {sim['token']}"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return dict(json.loads(resp.read()))
+
+    def ovms_status(self, vehicle: str) -> dict[str, Any]:
+        """A vehicle's status record from the OVMS simulator's REST API."""
+        sim = self.sims["ovms"]
+        query = f"username={sim['username']}&password={sim['password']}"
+        with urllib.request.urlopen(  # noqa: S310 (http://127.0.0.1)
+            f"{sim['server_url']}/api/status/{vehicle}?{query}", timeout=10
+        ) as resp:
+            return dict(json.loads(resp.read()))
+
+    # --- restart and log -----------------------------------------------------------
+
+    def restart(self) -> None:
+        """Restart Home Assistant (homeassistant.restart), keeping the log so far."""
+        self.hass.restart(before_start=self._keep_log_part)
+
+    def _keep_log_part(self) -> None:
+        """Copy the log of the run that just ended (HA rotates it at start)."""
+        part = self.artifacts / f"home-assistant.run{len(self.log_parts) + 1}.log"
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.hass.log, part)
+            self.log_parts.append(part)
+
+    def logs(self) -> list[Path]:
+        """HA's log files of this session, oldest first (the current one last)."""
+        return [*self.log_parts, self.hass.log]
+
+
+@pytest.fixture(scope="session")
+def ha() -> Iterator[E2EHomeAssistant]:
+    """A running, onboarded Home Assistant with one EV Cloud entry per provider."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("*.log"):
+        old.unlink()
+    config_dir = Path(tempfile.mkdtemp(prefix="ev-cloud-e2e-"))
+    hass = HomeAssistant(
+        config_dir,
+        free_port(),
+        console_log=ARTIFACTS / "home-assistant.console.log",
+        username=USERNAME,
+        password=PASSWORD,
+        name="E2E Tester",
+        start_timeout=START_TIMEOUT,
+        writer="tests/e2e/conftest.py",
+    )
+    simulators = {
+        provider.simulator: Simulator(
+            provider, 0, ARTIFACTS / f"simulator-{provider.simulator}.log"
+        )
+        for provider in PROVIDERS
+    }
+    instance: E2EHomeAssistant | None = None
+    started = time.monotonic()
+    try:
+        for sim in simulators.values():
+            sim.start()
+            say(f"{sim.provider.label} simulator: {sim.describe()}")
+        hass.prepare_config(install="copy", source=INTEGRATION)
+        say(f"Home Assistant config: {config_dir}, URL {hass.url}")
+        say(f"Installed a copy of {INTEGRATION}")
+        hass.start()
+        hass.authenticate()
+        hass.wait_running()
+        say(f"Home Assistant is running ({time.monotonic() - started:.0f} s)")
+        hass.confirm_http_config()
+        instance = E2EHomeAssistant(hass, simulators, ARTIFACTS)
+        instance.token = hass.api.long_lived_token("EV Cloud e2e")
+        for name in simulators:
+            instance.add_entry(name)
+            instance.wait_entities(name)
+        say(f"Set up in {time.monotonic() - started:.0f} s: entries {instance.entries}")
+        yield instance
+    except HarnessError as err:
+        pytest.fail(f"setting up Home Assistant failed: {err}")
+    finally:
+        hass.stop()
+        for sim in simulators.values():
+            sim.stop()
+        with contextlib.suppress(OSError):
+            shutil.copyfile(hass.log, ARTIFACTS / "home-assistant.log")
+        if KEEP_CONFIG:
+            say(f"Kept the config dir {config_dir} (EV_CLOUD_E2E_KEEP=1)")
+        else:
+            shutil.rmtree(config_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def goe_prefix(ha: E2EHomeAssistant) -> str:
+    """The object id prefix of the simulated charger's entities."""
+    return f"go_e_charger_{ha.sims['goe']['serial']}"
+
+
+@pytest.fixture(autouse=True)
+def _both_entries(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test using ``ha``: both entries exist again (order-independent)."""
+    yield
+    if "ha" in request.fixturenames:
+        instance: E2EHomeAssistant = request.getfixturevalue("ha")
+        if instance.hass.alive():
+            instance.ensure_entries()
