@@ -75,9 +75,13 @@ KNOWN_PLACEHOLDERS = {"{name}", "{error}", "{phase}", "{device_id}"}
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_only_known_placeholders(language: str) -> None:
-    """Braces are placeholders to the frontend: only those the code fills in."""
+    """Braces are placeholders and <x> tags to the frontend's message format.
+
+    Only the placeholders the code fills in may appear, and no angle brackets.
+    """
     for key, text in _leaves(_load(language)).items():
         assert set(re.findall(r"{\w+}", text)) <= KNOWN_PLACEHOLDERS, key
+        assert "<" not in text, key
 
 
 def test_languages_have_the_same_keys_and_placeholders() -> None:

@@ -6,8 +6,9 @@ translated labels and the translated error for a wrong token) and the device
 pages of the go-e charger and an OVMS vehicle. Every page is checked for raw
 translation keys and "Translation Error" (also in the browser console).
 
-Needs Debian's Chromium (``apt-get install chromium``) and Playwright (from
-requirements_e2e.txt); skipped when either is missing. Screenshots go to
+Needs Debian's Chromium (``apt-get install chromium``, which scripts/e2e does
+when run as root) and Playwright (from requirements_e2e.txt); fails without
+them, so that a missing browser cannot pass as a green run. Screenshots go to
 ``ha.artifacts``. Run with ``scripts/e2e`` (``scripts/e2e -k browser`` for this
 file only).
 """
@@ -21,13 +22,7 @@ import re
 import time
 from typing import Any
 
-import pytest
-
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed (requirements_e2e.txt)"
-)
-
-from browser import (  # noqa: E402
+from browser import (
     CHROMIUM,
     RAW_KEY_RE,
     TIMEOUT_MS,
@@ -37,6 +32,8 @@ from browser import (  # noqa: E402
     raw_keys,
     wait_frontend,
 )
+from playwright import sync_api as playwright_api
+import pytest
 
 Page = playwright_api.Page
 expect = playwright_api.expect
@@ -71,7 +68,7 @@ class Console:
 def browser_page(ha: Any) -> Iterator[tuple[Page, Console]]:
     """One Chromium page for the module, logged in through the login page."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+        pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
     ha.artifacts.mkdir(parents=True, exist_ok=True)
     for old in ha.artifacts.glob("failed_*.png"):  # from an earlier run
         old.unlink()
