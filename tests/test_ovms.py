@@ -472,3 +472,31 @@ async def test_unreadable_vehicle_does_not_block_the_account(
     await setup_entry(hass, ovms_entry)
     assert ovms_entry.state is ConfigEntryState.LOADED
     assert set(ovms_entry.runtime_data.coordinators) == {"ovms_DEMO", "ovms_ROADSTER"}
+
+
+async def test_requests_per_poll(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A parked car that keeps reporting costs at most 2.5 requests a poll.
+
+    Status every poll, charge when the car sent a new status, location every
+    fifth and tyres every tenth poll (the README's "about 2.5").
+    """
+    ovms_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        ovms_entry, options={"excluded_vehicles": ["DEMO"]}  # only the parked car
+    )
+    await hass.config_entries.async_setup(ovms_entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = ovms_entry.runtime_data.coordinators["ovms_ROADSTER"]
+    before = len(ovms_sim.requests)
+    polls = 20
+    for _ in range(polls):
+        await _tick(hass, freezer, ovms_sim, coordinator.update_interval.seconds)
+    vehicle_requests = [
+        path for _, path in ovms_sim.requests[before:] if path.endswith("/ROADSTER")
+    ]
+    assert len(vehicle_requests) / polls <= 2.5
