@@ -94,11 +94,11 @@ class EvCloudDevice[StateT](ABC):
     charge_control_error: ClassVar[str] = "charge_control_not_supported"
 
     async def async_start_charging(self, state: StateT) -> None:
-        """Start charging; a device that already charges is left alone."""
+        """Start charging; must succeed for a device that already charges."""
         raise NotImplementedError
 
     async def async_stop_charging(self, state: StateT) -> None:
-        """Stop charging; a device that is already stopped is left alone."""
+        """Stop charging; must succeed for a device that is already stopped."""
         raise NotImplementedError
 
 
