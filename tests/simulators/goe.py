@@ -22,6 +22,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from .common import bind, close_connection
+
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE = 30.0  # cloud default for `age` (seconds)
@@ -392,29 +394,6 @@ def _query_without_token(request: web.Request) -> dict[str, str]:
     return {key: value for key, value in request.query.items() if key != "token"}
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind and listen now, so the address is known before the site is served."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        # Connections made before the site starts wait in the backlog.
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _close_connection(request: web.Request) -> web.Response:
-    """Drop the connection; aiohttp then skips writing the returned response."""
-    if request.transport is not None:
-        request.transport.close()
-    return web.Response(status=503)
-
-
 class GoeSimulator:
     """The go-e cloud API on one port plus one local API per charger on its own port."""
 
@@ -498,7 +477,7 @@ class GoeSimulator:
         try:
             await self._cloud_runner.setup()
             await self._local_runner.setup()
-            cloud_sock = _bind(self._host, port)
+            cloud_sock = bind(self._host, port)
             self._cloud_port = cloud_sock.getsockname()[1]
             await web.SockSite(self._cloud_runner, cloud_sock).start()
             pinned = local_ports or {}
@@ -548,7 +527,7 @@ class GoeSimulator:
         return f"{host}:{port}"
 
     def _bind_local(self, serial: str, port: int) -> socket.socket:
-        sock = _bind(self._host, port)
+        sock = bind(self._host, port)
         bound = sock.getsockname()[1]
         self._local_ports[serial] = bound
         self._port_serials[bound] = serial
@@ -591,13 +570,13 @@ class GoeSimulator:
     ) -> web.StreamResponse | None:
         """Answer for faults that look the same on both endpoints, else None."""
         if not await self._wait_if_slow(charger):
-            return _close_connection(request)
+            return close_connection(request)
         match charger.fault:
             case GoeFault.OFFLINE | GoeFault.CLOUD_API_DISABLED if cloud:
                 # The real cloud answers both the same way.
                 return _json({"success": False, "reason": "forbidden"}, status=403)
             case GoeFault.OFFLINE:
-                return _close_connection(request)
+                return close_connection(request)
             case GoeFault.SERVER_ERROR:
                 return web.Response(
                     status=502, text=BAD_GATEWAY_BODY, content_type="text/html"
@@ -666,7 +645,7 @@ class GoeSimulator:
     async def _local_status(self, request: web.Request) -> web.StreamResponse:
         charger = self._local_charger(request)
         if charger is None:
-            return _close_connection(request)  # arrived while stopping
+            return close_connection(request)  # arrived while stopping
         charger.status_requests.append(_query_without_token(request))
         answer = await self._common_fault(request, charger, cloud=False)
         if answer is not None:
@@ -684,7 +663,7 @@ class GoeSimulator:
     async def _local_set(self, request: web.Request) -> web.StreamResponse:
         charger = self._local_charger(request)
         if charger is None:
-            return _close_connection(request)
+            return close_connection(request)
         answer = await self._common_fault(request, charger, cloud=False)
         if answer is not None:
             return answer

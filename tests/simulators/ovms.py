@@ -31,12 +31,13 @@ import json
 import logging
 import math
 import os
-import socket
 import time
 from typing import Any, Self
 import uuid
 
 from aiohttp import web
+
+from .common import bind, close_connection
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -810,7 +811,7 @@ class OvmsSimulator:
         )
         try:
             await self._runner.setup()
-            sock = _bind(self._host, port)
+            sock = bind(self._host, port)
             self._port = sock.getsockname()[1]
             await web.SockSite(self._runner, sock).start()
         except BaseException:
@@ -907,12 +908,12 @@ class OvmsSimulator:
         if is_api:
             self.requests.append((request.method, path))
         if self.fault == OvmsFault.SLOW and not await self._sleep(self.slow_seconds):
-            return _close_connection(request)
+            return close_connection(request)
         if is_api and self.fault == OvmsFault.SERVER_ERROR:
             return _text(500, SERVER_ERROR_BODY, "Internal Server Error", "text/html")
         if not self._take_quota(request.remote or ""):
             if not await self._sleep(self.hold_seconds):
-                return _close_connection(request)
+                return close_connection(request)
             return _text(429, "Too many requests\n", "Too many requests")
         if not is_api:
             return _text(404, "not found\n", "not found")
@@ -1308,25 +1309,3 @@ def _forbidden() -> web.Response:
 
 def _paranoid() -> web.Response:
     return _text(502, "Paranoid vehicles not supported by api\n", "Bad Gateway")
-
-
-def _close_connection(request: web.Request) -> web.Response:
-    """Drop the connection; aiohttp then skips writing the returned response."""
-    if request.transport is not None:
-        request.transport.close()
-    return web.Response(status=503)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind and listen now, so the address is known before the site is served."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
