@@ -487,7 +487,8 @@ async def test_requests_per_poll(
     """
     ovms_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
-        ovms_entry, options={"excluded_vehicles": ["DEMO"]}  # only the parked car
+        ovms_entry,
+        options={"excluded_vehicles": ["DEMO"]},  # only the parked car
     )
     await hass.config_entries.async_setup(ovms_entry.entry_id)
     await hass.async_block_till_done()
