@@ -10,7 +10,7 @@ To add a provider, write an async runner and register it in `PROVIDERS`.
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 import signal
 import sys
@@ -45,13 +45,21 @@ def _emit(**values: object) -> None:
     print(" ".join(f"{key}={value}" for key, value in values.items()), flush=True)
 
 
-async def _tick(stop: asyncio.Event, deadline: float) -> bool:
-    """Sleep until `deadline` (loop time); False when asked to stop."""
-    delay = max(deadline - asyncio.get_running_loop().time(), 0.0)
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(delay):
-            await stop.wait()
-    return not stop.is_set()
+async def _every_second(stop: asyncio.Event) -> AsyncIterator[None]:
+    """Yield once a second until `stop` is set.
+
+    A fixed schedule keeps simulated time in step with the wall clock.
+    """
+    deadline = asyncio.get_running_loop().time()
+    while True:
+        deadline += 1.0
+        delay = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await stop.wait()
+        if stop.is_set():
+            return
+        yield
 
 
 async def run_goe(args: argparse.Namespace, stop: asyncio.Event) -> None:
@@ -71,13 +79,7 @@ async def run_goe(args: argparse.Namespace, stop: asyncio.Event) -> None:
         _emit(token=GOE_TOKEN)
         # Seconds since the last story event (start, unplug or battery full).
         since_event = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time()
-        while True:
-            # A fixed schedule keeps simulated time in step with the wall clock.
-            deadline += 1.0
-            if not await _tick(stop, deadline):
-                return
+        async for _ in _every_second(stop):
             was_complete = charger.complete
             charger.advance(1)
             since_event += 1
@@ -129,12 +131,7 @@ async def run_ovms(args: argparse.Namespace, stop: asyncio.Event) -> None:
         _emit(vehicles=",".join(vehicle.vehicle_id for vehicle in simulator.vehicles))
         since_event = 0  # seconds since DEMO's last story event
         elapsed = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time()
-        while True:
-            deadline += 1.0
-            if not await _tick(stop, deadline):
-                return
+        async for _ in _every_second(stop):
             was_charging = demo.charging
             simulator.advance(1)
             elapsed += 1
