@@ -24,3 +24,5 @@ POLL_POLICIES: dict[str, Callable[[Mapping[str, Any]], PollPolicy]] = {
     PROVIDER_GOE: goe.poll_policy,
     PROVIDER_OVMS: ovms.poll_policy,
 }
+# Every provider by name: the one registry that scripts and simulators read.
+PROVIDERS = ACCOUNT_FACTORIES
