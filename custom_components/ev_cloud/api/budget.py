@@ -1,9 +1,18 @@
-"""Request budgets: how many requests a service lets one client send, and when."""
+"""Request budgets: how many requests a service lets one client send, and when.
+
+`RequestBudget` is a token bucket for services that limit requests per minute;
+`QuotaBudget` is an allowance of calls per period (e.g. a month) that is stored and
+restored across restarts; `BudgetRegistry` shares one budget per key (e.g. a server
+host) between every config entry that uses it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+import math
+import time
+from typing import NotRequired, Required, Self, TypedDict, Unpack
 
 from .errors import RateLimitedError
 
@@ -70,3 +79,271 @@ class RequestBudget:
     def sustainable_interval(self, requests_per_poll: float) -> float:
         """Seconds between one device's polls so that all consumers fit the budget."""
         return requests_per_poll * max(self.consumers, 1) * 60 / self.per_minute
+
+
+class BudgetRegistry[B]:
+    """Budgets by key (e.g. a server host), each created once and then shared.
+
+    Every config entry that talks to the same host asks the registry for the host's
+    budget and gets the same object, so their requests count against one limit.
+    """
+
+    def __init__(self) -> None:
+        """An empty registry."""
+        self._budgets: dict[str, B] = {}
+
+    def get(self, key: str, factory: Callable[[], B]) -> B:
+        """The budget of `key`, made by `factory` the first time it is asked for."""
+        if key not in self._budgets:
+            self._budgets[key] = factory()
+        return self._budgets[key]
+
+    def __contains__(self, key: object) -> bool:
+        """Whether `key` has a budget yet."""
+        return key in self._budgets
+
+    def __len__(self) -> int:
+        """How many budgets have been created."""
+        return len(self._budgets)
+
+
+DAY = 86_400.0
+# Never poll one device through a quota more often than once a minute: a quota of
+# calls per month is not meant for that (EVLinkHA Pro, the largest tier, spreads
+# 10,000 calls over 30 days, one every 259 s), the data behind such services are a
+# cache that the vendor cloud refreshes on a scale of minutes, and near the end of
+# a window with calls to spare an even spread would otherwise poll in bursts.
+MIN_QUOTA_INTERVAL = 60.0
+
+_WINDOW_START = "window_start"
+_SPENT = "spent"
+_PAUSED_UNTIL = "paused_until"
+
+
+class QuotaOptions(TypedDict, total=False):
+    """The settings of a QuotaBudget (what `from_dict` passes on)."""
+
+    allowance: Required[int]
+    window: NotRequired[float]
+    reserve: NotRequired[float]
+    clock: NotRequired[Callable[[], float]]
+    on_change: NotRequired[Callable[[], None] | None]
+    min_interval: NotRequired[float]
+
+
+def _stored_number(state: Mapping[object, object], key: str) -> float | None:
+    """A finite, non-negative number stored under `key`, or None."""
+    value = state.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+class QuotaBudget:
+    """An allowance of calls per window (e.g. 300 per 30 days) that survives restarts.
+
+    The window is fixed: it starts when the budget is first created and renews every
+    `window` seconds after that, so after a window that ended while Home Assistant
+    was down comes the one the schedule says. A share `reserve` of the allowance is
+    kept for commands: polls may use only the rest. Times are wall-clock epoch
+    seconds (`time.time` by default, not the event loop's clock) because they are
+    stored and restored.
+
+    The state worth keeping (window start, calls spent, pause) round-trips through
+    `as_dict`/`from_dict`; `on_change` is called after every change of it, so that
+    the owner can schedule a save.
+    """
+
+    def __init__(
+        self,
+        *,
+        allowance: int,
+        window: float = 30 * DAY,
+        reserve: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] | None = None,
+        min_interval: float = MIN_QUOTA_INTERVAL,
+        state: object = None,
+    ) -> None:
+        """An allowance of `allowance` calls every `window` seconds.
+
+        `reserve` (0 to 1) is the share of the allowance only commands may use.
+        `state` is what `as_dict` returned before a restart; without it, or when it
+        cannot be read, a new window starts now.
+        """
+        if not math.isfinite(window) or window <= 0:
+            raise ValueError("The window must be a positive number of seconds")
+        self.allowance = allowance
+        self.reserve = reserve
+        self.window = float(window)
+        self.min_interval = min_interval
+        self.on_change = on_change
+        self._clock = clock
+        now = clock()
+        self._window_start = now
+        self._spent = 0
+        self._paused_until = 0.0
+        if isinstance(state, Mapping):
+            self._restore(state, now)
+        self._roll(now)
+
+    @classmethod
+    def from_dict(cls, data: object, **options: Unpack[QuotaOptions]) -> Self:
+        """A budget that continues the state `as_dict` returned (see `__init__`)."""
+        return cls(state=data, **options)
+
+    def _restore(self, state: Mapping[object, object], now: float) -> None:
+        """Continue a stored state; without a valid start and count, start anew.
+
+        A start in the future (the clock went back) restarts the window now but
+        keeps the calls spent: too few calls are better than too many. A pause that
+        cannot be read, or that ends more than a window from now, is dropped.
+        """
+        start = _stored_number(state, _WINDOW_START)
+        spent = _stored_number(state, _SPENT)
+        if start is None or spent is None or not spent.is_integer():
+            return
+        self._window_start = min(start, now)
+        self._spent = int(spent)
+        paused = _stored_number(state, _PAUSED_UNTIL)
+        if paused is not None and paused <= now + self.window:
+            self._paused_until = paused
+
+    @property
+    def allowance(self) -> int:
+        """Calls per window; changing it keeps the calls spent in this window."""
+        return self._allowance
+
+    @allowance.setter
+    def allowance(self, allowance: int) -> None:
+        if allowance < 0:
+            raise ValueError("The allowance cannot be negative")
+        self._allowance = allowance
+
+    @property
+    def reserve(self) -> float:
+        """The share of the allowance that only commands may use."""
+        return self._reserve
+
+    @reserve.setter
+    def reserve(self, reserve: float) -> None:
+        if not 0 <= reserve <= 1:
+            raise ValueError("The reserve must be a share between 0 and 1")
+        self._reserve = reserve
+
+    @property
+    def reserved(self) -> int:
+        """Calls of each window that only commands may use (rounded up)."""
+        # round() first so that float noise (300 * 0.1 = 30.000000000000004) does
+        # not reserve one call more.
+        return math.ceil(round(self._allowance * self._reserve, 6))
+
+    def _roll(self, now: float) -> bool:
+        """Move to the window `now` is in; True when the stored state changed."""
+        if now < self._window_start:
+            # The clock went back: keep the calls spent rather than hand out more.
+            self._window_start = now
+            return True
+        if now < self._window_start + self.window:
+            return False
+        self._window_start += (now - self._window_start) // self.window * self.window
+        self._spent = 0
+        return True
+
+    def _now(self) -> float:
+        now = self._clock()
+        if self._roll(now):
+            self._changed()
+        return now
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    @property
+    def spent(self) -> int:
+        """Calls counted in the current window."""
+        self._now()
+        return self._spent
+
+    @property
+    def calls_left(self) -> int:
+        """Calls left in the current window, the command reserve included."""
+        self._now()
+        return max(self._allowance - self._spent, 0)
+
+    @property
+    def window_ends(self) -> float:
+        """When the current window ends and the allowance renews (epoch seconds)."""
+        self._now()
+        return self._window_start + self.window
+
+    @property
+    def paused_until(self) -> float:
+        """Until when no call may be made (epoch seconds; in the past if none)."""
+        return self._paused_until
+
+    def acquire(self, *, command: bool = False) -> None:
+        """Count one call, or raise RateLimitedError with the seconds to wait.
+
+        Polls may not use the command reserve; commands may. Nothing is counted
+        while the budget is paused.
+        """
+        now = self._now()
+        if now < self._paused_until:
+            raise RateLimitedError(
+                "The server asked to pause its calls", self._paused_until - now
+            )
+        limit = self._allowance if command else self._allowance - self.reserved
+        if self._spent >= limit:
+            raise RateLimitedError(
+                "The call allowance of this period is used up",
+                self._window_start + self.window - now,
+            )
+        self._spent += 1
+        self._changed()
+
+    def pause_until(self, epoch: float) -> None:
+        """Make no call until `epoch` (the server said the allowance is used up).
+
+        A pause never ends more than one window from now, never shortens one in
+        progress, and one that is not a number is ignored.
+        """
+        now = self._now()
+        until = min(epoch, now + self.window)
+        if until > self._paused_until:
+            self._paused_until = until
+            self._changed()
+
+    def pause(self, seconds: float) -> None:
+        """Make no call for `seconds`."""
+        self.pause_until(self._clock() + seconds)
+
+    def interval_for(self, consumers: int, *, requests_per_poll: float = 1.0) -> float:
+        """Seconds between one device's polls so that the allowance lasts the window.
+
+        `consumers` devices, each spending `requests_per_poll` calls a poll, spread
+        the calls left to polls evenly over the time left in the window. When they
+        are used up, the answer is the time until the window renews; it is never
+        less than `min_interval` nor than the pause still to run.
+        """
+        now = self._now()
+        until_end = self._window_start + self.window - now
+        polls_left = self._allowance - self.reserved - self._spent
+        demand = requests_per_poll * max(consumers, 1)
+        interval = (
+            min(until_end, until_end * demand / polls_left)
+            if polls_left > 0
+            else until_end
+        )
+        return max(interval, self.min_interval, self._paused_until - now)
+
+    def as_dict(self) -> dict[str, float | int]:
+        """The state to store (JSON-safe) and give back to `from_dict`."""
+        self._roll(self._clock())
+        return {
+            _WINDOW_START: self._window_start,
+            _SPENT: self._spent,
+            _PAUSED_UNTIL: self._paused_until,
+        }

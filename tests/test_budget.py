@@ -1,0 +1,529 @@
+"""Request budgets: the token bucket, the stored call quota and the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import json
+import math
+import time
+
+import pytest
+
+from custom_components.ev_cloud.api.budget import (
+    DAY,
+    MIN_QUOTA_INTERVAL,
+    BudgetRegistry,
+    QuotaBudget,
+    RequestBudget,
+)
+from custom_components.ev_cloud.api.errors import RateLimitedError
+
+START = 1_750_000_000.0  # epoch seconds, June 2025
+MONTH = 30 * DAY
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, now: float = START) -> None:
+        """Start at `now`."""
+        self.now = now
+
+    def __call__(self) -> float:
+        """The current time."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the time on (or back, when negative)."""
+        self.now += seconds
+
+
+class Changes:
+    """Counts on_change calls."""
+
+    def __init__(self) -> None:
+        """No change yet."""
+        self.count = 0
+
+    def __call__(self) -> None:
+        """One more change."""
+        self.count += 1
+
+
+def quota(
+    clock: FakeClock,
+    allowance: int = 300,
+    *,
+    reserve: float = 0.0,
+    window: float = MONTH,
+) -> tuple[QuotaBudget, Changes]:
+    """A budget on `clock` and the counter of its on_change calls."""
+    changes = Changes()
+    budget = QuotaBudget(
+        allowance=allowance,
+        reserve=reserve,
+        window=window,
+        clock=clock,
+        on_change=changes,
+    )
+    return budget, changes
+
+
+def restart(
+    budget: QuotaBudget,
+    clock: FakeClock,
+    *,
+    on_change: Callable[[], None] | None = None,
+    min_interval: float = MIN_QUOTA_INTERVAL,
+) -> QuotaBudget:
+    """What Home Assistant restores after a restart: the state through JSON."""
+    stored = json.loads(json.dumps(budget.as_dict()))
+    return QuotaBudget.from_dict(
+        stored,
+        allowance=budget.allowance,
+        reserve=budget.reserve,
+        window=budget.window,
+        clock=clock,
+        on_change=on_change,
+        min_interval=min_interval,
+    )
+
+
+# RequestBudget
+
+
+def test_request_budget_burst_refill_and_cap() -> None:
+    """The bucket starts with the burst and refills per minute up to the maximum."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=2, per_minute=60, maximum=3, clock=clock)
+    budget.acquire()
+    budget.acquire()
+    with pytest.raises(RateLimitedError, match="used up") as caught:
+        budget.acquire()
+    assert caught.value.retry_after == pytest.approx(1.0)
+    clock.advance(0.5)
+    assert budget.available == pytest.approx(0.5)
+    clock.advance(60)
+    assert budget.available == 3
+    budget.acquire()
+    assert budget.available == 2
+
+
+def test_request_budget_pause() -> None:
+    """A pause empties the bucket and refuses every request until it ends."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=5, per_minute=60, maximum=5, clock=clock)
+    budget.pause(10)
+    budget.pause(2)  # a shorter pause does not shorten the first
+    assert budget.available == 0
+    with pytest.raises(RateLimitedError, match="slow down") as caught:
+        budget.acquire()
+    assert caught.value.retry_after == 10
+    clock.advance(10)
+    assert budget.available == 5
+    budget.acquire()
+
+
+def test_request_budget_sustainable_interval() -> None:
+    """The consumers share the refill rate; no consumer counts as one."""
+    budget = RequestBudget(burst=1, per_minute=60, maximum=1, clock=FakeClock())
+    assert budget.sustainable_interval(2) == 2
+    budget.consumers = 3
+    assert budget.sustainable_interval(2) == 6
+
+
+async def test_request_budget_uses_the_event_loop_clock() -> None:
+    """Without a clock the bucket uses the running loop's."""
+    budget = RequestBudget(burst=1, per_minute=60, maximum=1)
+    budget.acquire()
+    assert budget.available < 1
+
+
+# BudgetRegistry
+
+
+def test_registry_creates_each_budget_once() -> None:
+    """The same key gives the same budget; the factory runs only the first time."""
+    registry: BudgetRegistry[RequestBudget] = BudgetRegistry()
+    made: list[RequestBudget] = []
+
+    def factory() -> RequestBudget:
+        made.append(RequestBudget(burst=1, per_minute=1, maximum=1))
+        return made[-1]
+
+    assert len(registry) == 0
+    assert "ovms.example" not in registry
+    first = registry.get("ovms.example", factory)
+    assert registry.get("ovms.example", factory) is first
+    other = registry.get("other.example", factory)
+    assert other is not first
+    assert made == [first, other]
+    assert len(registry) == 2
+    assert "ovms.example" in registry
+
+
+# QuotaBudget: spending
+
+
+def test_quota_fresh_budget() -> None:
+    """A new budget starts its window now, by default 30 days long."""
+    clock = FakeClock()
+    budget, changes = quota(clock)
+    assert budget.window == MONTH
+    assert budget.spent == 0
+    assert budget.calls_left == 300
+    assert budget.window_ends == START + MONTH
+    assert budget.paused_until == 0
+    assert budget.reserved == 0
+    assert changes.count == 0
+
+
+def test_quota_default_clock_is_wall_clock() -> None:
+    """Without a clock the budget uses epoch seconds, which survive restarts."""
+    before = time.time()
+    budget = QuotaBudget(allowance=1)
+    assert before + MONTH <= budget.window_ends <= time.time() + MONTH
+
+
+def test_quota_used_up() -> None:
+    """Each call is counted; one too many waits for the next window."""
+    clock = FakeClock()
+    budget, changes = quota(clock, allowance=3)
+    for _ in range(3):
+        budget.acquire()
+    assert changes.count == 3
+    assert budget.spent == 3
+    assert budget.calls_left == 0
+    clock.advance(DAY)
+    with pytest.raises(RateLimitedError, match="used up") as caught:
+        budget.acquire()
+    assert caught.value.retry_after == MONTH - DAY
+    assert budget.spent == 3
+    assert changes.count == 3  # a refused call changes nothing
+
+
+def test_quota_reserve_for_commands() -> None:
+    """Polls leave the reserve to commands; commands may use all of it."""
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=300, reserve=0.1)
+    assert budget.reserved == 30  # 300 * 0.1 is 30.000000000000004 in floats
+    for _ in range(270):
+        budget.acquire()
+    with pytest.raises(RateLimitedError):
+        budget.acquire()
+    for _ in range(30):
+        budget.acquire(command=True)
+    with pytest.raises(RateLimitedError):
+        budget.acquire(command=True)
+    assert budget.spent == 300
+    assert budget.calls_left == 0
+
+
+@pytest.mark.parametrize(
+    ("allowance", "reserve", "reserved"),
+    [(5, 0.1, 1), (2000, 0.1, 200), (10, 0.0, 0), (10, 1.0, 10), (0, 0.5, 0)],
+)
+def test_quota_reserve_rounds_up(allowance: int, reserve: float, reserved: int) -> None:
+    """Any reserve keeps at least one call for commands."""
+    budget, _ = quota(FakeClock(), allowance=allowance, reserve=reserve)
+    assert budget.reserved == reserved
+
+
+def test_quota_window_rollover() -> None:
+    """A new window renews the allowance; windows keep their schedule."""
+    clock = FakeClock()
+    budget, changes = quota(clock, allowance=2)
+    budget.acquire()
+    budget.acquire()
+    clock.advance(MONTH - 1)
+    assert budget.calls_left == 0
+    assert changes.count == 2
+    clock.advance(1)
+    assert budget.calls_left == 2
+    assert budget.window_ends == START + 2 * MONTH
+    assert changes.count == 3  # the rollover changed the stored state
+    budget.acquire()
+    clock.advance(2.5 * MONTH)
+    assert budget.spent == 0
+    assert budget.window_ends == START + 4 * MONTH
+
+
+def test_quota_clock_going_back_keeps_the_count() -> None:
+    """If the clock goes back, the window restarts but no call is given back."""
+    clock = FakeClock()
+    budget, changes = quota(clock, allowance=5)
+    budget.acquire()
+    clock.advance(-3600)
+    assert budget.spent == 1
+    assert budget.window_ends == START - 3600 + MONTH
+    assert changes.count == 2
+
+
+def test_quota_allowance_change_keeps_spent() -> None:
+    """A new tier applies at once, to the calls already spent in the window."""
+    clock = FakeClock()
+    budget, changes = quota(clock, allowance=300)
+    for _ in range(10):
+        budget.acquire()
+    budget.allowance = 2000
+    assert budget.spent == 10
+    assert budget.calls_left == 1990
+    budget.allowance = 5
+    assert budget.calls_left == 0
+    with pytest.raises(RateLimitedError):
+        budget.acquire()
+    budget.reserve = 0.5
+    assert budget.reserved == 3
+    assert changes.count == 10  # settings are not stored state
+
+
+@pytest.mark.parametrize(
+    ("allowance", "window", "reserve"),
+    [
+        (-1, MONTH, 0.0),
+        (1, 0.0, 0.0),
+        (1, -5.0, 0.0),
+        (1, math.inf, 0.0),
+        (1, math.nan, 0.0),
+        (1, MONTH, -0.1),
+        (1, MONTH, 1.5),
+    ],
+)
+def test_quota_invalid_settings(allowance: int, window: float, reserve: float) -> None:
+    """Settings come from our code and must make sense."""
+    with pytest.raises(ValueError, match=r"must|cannot"):
+        QuotaBudget(
+            allowance=allowance, window=window, reserve=reserve, clock=FakeClock()
+        )
+
+
+# QuotaBudget: pauses
+
+
+def test_quota_pause() -> None:
+    """While paused, no call is counted, not even a command."""
+    clock = FakeClock()
+    budget, changes = quota(clock, allowance=10, reserve=0.5)
+    budget.pause(3600)
+    assert budget.paused_until == START + 3600
+    assert changes.count == 1
+    clock.advance(600)
+    for command in (False, True):
+        with pytest.raises(RateLimitedError, match="pause") as caught:
+            budget.acquire(command=command)
+        assert caught.value.retry_after == 3000
+    assert budget.spent == 0
+    clock.advance(3000)
+    budget.acquire()
+    assert budget.spent == 1
+
+
+def test_quota_pause_until_never_shortens_nor_outlasts_a_window() -> None:
+    """Pauses only grow, end at most a window from now, and NaN is ignored."""
+    clock = FakeClock()
+    budget, changes = quota(clock)
+    budget.pause_until(START + 7200)
+    budget.pause_until(START + 60)
+    budget.pause(math.nan)
+    budget.pause_until(math.nan)
+    assert budget.paused_until == START + 7200
+    assert changes.count == 1
+    budget.pause_until(math.inf)
+    assert budget.paused_until == START + MONTH
+    assert changes.count == 2
+
+
+def test_quota_pause_outlives_the_window() -> None:
+    """A pause is the server's word: a new window does not end it."""
+    clock = FakeClock()
+    budget, _ = quota(clock)
+    clock.advance(MONTH - 60)
+    budget.pause(3600)
+    clock.advance(60)
+    assert budget.spent == 0
+    with pytest.raises(RateLimitedError) as caught:
+        budget.acquire()
+    assert caught.value.retry_after == 3540
+
+
+# QuotaBudget: restarts
+
+
+def test_quota_restarts_continue_the_window() -> None:
+    """Ten restarts do not give ten allowances: the count and window carry on."""
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=300, reserve=0.1)
+    for _ in range(10):
+        for _ in range(10):
+            budget.acquire()
+        clock.advance(3600)
+        budget = restart(budget, clock)
+    assert budget.spent == 100
+    assert budget.calls_left == 200
+    assert budget.window_ends == START + MONTH
+    assert budget.reserved == 30
+
+
+def test_quota_restart_keeps_pause_and_hook() -> None:
+    """The pause survives; the restored budget reports its changes."""
+    clock = FakeClock()
+    budget, _ = quota(clock)
+    budget.pause(7200)
+    changes = Changes()
+    budget = restart(budget, clock, on_change=changes, min_interval=30.0)
+    assert budget.paused_until == START + 7200
+    assert budget.min_interval == 30
+    clock.advance(7200)
+    budget.acquire()
+    assert changes.count == 1
+
+
+def test_quota_restart_after_window_ended() -> None:
+    """A stored window that has ended gives the window of now, with no call spent."""
+    clock = FakeClock()
+    budget, _ = quota(clock)
+    for _ in range(50):
+        budget.acquire()
+    stored = budget.as_dict()
+    clock.advance(MONTH + DAY)
+    changes = Changes()
+    budget = QuotaBudget.from_dict(
+        stored, allowance=300, clock=clock, on_change=changes
+    )
+    assert budget.spent == 0
+    assert budget.window_ends == START + 2 * MONTH
+    assert changes.count == 0  # restoring is not a change to save
+
+
+def test_quota_as_dict_is_the_current_window() -> None:
+    """What is stored is the current window, even before any call in it."""
+    clock = FakeClock()
+    budget, changes = quota(clock)
+    budget.acquire()
+    clock.advance(MONTH)
+    assert budget.as_dict() == {
+        "window_start": START + MONTH,
+        "spent": 0,
+        "paused_until": 0.0,
+    }
+    assert changes.count == 1  # as_dict itself does not ask for another save
+
+
+def test_quota_restored_start_in_the_future() -> None:
+    """A start after now (the clock went back) restarts now, keeping the count."""
+    clock = FakeClock()
+    stored = {"window_start": START + DAY, "spent": 7, "paused_until": 0}
+    budget = QuotaBudget.from_dict(stored, allowance=300, clock=clock)
+    assert budget.spent == 7
+    assert budget.window_ends == START + MONTH
+
+
+def test_quota_restores_integral_float_count() -> None:
+    """A count stored as 5.0 is still five calls."""
+    stored = {"window_start": START, "spent": 5.0}
+    budget = QuotaBudget.from_dict(stored, allowance=300, clock=FakeClock())
+    assert budget.spent == 5
+    assert budget.paused_until == 0
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        None,
+        "garbage",
+        [1, 2, 3],
+        {},
+        {"spent": 5},
+        {"window_start": START},
+        {"window_start": "yesterday", "spent": 5},
+        {"window_start": None, "spent": 5},
+        {"window_start": -1.0, "spent": 5},
+        {"window_start": math.nan, "spent": 5},
+        {"window_start": math.inf, "spent": 5},
+        {"window_start": True, "spent": 5},
+        {"window_start": START, "spent": -5},
+        {"window_start": START, "spent": 2.5},
+        {"window_start": START, "spent": "5"},
+        {"window_start": START, "spent": [5]},
+        {1: START, 2: 5},
+    ],
+)
+def test_quota_garbage_gives_fresh_budget(stored: object) -> None:
+    """Unreadable stored state gives a new, working budget instead of an error."""
+    clock = FakeClock()
+    clock.advance(3600)
+    budget = QuotaBudget.from_dict(stored, allowance=300, clock=clock)
+    assert budget.spent == 0
+    assert budget.window_ends == START + 3600 + MONTH
+    assert budget.paused_until == 0
+    budget.acquire()
+
+
+@pytest.mark.parametrize(
+    "paused_until",
+    ["soon", -1, math.nan, None, False, START + MONTH + 1],
+)
+def test_quota_garbage_pause_is_dropped(paused_until: object) -> None:
+    """An unreadable or far too long pause is dropped; the count is kept."""
+    stored = {"window_start": START, "spent": 5, "paused_until": paused_until}
+    budget = QuotaBudget.from_dict(stored, allowance=300, clock=FakeClock())
+    assert budget.spent == 5
+    assert budget.paused_until == 0
+    budget.acquire()
+
+
+# QuotaBudget: poll intervals
+
+
+def test_quota_interval_spreads_the_allowance() -> None:
+    """The calls left to polls are spread evenly over the time left."""
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=300)
+    assert budget.interval_for(1) == MONTH / 300  # 8640 s, the free tier
+    assert budget.interval_for(2) == 2 * MONTH / 300
+    assert budget.interval_for(1, requests_per_poll=2) == 2 * MONTH / 300
+    assert budget.interval_for(0) == MONTH / 300  # no consumer yet counts as one
+    budget.reserve = 0.1
+    assert budget.interval_for(1) == pytest.approx(MONTH / 270)
+    for _ in range(135):
+        budget.acquire()
+    clock.advance(MONTH / 2)
+    assert budget.interval_for(1) == pytest.approx(MONTH / 270)
+
+
+def test_quota_interval_floor() -> None:
+    """A large allowance never polls faster than once a minute."""
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=10_000, window=DAY)
+    assert budget.interval_for(1) == MIN_QUOTA_INTERVAL
+    budget.min_interval = 1.0
+    assert budget.interval_for(1) == pytest.approx(8.64)
+
+
+def test_quota_interval_when_used_up() -> None:
+    """With no polls left, wait for the new window (at least the floor)."""
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=10, reserve=0.5)
+    for _ in range(5):
+        budget.acquire()
+    clock.advance(DAY)
+    assert budget.interval_for(1) == MONTH - DAY
+    clock.advance(MONTH - DAY - 10)
+    assert budget.interval_for(1) == MIN_QUOTA_INTERVAL
+
+
+def test_quota_interval_few_polls_many_consumers() -> None:
+    """Too few polls for every consumer: none waits past the new window."""
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=3)
+    assert budget.interval_for(5) == MONTH
+
+
+def test_quota_interval_waits_out_a_pause() -> None:
+    """While paused, the next poll comes no earlier than the pause's end."""
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=10_000)
+    budget.pause(DAY)
+    assert budget.interval_for(1) == DAY
+    clock.advance(DAY)
+    assert budget.interval_for(1) == pytest.approx((MONTH - DAY) / 10_000)
