@@ -14,15 +14,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 # Import our package before Home Assistant's loader looks for custom integrations,
 # so it finds the repository's custom_components instead of the harness's own.
-from custom_components.ev_cloud.const import (
+from custom_components.ev_cloud.const import CONF_PROVIDER, CONF_SERVER_URL, DOMAIN
+from custom_components.ev_cloud.providers.goe.const import (
     CONF_CONNECTION,
-    CONF_PROVIDER,
     CONF_SERIAL,
-    CONF_SERVER_URL,
     CONNECTION_CLOUD,
     CONNECTION_LOCAL,
-    DOMAIN,
-    PROVIDER_GOE,
+    NAME as PROVIDER_GOE,
 )
 from tests.simulators.goe import GoeSimulator, SimCharger
 from tests.simulators.ovms import OvmsSimulator, SimVehicle

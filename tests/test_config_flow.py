@@ -169,7 +169,7 @@ async def test_reauth(
     """A new token is checked and stored; the entry reloads."""
     goe_entry.add_to_hass(hass)
     result = await goe_entry.start_reauth_flow(hass)
-    assert result["step_id"] == "reauth_confirm"
+    assert result["step_id"] == "goe_reauth"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"token": "still-wrong"}
     )

@@ -12,6 +12,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.ev_cloud.api import RateLimitedError
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.coordinator import EvCloudCoordinator
+from custom_components.ev_cloud.descriptions import DeviceEntities
 from custom_components.ev_cloud.device import DeviceData, EvCloudDevice, PollPolicy
 
 
@@ -22,6 +23,7 @@ class RateLimitedDevice(EvCloudDevice[None]):
     """
 
     provider = "fake"
+    entities = DeviceEntities()
     poll_policy = PollPolicy(active=10, idle=60, min_active=10, min_idle=60)
 
     async def async_fetch(self) -> DeviceData[None]:

@@ -1,13 +1,15 @@
-"""One DataUpdateCoordinator per device, whatever the provider."""
+"""Coordinators, one per device, and the table that maps api errors to HA's.
+
+A device is polled, fed by pushed data, or both.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Literal
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
@@ -15,7 +17,7 @@ from homeassistant.exceptions import (
     HomeAssistantError,
 )
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
-from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -25,96 +27,76 @@ from .api import (
     CommandRejectedError,
     DeviceOfflineError,
     EvCloudError,
+    NotSupportedError,
     RateLimitedError,
     StaleDataError,
+    VehicleNotAvailableError,
 )
 from .const import DOMAIN, LOGGER
-from .device import DeviceData, EvCloudAccount, EvCloudDevice
+from .device import DeviceData, EvCloudDevice
+from .models import EvCloudConfigEntry
+
+type Phase = Literal["setup", "update", "command"]
+
+# api error -> exception translation (first match wins); the message of the api
+# error fills {error}. The phase decides the exception class (`translate_error`).
+ERROR_TRANSLATIONS: tuple[tuple[type[EvCloudError], str], ...] = (
+    (AuthenticationError, "invalid_auth"),
+    (RateLimitedError, "rate_limited"),
+    (CloudApiDisabledError, "cloud_api_disabled"),
+    (VehicleNotAvailableError, "vehicle_not_available"),
+    (CommandRejectedError, "command_rejected"),
+    (NotSupportedError, "command_not_supported"),
+    (DeviceOfflineError, "device_offline"),
+    (EvCloudError, "update_failed"),
+)
+# Commands that fail for a reason the table does not name say "command failed".
+_GENERIC = {
+    "setup": "update_failed",
+    "update": "update_failed",
+    "command": "command_failed",
+}
 
 
-@dataclass(slots=True)
-class EvCloudRuntimeData:
-    """What a loaded entry holds: its account and one coordinator per device key."""
-
-    account: EvCloudAccount
-    coordinators: dict[str, EvCloudCoordinator[Any]] = field(default_factory=dict)
-
-
-type EvCloudConfigEntry = ConfigEntry[EvCloudRuntimeData]
-
-
-def signal_device_added(entry: EvCloudConfigEntry) -> str:
-    """Dispatcher signal sent with the coordinator of a device added at runtime."""
-    return f"{DOMAIN}_{entry.entry_id}_device_added"
-
-
-async def async_sync_devices(
-    hass: HomeAssistant, entry: EvCloudConfigEntry, *, initial: bool = False
-) -> None:
-    """Give every device the account lists a coordinator, and drop the others.
-
-    At setup (`initial`) a failed listing, or devices none of which can be read,
-    propagate so that setup retries; later a failed listing keeps the devices as
-    they are, and a device that cannot be read waits for the next listing.
-    """
-    runtime = entry.runtime_data
-    try:
-        devices = await runtime.account.async_list_devices()
-    except EvCloudError as err:
-        if initial:
-            raise
-        LOGGER.debug("Listing the devices of %s failed: %s", entry.title, err)
-        return
-    listed = {device.key: device for device in devices}
-    failures: list[ConfigEntryNotReady] = []
-    for key, device in listed.items():
-        if key in runtime.coordinators:
-            continue
-        if not initial:
-            try:
-                # A quiet first read: an unreadable new device would otherwise
-                # log an error at every listing.
-                await device.async_fetch()
-            except EvCloudError as err:
-                LOGGER.debug("%s: %s cannot be read yet: %s", entry.title, key, err)
-                continue
-        coordinator = EvCloudCoordinator(hass, entry, device)
-        try:
-            if initial:
-                # Raises ConfigEntryNotReady, or ConfigEntryAuthFailed (propagated).
-                await coordinator.async_config_entry_first_refresh()
-            else:
-                await coordinator.async_refresh()
-        except ConfigEntryNotReady as err:
-            # One unreadable vehicle must not keep the others of the account
-            # away; it is tried again at the next listing.
-            LOGGER.info("%s: %s cannot be read yet: %s", entry.title, key, err)
-            failures.append(err)
-            await coordinator.async_shutdown()
-            continue
-        runtime.coordinators[key] = coordinator
-        if not initial:
-            LOGGER.info("%s: new device %s", entry.title, key)
-            async_dispatcher_send(hass, signal_device_added(entry), coordinator)
-    if failures and not runtime.coordinators:
-        raise failures[0]
-    for key in set(runtime.coordinators) - set(listed):
-        LOGGER.info("%s: device %s is gone", entry.title, key)
-        await runtime.coordinators.pop(key).async_shutdown()
-    _remove_unlisted_devices(hass, entry)
-
-
-def _remove_unlisted_devices(hass: HomeAssistant, entry: EvCloudConfigEntry) -> None:
-    """Remove registry devices (and their entities) the account no longer lists."""
-    registry = dr.async_get(hass)
-    current = {(DOMAIN, key) for key in entry.runtime_data.coordinators}
-    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
-        if not device.identifiers & current:
-            registry.async_remove_device(device.id)
+def translate_error(err: EvCloudError, phase: Phase) -> HomeAssistantError:
+    """The Home Assistant exception for an api error in setup, update or command."""
+    key = next(key for kind, key in ERROR_TRANSLATIONS if isinstance(err, kind))
+    if key == "update_failed":
+        key = _GENERIC[phase]
+    placeholders = {"error": str(err)}
+    if isinstance(err, AuthenticationError) and phase != "command":
+        return ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders=placeholders,
+        )
+    if phase == "setup":
+        return ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders=placeholders,
+        )
+    if phase == "update":
+        return UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders=placeholders,
+            retry_after=err.retry_after if isinstance(err, RateLimitedError) else None,
+        )
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders=placeholders,
+    )
 
 
 class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
-    """Polls one device at an interval that follows what the device is doing."""
+    """Reads one device at an interval that follows what the device is doing.
+
+    A device whose service pushes data hands it over with `DevicePush`: pushed
+    readings replace the polled ones, and a device without a poll policy is
+    never polled at all.
+    """
 
     config_entry: EvCloudConfigEntry
 
@@ -124,8 +106,9 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         entry: EvCloudConfigEntry,
         device: EvCloudDevice[StateT],
     ) -> None:
-        """Poll `device` for `entry`, starting at its idle interval."""
+        """Read `device` for `entry`, starting at its idle interval."""
         self.device = device
+        self._device_info: DeviceInfo | None = None
         super().__init__(
             hass,
             LOGGER,
@@ -133,65 +116,59 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
             name=f"{DOMAIN} {device.key}",
         )
         self.update_interval = device.initial_interval(entry.options)
+        device.set_push_listener(self.async_push)
+
+    async def async_shutdown(self) -> None:
+        """Stop polling and stop taking pushed data."""
+        self.device.set_push_listener(None)
+        await super().async_shutdown()
+
+    async def async_first_read(self) -> None:
+        """Read the device once, quietly: errors are raised, not logged."""
+        data = await self._async_read()
+        self.async_set_updated_data(data)
 
     async def _async_update_data(self) -> DeviceData[StateT]:
+        try:
+            return await self._async_read()
+        except EvCloudError as err:
+            raise translate_error(err, "update") from err
+
+    async def _async_read(self) -> DeviceData[StateT]:
+        """Read the device; keep the values of one that stopped reporting."""
         try:
             try:
                 data = await self.device.async_fetch()
             except StaleDataError as err:
                 data = await self._outdated(err)
-        except AuthenticationError as err:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN, translation_key="invalid_auth"
-            ) from err
-        except CloudApiDisabledError as err:
-            self._set_cloud_api_issue(active=True)
-            raise UpdateFailed(
-                translation_domain=DOMAIN, translation_key="cloud_api_disabled"
-            ) from err
-        except RateLimitedError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="rate_limited",
-                retry_after=err.retry_after,
-            ) from err
         except EvCloudError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="update_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        self._set_cloud_api_issue(active=False)
-        self._log_online_change(data.online)
-        options = self.config_entry.options
-        self.update_interval = self.device.next_interval(data, options)
+            self._set_issue(err)
+            raise
+        self._set_issue(None)
+        self._accept(data)
         return data
+
+    def async_push(self, data: DeviceData[StateT]) -> None:
+        """Show a reading the service pushed, as if it had been polled."""
+        self._accept(data)
+        self.async_set_updated_data(data)
+
+    def _accept(self, data: DeviceData[StateT]) -> None:
+        """Bookkeeping for every new reading, polled or pushed."""
+        self._log_online_change(data.online)
+        self._update_device_registry(data.state)
+        self.update_interval = self.device.next_interval(
+            data, self.config_entry.options
+        )
 
     async def async_command(self, command: Awaitable[None]) -> None:
         """Run a command on the device, then refresh (debounced) to show its effect."""
         try:
             await command
-        except AuthenticationError as err:
-            self.config_entry.async_start_reauth(self.hass)
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="invalid_auth"
-            ) from err
-        except CommandRejectedError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="command_rejected",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        except (DeviceOfflineError, CloudApiDisabledError) as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="device_offline"
-            ) from err
         except EvCloudError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="command_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            if isinstance(err, AuthenticationError):
+                self.config_entry.async_start_reauth(self.hass)
+            raise translate_error(err, "command") from err
         await self.async_request_refresh()
 
     async def _outdated(self, err: StaleDataError) -> DeviceData[StateT]:
@@ -212,18 +189,37 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         elif online and not was_online:
             LOGGER.info("%s reports again", self.name)
 
-    def _set_cloud_api_issue(self, *, active: bool) -> None:
-        # Prefixed with the entry id so that removing the entry can find it.
-        issue_id = f"{self.config_entry.entry_id}_{self.device.key}_cloud_api_disabled"
-        if not active:
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+    def _update_device_registry(self, state: StateT) -> None:
+        """Keep firmware, name and model in the device registry current."""
+        info = self.device.device_info(state)
+        if info == self._device_info:
+            return
+        if self._device_info is not None:
+            # The entities registered the first one; later changes update it.
+            dr.async_get(self.hass).async_get_or_create(
+                config_entry_id=self.config_entry.entry_id, **info
+            )
+        self._device_info = info
+
+    def _set_issue(self, error: EvCloudError | None) -> None:
+        """Show the repair issue the device asks for; drop those it no longer does."""
+        issue = self.device.repair_issue(error)
+        prefix = f"{self.config_entry.entry_id}_{self.device.key}_"
+        wanted = None if issue is None else prefix + issue.translation_key
+        for domain, issue_id in list(ir.async_get(self.hass).issues):
+            if domain == DOMAIN and issue_id.startswith(prefix) and issue_id != wanted:
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+        if issue is None or wanted is None:
             return
         ir.async_create_issue(
             self.hass,
             DOMAIN,
-            issue_id,
+            wanted,
             is_fixable=False,
             severity=ir.IssueSeverity.ERROR,
-            translation_key="cloud_api_disabled",
-            translation_placeholders={"name": self.config_entry.title},
+            translation_key=issue.translation_key,
+            translation_placeholders={
+                "name": self.config_entry.title,
+                **(issue.placeholders or {}),
+            },
         )

@@ -1,4 +1,4 @@
-"""Diagnostics: entry settings and device readings, secrets and serials redacted."""
+"""Diagnostics: entry settings and device readings, secrets and identities redacted."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_TOKEN, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_SERIAL, CONF_SERVER_URL
-from .coordinator import EvCloudConfigEntry
+from .const import CONF_EXCLUDED_DEVICES, CONF_SERVER_URL
+from .models import EvCloudConfigEntry
 
+# What every entry may hold; each provider adds the keys of its own (PROVIDER.redact).
 TO_REDACT = {
     CONF_TOKEN,
     CONF_PASSWORD,
     CONF_USERNAME,
-    "latitude",
-    "longitude",
-    CONF_SERIAL,
     CONF_HOST,
     CONF_SERVER_URL,
+    CONF_EXCLUDED_DEVICES,
+    "latitude",
+    "longitude",
     "title",
     "unique_id",
     "name",
@@ -31,12 +32,14 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: EvCloudConfigEntry
 ) -> dict[str, Any]:
     """What a bug report needs: settings, poll state and the latest readings."""
+    runtime = entry.runtime_data
+    to_redact = TO_REDACT | runtime.provider.redact
     devices = []
-    for index, coordinator in enumerate(entry.runtime_data.coordinators.values()):
+    for index, coordinator in enumerate(runtime.coordinators.values()):
         data = coordinator.data
         devices.append(
             {
-                # Device keys contain the serial; number the devices instead.
+                # Device keys contain serials and vehicle ids; number the devices.
                 "device": index,
                 "provider": coordinator.device.provider,
                 "last_update_success": coordinator.last_update_success,
@@ -45,10 +48,11 @@ async def async_get_config_entry_diagnostics(
                 else None,
                 "online": data.online,
                 "data_time": data.data_time.isoformat() if data.data_time else None,
-                "state": async_redact_data(asdict(data.state), TO_REDACT),
+                "state": async_redact_data(asdict(data.state), to_redact),
             }
         )
     return {
-        "entry": async_redact_data(entry.as_dict(), TO_REDACT),
+        "entry": async_redact_data(entry.as_dict(), to_redact),
+        "devices_listed": len(runtime.listed),
         "devices": devices,
     }

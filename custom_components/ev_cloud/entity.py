@@ -3,41 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
-from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .coordinator import EvCloudConfigEntry, EvCloudCoordinator, signal_device_added
+from .coordinator import EvCloudCoordinator
+from .descriptions import DeviceEntities, EvCloudEntityDescription
+from .models import EvCloudConfigEntry, signal_device_added
+
+# The provider's description types differ per device; the pairing of a device
+# with its own descriptions happens in `async_add_device_entities`.
+type AnyCoordinator = EvCloudCoordinator[Any]
 
 
-@dataclass(frozen=True, kw_only=True)
-class EvCloudEntityDescription(EntityDescription):
-    """Fields every EV Cloud description has.
-
-    `provider` says which devices get the entity (None: every provider);
-    `supported_fn` drops it for a device whose state lacks the concept (for
-    example a charger without phase switching).
-    """
-
-    provider: str | None
-    supported_fn: Callable[[Any], bool] = lambda _state: True
-
-
-class EvCloudEntity(CoordinatorEntity[EvCloudCoordinator[Any]]):
+class EvCloudEntity(CoordinatorEntity[AnyCoordinator]):
     """An entity of one device, described by an EvCloudEntityDescription."""
 
     _attr_has_entity_name = True
-    entity_description: EvCloudEntityDescription
 
     def __init__(
         self,
-        coordinator: EvCloudCoordinator[Any],
-        description: EvCloudEntityDescription,
+        coordinator: AnyCoordinator,
+        description: EvCloudEntityDescription[Any],
     ) -> None:
         """Bind `description` to the device of `coordinator`."""
         super().__init__(coordinator)
@@ -46,34 +37,31 @@ class EvCloudEntity(CoordinatorEntity[EvCloudCoordinator[Any]]):
         self._attr_unique_id = f"{device.key}_{description.key}"
         self._attr_device_info = device.device_info(coordinator.data.state)
 
-    @property
-    def state_data(self) -> Any:
-        """The provider's typed state of the device."""
-        return self.coordinator.data.state
-
 
 @callback
-def async_add_device_entities[DescriptionT: EvCloudEntityDescription](
+def async_add_device_entities[DescriptionT: EvCloudEntityDescription[Any]](
     hass: HomeAssistant,
     entry: EvCloudConfigEntry,
-    descriptions: tuple[DescriptionT, ...],
-    factory: Callable[[EvCloudCoordinator[Any], DescriptionT], Entity],
+    descriptions: Callable[[DeviceEntities[Any, Any]], tuple[DescriptionT, ...]],
+    factory: Callable[[AnyCoordinator, DescriptionT], Entity],
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the entities of every device, now and when the account gains one."""
+    """Add one platform's entities of every device, now and when the account gains one.
+
+    `descriptions` picks the platform's descriptions from a device's entities.
+    """
 
     @callback
-    def add(coordinators: Iterable[EvCloudCoordinator[Any]]) -> None:
+    def add(coordinators: Iterable[AnyCoordinator]) -> None:
         async_add_entities(
             factory(coordinator, description)
             for coordinator in coordinators
-            for description in descriptions
-            if description.provider in (None, coordinator.device.provider)
-            and description.supported_fn(coordinator.data.state)
+            for description in descriptions(coordinator.device.entities)
+            if description.supported_fn(coordinator.data.state)
         )
 
     @callback
-    def add_one(coordinator: EvCloudCoordinator[Any]) -> None:
+    def add_one(coordinator: AnyCoordinator) -> None:
         add([coordinator])
 
     add(entry.runtime_data.coordinators.values())

@@ -19,7 +19,9 @@ else:
     import voluptuous as vol
 
 from .const import DOMAIN
-from .coordinator import EvCloudConfigEntry, EvCloudCoordinator
+from .coordinator import EvCloudCoordinator
+from .device import ChargeControl
+from .models import EvCloudConfigEntry
 
 SERVICE_START_CHARGING = "start_charging"
 SERVICE_STOP_CHARGING = "stop_charging"
@@ -47,22 +49,23 @@ def async_setup_services(hass: HomeAssistant) -> None:
 async def _async_charge(hass: HomeAssistant, call: ServiceCall, *, start: bool) -> None:
     """Start or stop charging; a device already in that state is left alone."""
     # Resolve every device first so that one bad target changes nothing.
-    coordinators = [
-        _coordinator_for(hass, device_id) for device_id in call.data[ATTR_DEVICE_ID]
+    targets = [
+        _charge_control_for(hass, device_id) for device_id in call.data[ATTR_DEVICE_ID]
     ]
-    for coordinator in coordinators:
-        device = coordinator.device
+    for coordinator, control in targets:
         state = coordinator.data.state
         command = (
-            device.async_start_charging(state)
+            control.async_start_charging(state)
             if start
-            else device.async_stop_charging(state)
+            else control.async_stop_charging(state)
         )
         await coordinator.async_command(command)
 
 
-def _coordinator_for(hass: HomeAssistant, device_id: str) -> EvCloudCoordinator[Any]:
-    """The coordinator of an EV Cloud device that can start and stop charging."""
+def _charge_control_for(
+    hass: HomeAssistant, device_id: str
+) -> tuple[EvCloudCoordinator[Any], ChargeControl[Any]]:
+    """The coordinator and charge control of an EV Cloud device that has one."""
     registry = dr.async_get(hass)
     device_entry = registry.async_get(device_id)
     if device_entry is None:
@@ -107,12 +110,17 @@ def _coordinator_for(hass: HomeAssistant, device_id: str) -> EvCloudCoordinator[
         ),
         None,
     )
-    if coordinator is None or not coordinator.device.supports_charge_control:
+    if coordinator is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
-            translation_key=coordinator.device.charge_control_error
-            if coordinator
-            else "charge_control_not_supported",
+            translation_key="device_not_readable",
             translation_placeholders={"name": name},
         )
-    return coordinator
+    control = coordinator.device.charge_control
+    if control is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=coordinator.device.charge_control_missing,
+            translation_placeholders={"name": name},
+        )
+    return coordinator, control

@@ -1,28 +1,12 @@
-"""Provider glue: how a config entry of each provider becomes an account."""
+"""PROVIDERS: every service EV Cloud supports, by name; the one registry.
 
-from __future__ import annotations
+Shared code, `scripts/` and `tests/simulators/` find a provider here. A provider
+is a package beside this file (see docs/adding-a-provider.md).
+"""
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
-
-from ..const import PROVIDER_GOE, PROVIDER_OVMS
-from ..device import EvCloudAccount, PollPolicy
+from ..models import Provider
 from . import goe, ovms
 
-type AccountFactory = Callable[[HomeAssistant, ConfigEntry], EvCloudAccount]
-
-# provider -> builds the account of a config entry
-ACCOUNT_FACTORIES: dict[str, AccountFactory] = {
-    PROVIDER_GOE: goe.create_account,
-    PROVIDER_OVMS: ovms.create_account,
+PROVIDERS: dict[str, Provider] = {
+    provider.name: provider for provider in (goe.PROVIDER, ovms.PROVIDER)
 }
-# provider -> the poll policy (defaults and option bounds) for an entry's data
-POLL_POLICIES: dict[str, Callable[[Mapping[str, Any]], PollPolicy]] = {
-    PROVIDER_GOE: goe.poll_policy,
-    PROVIDER_OVMS: ovms.poll_policy,
-}
-# Every provider by name: the one registry that scripts and simulators read.
-PROVIDERS = ACCOUNT_FACTORIES

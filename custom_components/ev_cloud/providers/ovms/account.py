@@ -9,12 +9,10 @@ slows down; record ages decide whether what is shown is stale.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -22,34 +20,32 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
-from ..api import EvCloudError
-from ..api.budget import RequestBudget
-from ..api.ovms import (
+from ...api import EvCloudError, VehicleNotAvailableError
+from ...api.budget import BudgetRegistry, RequestBudget
+from ...api.ovms import (
     DEFAULT_SERVER_URL,
-    OvmsCharge,
     OvmsClient,
-    OvmsLocation,
-    OvmsStatus,
-    OvmsTpms,
     OvmsVehicle,
-    Units,
 )
-from ..const import (
-    CONF_EXCLUDED_VEHICLES,
-    CONF_LIVE_VEHICLES,
-    CONF_SERVER_URL,
-    DOMAIN,
-    LOGGER,
-    PROVIDER_OVMS,
+from ...const import CONF_EXCLUDED_DEVICES, CONF_SERVER_URL, DOMAIN, LOGGER
+from ...device import (
+    DeviceData,
+    EvCloudAccount,
+    EvCloudDevice,
+    PollPolicy,
+    RepairIssue,
 )
-from ..device import DeviceData, EvCloudAccount, EvCloudDevice, PollPolicy
+from ...models import EvCloudConfigEntry
+from .const import CONF_LIVE_VEHICLES, NAME
+from .entities import ENTITIES
+from .state import OvmsCarState
 
 # The server's limiter (ApiHttp.pm): 120 at once, then 60 a minute, at most 240.
 BUDGET_BURST: Final = 120
 BUDGET_PER_MINUTE: Final = 60
 BUDGET_MAXIMUM: Final = 240
 # One budget per server host, shared by every entry that uses it.
-BUDGETS: HassKey[dict[str, RequestBudget]] = HassKey(f"{DOMAIN}_ovms_budgets")
+BUDGETS: HassKey[BudgetRegistry[RequestBudget]] = HassKey(f"{DOMAIN}_ovms_budgets")
 
 POLICY = PollPolicy(active=60, idle=300, min_active=30, min_idle=60)
 # Requests of an average poll: status always, charge, location and tyres often not.
@@ -59,39 +55,6 @@ TPMS_EVERY: Final = 10  # polls
 # Data is stale when its record is older than the poll interval plus this grace.
 STALE_GRACE: Final = 60
 VEHICLE_LIST_MAX_AGE: Final = timedelta(seconds=55)
-
-
-@dataclass(frozen=True, slots=True)
-class OvmsCarState:
-    """Everything known about one vehicle after a poll."""
-
-    vehicle_id: str
-    units: Units
-    car_online: bool | None  # the car's module is connected to the server
-    live_updates: bool
-    status: OvmsStatus
-    charge: OvmsCharge
-    location: OvmsLocation
-    tpms: OvmsTpms
-
-    @property
-    def charging(self) -> bool | None:
-        """True while the car charges."""
-        return _first(self.charge.charging, self.status.charging)
-
-    @property
-    def plugged_in(self) -> bool | None:
-        """True while a charge cable is connected."""
-        return _first(self.charge.plugged_in, self.status.plugged_in)
-
-    @property
-    def soc(self) -> float | None:
-        """Battery level in %."""
-        return _first(self.charge.soc, self.status.soc)
-
-
-def _first[T](*values: T | None) -> T | None:
-    return next((value for value in values if value is not None), None)
 
 
 def server_key(server_url: str) -> str:
@@ -118,13 +81,13 @@ def client_from_data(
 
 
 def _budget(hass: HomeAssistant, server_url: str) -> RequestBudget:
-    budgets = hass.data.setdefault(BUDGETS, {})
-    key = server_key(server_url)
-    if key not in budgets:
-        budgets[key] = RequestBudget(
+    budgets = hass.data.setdefault(BUDGETS, BudgetRegistry())
+    return budgets.get(
+        server_key(server_url),
+        lambda: RequestBudget(
             burst=BUDGET_BURST, per_minute=BUDGET_PER_MINUTE, maximum=BUDGET_MAXIMUM
-        )
-    return budgets[key]
+        ),
+    )
 
 
 class OvmsAccount(EvCloudAccount):
@@ -132,7 +95,7 @@ class OvmsAccount(EvCloudAccount):
 
     device_list_interval = timedelta(minutes=10)
 
-    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+    def __init__(self, hass: HomeAssistant, entry: EvCloudConfigEntry) -> None:
         """Set up the client of the entry's account."""
         self.hass = hass
         self.entry = entry
@@ -161,7 +124,7 @@ class OvmsAccount(EvCloudAccount):
     async def async_list_devices(self) -> list[EvCloudDevice[Any]]:
         """The vehicles the user did not exclude."""
         self._vehicles_time = None  # a listing always asks the server
-        excluded = set(self.entry.options.get(CONF_EXCLUDED_VEHICLES, []))
+        excluded = set(self.entry.options.get(CONF_EXCLUDED_DEVICES, []))
         listed = [
             vehicle.vehicle_id
             for vehicle in await self.async_vehicles()
@@ -173,6 +136,10 @@ class OvmsAccount(EvCloudAccount):
             if vehicle_id not in self.cars:
                 self.cars[vehicle_id] = OvmsCar(self, vehicle_id)
         return [self.cars[vehicle_id] for vehicle_id in listed]
+
+    def selectable_devices(self) -> list[str]:
+        """Every vehicle of the account, shown or left out."""
+        return [vehicle.vehicle_id for vehicle in self._vehicles]
 
     def is_live(self, vehicle_id: str) -> bool:
         """True when the user switched live updates on for the vehicle."""
@@ -203,9 +170,10 @@ class OvmsAccount(EvCloudAccount):
 class OvmsCar(EvCloudDevice[OvmsCarState]):
     """One vehicle of an OVMS account."""
 
-    provider = PROVIDER_OVMS
+    provider = NAME
+    entities = ENTITIES
     poll_policy = POLICY
-    charge_control_error = "ovms_commands_not_supported"
+    charge_control_missing = "ovms_commands_not_supported"
 
     def __init__(self, account: OvmsAccount, vehicle_id: str) -> None:
         """Poll `vehicle_id` through `account`."""
@@ -275,13 +243,20 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         that silence (up to the maximum): it notices a car that wakes up soon
         enough without polling a parked one every minute.
         """
-        seconds = super().next_interval(data, options).total_seconds()
+        usual = super().next_interval(data, options) or timedelta(seconds=POLICY.idle)
+        seconds = usual.total_seconds()
         silence = data.state.status.s_time.msg_age
         if silence is not None and silence > seconds:
             seconds = max(seconds, min(silence / 2, float(POLICY.maximum)))
         floor = self.account.budget.sustainable_interval(REQUESTS_PER_POLL)
         self._interval = max(seconds, floor)
         return timedelta(seconds=self._interval)
+
+    def repair_issue(self, error: EvCloudError | None) -> RepairIssue | None:
+        """A vehicle the server will not serve: only its owner can change that."""
+        if isinstance(error, VehicleNotAvailableError) and error.reason:
+            return RepairIssue(f"vehicle_{error.reason}", {"vehicle": self.device_id})
+        return None
 
     def is_active(self, state: OvmsCarState) -> bool:
         """Poll faster while the car is on or charging."""
@@ -309,11 +284,6 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         )
 
 
-def create_account(hass: HomeAssistant, entry: ConfigEntry) -> OvmsAccount:
+def create_account(hass: HomeAssistant, entry: EvCloudConfigEntry) -> OvmsAccount:
     """The account of an OVMS entry."""
     return OvmsAccount(hass, entry)
-
-
-def poll_policy(data: Mapping[str, Any]) -> PollPolicy:
-    """OVMS poll intervals."""
-    return POLICY

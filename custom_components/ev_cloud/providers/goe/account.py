@@ -5,29 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.util import dt as dt_util
 
-from ..api import StaleDataError
-from ..api.goe import (
-    ForceState,
-    GoeClient,
-    GoeReading,
-    GoeStatus,
+from ...api import CloudApiDisabledError, EvCloudError, StaleDataError
+from ...api.goe import ForceState, GoeClient, GoeReading, GoeStatus
+from ...const import CONF_SERVER_URL, DOMAIN
+from ...device import (
+    ChargeControl,
+    DeviceData,
+    EvCloudAccount,
+    EvCloudDevice,
+    PollPolicy,
+    RepairIssue,
 )
-from ..const import (
-    CONF_CONNECTION,
-    CONF_SERIAL,
-    CONF_SERVER_URL,
-    CONNECTION_CLOUD,
-    DOMAIN,
-    PROVIDER_GOE,
-)
-from ..device import DeviceData, EvCloudAccount, EvCloudDevice, PollPolicy
+from ...models import EvCloudConfigEntry
+from .const import CONF_CONNECTION, CONF_SERIAL, CONNECTION_CLOUD, NAME
+from .entities import ENTITIES
 
 # Local: the charger answers at most once a second, so 5 s is gentle. Cloud: the
 # charger pushes its status every few seconds; 30 s while charging is plenty.
@@ -66,7 +63,7 @@ class GoeAccount(EvCloudAccount):
         return [self.charger]
 
 
-def create_account(hass: HomeAssistant, entry: ConfigEntry) -> GoeAccount:
+def create_account(hass: HomeAssistant, entry: EvCloudConfigEntry) -> GoeAccount:
     """The account of a go-e entry."""
     return GoeAccount(hass, entry.data)
 
@@ -74,8 +71,8 @@ def create_account(hass: HomeAssistant, entry: ConfigEntry) -> GoeAccount:
 class GoeCharger(EvCloudDevice[GoeStatus]):
     """One go-e charger."""
 
-    provider = PROVIDER_GOE
-    supports_charge_control = True
+    provider = NAME
+    entities = ENTITIES
 
     def __init__(self, client: GoeClient, serial: str, policy: PollPolicy) -> None:
         """Poll `client` for the charger `serial`."""
@@ -105,6 +102,17 @@ class GoeCharger(EvCloudDevice[GoeStatus]):
             serial_number=self.device_id,
             sw_version=state.firmware,
         )
+
+    def repair_issue(self, error: EvCloudError | None) -> RepairIssue | None:
+        """The cloud answers 403: only the user can switch its API on (or the power)."""
+        if isinstance(error, CloudApiDisabledError):
+            return RepairIssue("cloud_api_disabled")
+        return None
+
+    @property
+    def charge_control(self) -> ChargeControl[GoeStatus]:
+        """Every go-e charger starts and stops through its force state."""
+        return self
 
     def is_active(self, state: GoeStatus) -> bool:
         """Poll faster while a car is connected: current and power change then."""

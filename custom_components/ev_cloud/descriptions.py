@@ -1,0 +1,198 @@
+"""Entity descriptions: what an entity of a device shows, typed on its state.
+
+A provider declares one `DeviceEntities` per kind of device it has, with
+descriptions whose functions take that device and its state type. Concepts that
+several providers share (charging, plugged in, battery level, online, ...) are
+built by the factories at the end, so that they share one key, translation and
+device class whichever service a device comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorDeviceClass,
+    BinarySensorEntityDescription,
+)
+from homeassistant.components.device_tracker import TrackerEntityDescription
+from homeassistant.components.number import NumberEntityDescription
+from homeassistant.components.select import SelectEntityDescription
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.components.switch import SwitchEntityDescription
+from homeassistant.const import PERCENTAGE, EntityCategory, Platform
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.typing import StateType
+
+from .device import DeviceData
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvCloudEntityDescription[StateT](EntityDescription):
+    """Fields every EV Cloud description has.
+
+    `supported_fn` drops the entity for a device whose state lacks the concept
+    (for example a charger without phase switching).
+    """
+
+    supported_fn: Callable[[StateT], bool] = lambda _state: True
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvCloudSensorEntityDescription[StateT](
+    EvCloudEntityDescription[StateT], SensorEntityDescription
+):
+    """A sensor whose value is read from a device reading."""
+
+    value_fn: Callable[[DeviceData[StateT]], StateType | datetime]
+    # The unit when it depends on the device (km or miles), else None.
+    unit_fn: Callable[[StateT], str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvCloudBinarySensorEntityDescription[StateT](
+    EvCloudEntityDescription[StateT], BinarySensorEntityDescription
+):
+    """A binary sensor whose value is read from a device reading."""
+
+    value_fn: Callable[[DeviceData[StateT]], bool | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvCloudTrackerEntityDescription[StateT](
+    EvCloudEntityDescription[StateT], TrackerEntityDescription
+):
+    """A tracker reading latitude and longitude from the device state."""
+
+    position_fn: Callable[[StateT], tuple[float | None, float | None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvCloudNumberEntityDescription[DeviceT, StateT](
+    EvCloudEntityDescription[StateT], NumberEntityDescription
+):
+    """A number read from the device state and written with `set_fn`."""
+
+    value_fn: Callable[[StateT], float | None]
+    set_fn: Callable[[DeviceT, float], Awaitable[None]]
+    # Bounds that depend on the device (e.g. the charger's maximum current).
+    min_fn: Callable[[StateT], float | None] = lambda _state: None
+    max_fn: Callable[[StateT], float | None] = lambda _state: None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvCloudSelectEntityDescription[DeviceT, StateT](
+    EvCloudEntityDescription[StateT], SelectEntityDescription
+):
+    """A select read from the device state and written with `select_fn`."""
+
+    value_fn: Callable[[StateT], str | None]
+    select_fn: Callable[[DeviceT, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvCloudSwitchEntityDescription[DeviceT, StateT](
+    EvCloudEntityDescription[StateT], SwitchEntityDescription
+):
+    """A switch read from the device state and turned with `on_fn` / `off_fn`."""
+
+    value_fn: Callable[[StateT], bool | None]
+    on_fn: Callable[[DeviceT, StateT], Awaitable[None]]
+    off_fn: Callable[[DeviceT, StateT], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceEntities[DeviceT, StateT]:
+    """The entities of one kind of device, per platform."""
+
+    sensor: tuple[EvCloudSensorEntityDescription[StateT], ...] = ()
+    binary_sensor: tuple[EvCloudBinarySensorEntityDescription[StateT], ...] = ()
+    device_tracker: tuple[EvCloudTrackerEntityDescription[StateT], ...] = ()
+    number: tuple[EvCloudNumberEntityDescription[DeviceT, StateT], ...] = ()
+    select: tuple[EvCloudSelectEntityDescription[DeviceT, StateT], ...] = ()
+    switch: tuple[EvCloudSwitchEntityDescription[DeviceT, StateT], ...] = ()
+
+    @property
+    def platforms(self) -> set[Platform]:
+        """The platforms that have at least one description."""
+        return {
+            Platform(field.name) for field in fields(self) if getattr(self, field.name)
+        }
+
+    def all(self) -> tuple[EvCloudEntityDescription[StateT], ...]:
+        """Every description, whatever its platform."""
+        return tuple(
+            description
+            for field in fields(self)
+            for description in getattr(self, field.name)
+        )
+
+
+# --- concepts shared across providers: one key, one translation -------------------
+
+
+def online[StateT]() -> EvCloudBinarySensorEntityDescription[StateT]:
+    """Off while the device does not report; its other entities keep their values."""
+    return EvCloudBinarySensorEntityDescription(
+        key="online",
+        translation_key="online",
+        device_class=BinarySensorDeviceClass.CONNECTIVITY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda data: data.online,
+    )
+
+
+def last_update[StateT]() -> EvCloudSensorEntityDescription[StateT]:
+    """When the device produced the data shown: the age of every value."""
+    return EvCloudSensorEntityDescription(
+        key="last_update",
+        translation_key="last_update",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda data: data.data_time,
+    )
+
+
+def charging[StateT](
+    value: Callable[[StateT], bool | None],
+) -> EvCloudBinarySensorEntityDescription[StateT]:
+    """True while the vehicle (or the charger's car) charges."""
+    return EvCloudBinarySensorEntityDescription(
+        key="charging",
+        translation_key="charging",
+        device_class=BinarySensorDeviceClass.BATTERY_CHARGING,
+        value_fn=lambda data: value(data.state),
+    )
+
+
+def plugged_in[StateT](
+    value: Callable[[StateT], bool | None],
+) -> EvCloudBinarySensorEntityDescription[StateT]:
+    """True while a charge cable connects vehicle and charger."""
+    return EvCloudBinarySensorEntityDescription(
+        key="plugged_in",
+        translation_key="plugged_in",
+        device_class=BinarySensorDeviceClass.PLUG,
+        value_fn=lambda data: value(data.state),
+    )
+
+
+def battery_level[StateT](
+    value: Callable[[StateT], float | None],
+) -> EvCloudSensorEntityDescription[StateT]:
+    """The vehicle's state of charge in %."""
+    return EvCloudSensorEntityDescription(
+        key="battery_level",
+        translation_key="battery_level",
+        device_class=SensorDeviceClass.BATTERY,
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda data: value(data.state),
+    )

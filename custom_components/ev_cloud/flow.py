@@ -1,0 +1,230 @@
+"""The parts of the config flow every provider shares; providers add step mixins.
+
+The flow class (`config_flow.EvCloudConfigFlow`) is one class per domain, assembled
+from the providers' mixins on top of `EvCloudFlow`. A provider named `name`
+implements `async_step_<name>` (its entry in the first menu),
+`async_step_<name>_reauth` and `async_step_<name>_reconfigure`; this base
+dispatches to them. It is an OAuth2 flow handler, so that providers which sign
+in through Home Assistant's application credentials can use its steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+import logging
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    SOURCE_RECONFIGURE,
+    ConfigEntryState,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.core import callback
+from homeassistant.helpers.config_entry_oauth2_flow import AbstractOAuth2FlowHandler
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+
+if TYPE_CHECKING:
+    # Home Assistant >= 2026.10 types its schemas with probatio, which it installs
+    # as `voluptuous`; older releases use voluptuous itself.
+    import probatio as vol
+else:
+    import voluptuous as vol
+
+from .const import (
+    CONF_ACTIVE_INTERVAL,
+    CONF_EXCLUDED_DEVICES,
+    CONF_IDLE_INTERVAL,
+    CONF_PROVIDER,
+    DOMAIN,
+    LOGGER,
+)
+from .models import EvCloudConfigEntry
+from .providers import PROVIDERS
+
+PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+TEXT = TextSelector()
+URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
+# The options' and the flows' field for the devices of an account.
+CONF_VEHICLES = "vehicles"
+
+type StepHandler = Callable[[dict[str, Any] | None], Awaitable[ConfigFlowResult]]
+
+
+def valid_url(text: str) -> str | None:
+    """`text` stripped if it is an http(s) URL with a host, else None."""
+    text = text.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return text
+
+
+def device_selector(device_ids: list[str]) -> SelectSelector:
+    """Tick boxes for the devices of an account."""
+    return SelectSelector(
+        SelectSelectorConfig(
+            options=device_ids, multiple=True, mode=SelectSelectorMode.LIST
+        )
+    )
+
+
+class EvCloudFlow(AbstractOAuth2FlowHandler):
+    """Pick a provider; reauth and reconfigure go to the entry's provider."""
+
+    DOMAIN = DOMAIN
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The OAuth2 steps log here."""
+        return LOGGER
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: EvCloudConfigEntry) -> EvCloudOptionsFlow:
+        """Poll intervals and, for accounts, which devices."""
+        return EvCloudOptionsFlow()
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose the service."""
+        return self.async_show_menu(step_id="user", menu_options=list(PROVIDERS))
+
+    async def async_step_reauth(
+        self, entry_data: Mapping[str, Any]
+    ) -> ConfigFlowResult:
+        """The service rejected the stored credentials: ask the entry's provider."""
+        return await self._provider_step(entry_data, "reauth")
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change how the service is reached, in the provider's own form."""
+        return await self._provider_step(
+            self._get_reconfigure_entry().data, "reconfigure"
+        )
+
+    async def _provider_step(
+        self, data: Mapping[str, Any], suffix: str
+    ) -> ConfigFlowResult:
+        step = getattr(self, f"async_step_{data.get(CONF_PROVIDER)}_{suffix}", None)
+        if step is None:
+            return self.async_abort(reason="unknown_provider")
+        return await cast(StepHandler, step)(None)
+
+    def async_finish_existing(
+        self, unique_id_matches: bool, data: Mapping[str, Any]
+    ) -> ConfigFlowResult | None:
+        """Update the entry being re-authenticated or reconfigured, if any.
+
+        Returns None when the flow adds a new entry.
+        """
+        if self.source == SOURCE_RECONFIGURE:
+            if not unique_id_matches:
+                return self.async_abort(reason="wrong_device")
+            return self.async_update_reload_and_abort(
+                self._get_reconfigure_entry(), data=data
+            )
+        if self.source == SOURCE_REAUTH:
+            if not unique_id_matches:
+                return self.async_abort(reason="wrong_device")
+            return self.async_update_reload_and_abort(
+                self._get_reauth_entry(), data=data
+            )
+        return None
+
+    async def async_set_unique_id_or_finish(
+        self, unique_id: str, data: Mapping[str, Any]
+    ) -> ConfigFlowResult | None:
+        """Claim `unique_id` for a new entry, or update the existing one.
+
+        Returns None when a new entry may be created (not configured yet).
+        """
+        await self.async_set_unique_id(unique_id)
+        if self.source in (SOURCE_REAUTH, SOURCE_RECONFIGURE):
+            entry = (
+                self._get_reauth_entry()
+                if self.source == SOURCE_REAUTH
+                else self._get_reconfigure_entry()
+            )
+            return self.async_finish_existing(entry.unique_id == unique_id, data)
+        self._abort_if_unique_id_configured()
+        return None
+
+
+class EvCloudOptionsFlow(OptionsFlowWithReload):
+    """Poll intervals within the provider's bounds; which devices of an account."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show and save the options."""
+        entry: EvCloudConfigEntry = self.config_entry
+        provider = PROVIDERS.get(entry.data.get(CONF_PROVIDER, ""))
+        policy = provider.poll_policy(entry.data) if provider else None
+        known = self._known_devices()
+        if user_input is not None:
+            options = dict(entry.options)
+            for key in (CONF_ACTIVE_INTERVAL, CONF_IDLE_INTERVAL):
+                if key in user_input:
+                    options[key] = int(user_input[key])
+            if known:
+                chosen = set(user_input.get(CONF_VEHICLES, known))
+                options[CONF_EXCLUDED_DEVICES] = sorted(set(known) - chosen)
+            return self.async_create_entry(data=options)
+        fields: dict[Any, Any] = {}
+        if policy is not None:
+            fields[vol.Required(CONF_ACTIVE_INTERVAL, default=policy.active)] = (
+                _seconds(policy.min_active, policy.maximum)
+            )
+            fields[vol.Required(CONF_IDLE_INTERVAL, default=policy.idle)] = _seconds(
+                policy.min_idle, policy.maximum
+            )
+        suggested = dict(entry.options)
+        if known:
+            excluded = set(entry.options.get(CONF_EXCLUDED_DEVICES, []))
+            suggested[CONF_VEHICLES] = [v for v in known if v not in excluded]
+            fields[vol.Optional(CONF_VEHICLES)] = device_selector(known)
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(fields), suggested
+            ),
+        )
+
+    def _known_devices(self) -> list[str]:
+        """Devices of a loaded account entry that the user may choose from."""
+        entry: EvCloudConfigEntry = self.config_entry
+        if entry.state is not ConfigEntryState.LOADED:
+            return []
+        selectable = entry.runtime_data.account.selectable_devices()
+        if selectable is None:
+            return []
+        return sorted({*selectable, *entry.options.get(CONF_EXCLUDED_DEVICES, [])})
+
+
+def _seconds(minimum: int, maximum: int) -> NumberSelector:
+    return NumberSelector(
+        NumberSelectorConfig(
+            min=minimum,
+            max=maximum,
+            step=1,
+            unit_of_measurement="s",
+            mode=NumberSelectorMode.BOX,
+        )
+    )

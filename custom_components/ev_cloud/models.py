@@ -1,0 +1,66 @@
+"""What a provider registers, and what a loaded config entry holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+
+from .const import DOMAIN
+from .descriptions import DeviceEntities
+from .device import EvCloudAccount, PollPolicy
+
+if TYPE_CHECKING:
+    from .coordinator import EvCloudCoordinator
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provider:
+    """One service, as the shared code sees it; registered once in PROVIDERS.
+
+    `name` is stored in each entry's data and names the provider's flow steps:
+    `async_step_<name>` (chosen in the first menu), `async_step_<name>_reauth`
+    and `async_step_<name>_reconfigure`, which the provider's config-flow mixin
+    implements (listed in `config_flow.EvCloudConfigFlow`).
+    """
+
+    name: str
+    create_account: Callable[[HomeAssistant, EvCloudConfigEntry], EvCloudAccount]
+    # One per kind of device the provider has (vehicles, chargers, ...).
+    entities: tuple[DeviceEntities[Any, Any], ...]
+    # Poll interval defaults and option bounds, from the entry's data.
+    poll_policy: Callable[[Mapping[str, Any]], PollPolicy | None]
+    # Keys whose values diagnostics must hide (device ids that name a person's car...).
+    redact: frozenset[str] = frozenset()
+
+    @property
+    def platforms(self) -> list[Platform]:
+        """The platforms to forward an entry of this provider to."""
+        return sorted(set().union(*(kind.platforms for kind in self.entities)))
+
+
+@dataclass(slots=True)
+class EvCloudRuntimeData:
+    """What a loaded entry holds.
+
+    `listed` are the keys of the devices the account listed last: a registry
+    device may only be removed when the service no longer lists it, even when
+    it cannot be read (and so has no coordinator) right now.
+    """
+
+    provider: Provider
+    account: EvCloudAccount
+    coordinators: dict[str, EvCloudCoordinator[Any]] = field(default_factory=dict)
+    listed: set[str] = field(default_factory=set)
+
+
+type EvCloudConfigEntry = ConfigEntry[EvCloudRuntimeData]
+
+
+def signal_device_added(entry: EvCloudConfigEntry) -> str:
+    """Dispatcher signal sent with the coordinator of a device added at runtime."""
+    return f"{DOMAIN}_{entry.entry_id}_device_added"

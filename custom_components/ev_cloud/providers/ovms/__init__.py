@@ -1,0 +1,15 @@
+"""OVMS: every vehicle of an account on an OVMS server (REST API)."""
+
+from ...models import Provider
+from .account import POLICY, create_account
+from .const import CONF_LIVE_VEHICLES, NAME
+from .entities import ENTITIES
+
+PROVIDER = Provider(
+    name=NAME,
+    create_account=create_account,
+    entities=(ENTITIES,),
+    poll_policy=lambda _data: POLICY,
+    # Vehicle ids are often plates or VINs.
+    redact=frozenset({"vehicle_id", CONF_LIVE_VEHICLES}),
+)

@@ -1,0 +1,381 @@
+"""OVMS: the entities of a vehicle, typed on its state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components.binary_sensor import BinarySensorDeviceClass
+from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfLength,
+    UnitOfPower,
+    UnitOfPressure,
+    UnitOfSpeed,
+    UnitOfTemperature,
+    UnitOfTime,
+)
+
+from ...api.ovms import CHARGE_MODES, CHARGE_STATES, WHEELS, OvmsStatus, RecordTime
+from ...descriptions import (
+    DeviceEntities,
+    EvCloudBinarySensorEntityDescription,
+    EvCloudSensorEntityDescription,
+    EvCloudSwitchEntityDescription,
+    EvCloudTrackerEntityDescription,
+    battery_level,
+    charging,
+    last_update,
+    online,
+    plugged_in,
+)
+from ...device import DeviceData
+from .state import OvmsCarState
+
+if TYPE_CHECKING:
+    from .account import OvmsCar
+
+type Sensor = EvCloudSensorEntityDescription[OvmsCarState]
+type BinarySensor = EvCloudBinarySensorEntityDescription[OvmsCarState]
+
+
+def _car[T](fn: Callable[[OvmsCarState], T]) -> Callable[[DeviceData[OvmsCarState]], T]:
+    """Read a value from the vehicle's state."""
+    return lambda data: fn(data.state)
+
+
+def _distance_unit(state: OvmsCarState) -> str:
+    return UnitOfLength.MILES if state.units == "M" else UnitOfLength.KILOMETERS
+
+
+def _speed_unit(state: OvmsCarState) -> str:
+    if state.units == "M":
+        return UnitOfSpeed.MILES_PER_HOUR
+    return UnitOfSpeed.KILOMETERS_PER_HOUR
+
+
+def _record_time(key: str, record: Callable[[OvmsCarState], RecordTime]) -> Sensor:
+    """When the server received a record type (its data age)."""
+    return EvCloudSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.TIMESTAMP,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_car(lambda state: record(state).msg_time),
+    )
+
+
+def _temperature(
+    key: str, value: Callable[[OvmsStatus], float | None], **kwargs: Any
+) -> Sensor:
+    return EvCloudSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=_car(lambda state: value(state.status)),
+        **kwargs,
+    )
+
+
+def _tyres() -> tuple[Sensor, ...]:
+    """Pressure and temperature of each tyre the TPMS reports."""
+
+    def has_wheel(name: str) -> Callable[[OvmsCarState], bool]:
+        return lambda state: name in state.tpms.wheels
+
+    def pressure(name: str) -> Callable[[DeviceData[OvmsCarState]], float | None]:
+        return _car(
+            lambda state: (
+                wheel.pressure if (wheel := state.tpms.wheels.get(name)) else None
+            )
+        )
+
+    def temperature(name: str) -> Callable[[DeviceData[OvmsCarState]], float | None]:
+        return _car(
+            lambda state: (
+                wheel.temperature if (wheel := state.tpms.wheels.get(name)) else None
+            )
+        )
+
+    descriptions: list[Sensor] = []
+    for wheel in WHEELS:
+        descriptions += [
+            EvCloudSensorEntityDescription(
+                key=f"tire_pressure_{wheel}",
+                translation_key=f"tire_pressure_{wheel}",
+                supported_fn=has_wheel(wheel),
+                device_class=SensorDeviceClass.PRESSURE,
+                native_unit_of_measurement=UnitOfPressure.KPA,
+                state_class=SensorStateClass.MEASUREMENT,
+                suggested_display_precision=0,
+                value_fn=pressure(wheel),
+            ),
+            EvCloudSensorEntityDescription(
+                key=f"tire_temperature_{wheel}",
+                translation_key=f"tire_temperature_{wheel}",
+                supported_fn=has_wheel(wheel),
+                device_class=SensorDeviceClass.TEMPERATURE,
+                native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+                state_class=SensorStateClass.MEASUREMENT,
+                entity_registry_enabled_default=False,
+                value_fn=temperature(wheel),
+            ),
+        ]
+    return tuple(descriptions)
+
+
+SENSORS: tuple[Sensor, ...] = (
+    last_update(),
+    battery_level(lambda state: state.soc),
+    EvCloudSensorEntityDescription(
+        key="ideal_range",
+        translation_key="ideal_range",
+        suggested_display_precision=0,
+        device_class=SensorDeviceClass.DISTANCE,
+        state_class=SensorStateClass.MEASUREMENT,
+        unit_fn=_distance_unit,
+        value_fn=_car(lambda state: state.status.ideal_range),
+    ),
+    EvCloudSensorEntityDescription(
+        key="estimated_range",
+        translation_key="estimated_range",
+        suggested_display_precision=0,
+        device_class=SensorDeviceClass.DISTANCE,
+        state_class=SensorStateClass.MEASUREMENT,
+        unit_fn=_distance_unit,
+        value_fn=_car(lambda state: state.status.estimated_range),
+    ),
+    EvCloudSensorEntityDescription(
+        key="charge_state",
+        translation_key="charge_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(CHARGE_STATES),
+        value_fn=_car(
+            lambda state: state.charge.charge_state or state.status.charge_state
+        ),
+    ),
+    EvCloudSensorEntityDescription(
+        key="charge_mode",
+        translation_key="charge_mode",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(CHARGE_MODES),
+        value_fn=_car(
+            lambda state: state.charge.charge_mode or state.status.charge_mode
+        ),
+    ),
+    EvCloudSensorEntityDescription(
+        key="charge_power",
+        translation_key="charge_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.KILO_WATT,
+        suggested_display_precision=2,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_car(lambda state: state.charge.charge_power),
+    ),
+    EvCloudSensorEntityDescription(
+        key="charge_current",
+        translation_key="charge_current",
+        device_class=SensorDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_car(lambda state: state.charge.charge_current),
+    ),
+    EvCloudSensorEntityDescription(
+        key="line_voltage",
+        translation_key="line_voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=_car(lambda state: state.charge.line_voltage),
+    ),
+    EvCloudSensorEntityDescription(
+        key="battery_voltage",
+        translation_key="battery_voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_car(lambda state: state.charge.battery_voltage),
+    ),
+    EvCloudSensorEntityDescription(
+        key="session_energy",
+        translation_key="session_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=1,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=_car(lambda state: state.charge.charge_energy),
+    ),
+    EvCloudSensorEntityDescription(
+        key="time_to_full",
+        translation_key="time_to_full",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MINUTES,
+        value_fn=_car(lambda state: state.charge.time_to_full),
+    ),
+    EvCloudSensorEntityDescription(
+        key="time_to_limit",
+        translation_key="time_to_limit",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MINUTES,
+        value_fn=_car(lambda state: state.charge.time_to_limit),
+    ),
+    EvCloudSensorEntityDescription(
+        key="charge_limit_soc",
+        translation_key="charge_limit_soc",
+        native_unit_of_measurement=PERCENTAGE,
+        value_fn=_car(lambda state: state.charge.charge_limit_soc),
+    ),
+    EvCloudSensorEntityDescription(
+        key="state_of_health",
+        translation_key="state_of_health",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_car(lambda state: state.charge.soh or state.status.soh),
+    ),
+    _temperature("battery_temperature", lambda status: status.temperature_battery),
+    _temperature("motor_temperature", lambda status: status.temperature_motor),
+    _temperature("cabin_temperature", lambda status: status.temperature_cabin),
+    _temperature("ambient_temperature", lambda status: status.temperature_ambient),
+    _temperature(
+        "charger_temperature",
+        lambda status: status.temperature_charger,
+        entity_registry_enabled_default=False,
+    ),
+    _temperature(
+        "power_electronics_temperature",
+        lambda status: status.temperature_pem,
+        entity_registry_enabled_default=False,
+    ),
+    EvCloudSensorEntityDescription(
+        key="battery_12v_voltage",
+        translation_key="battery_12v_voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_car(lambda state: state.status.vehicle_12v),
+    ),
+    EvCloudSensorEntityDescription(
+        key="odometer",
+        translation_key="odometer",
+        device_class=SensorDeviceClass.DISTANCE,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=0,
+        unit_fn=_distance_unit,
+        value_fn=_car(lambda state: state.status.odometer),
+    ),
+    EvCloudSensorEntityDescription(
+        key="speed",
+        translation_key="speed",
+        suggested_display_precision=0,
+        device_class=SensorDeviceClass.SPEED,
+        state_class=SensorStateClass.MEASUREMENT,
+        unit_fn=_speed_unit,
+        value_fn=_car(lambda state: state.status.speed),
+    ),
+    *_tyres(),
+    _record_time("environment_update", lambda state: state.status.d_time),
+    _record_time("location_update", lambda state: state.location.l_time),
+    _record_time("tpms_update", lambda state: state.tpms.time),
+)
+
+
+def _status_flag(
+    key: str,
+    value: Callable[[OvmsStatus], bool | None],
+    device_class: BinarySensorDeviceClass | None = None,
+) -> BinarySensor:
+    """A yes/no field of the status (doors/environment) record."""
+    return EvCloudBinarySensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=device_class,
+        value_fn=_car(lambda state: value(state.status)),
+    )
+
+
+BINARY_SENSORS: tuple[BinarySensor, ...] = (
+    charging(lambda state: state.charging),
+    plugged_in(lambda state: state.plugged_in),
+    online(),
+    EvCloudBinarySensorEntityDescription(
+        key="locked",
+        translation_key="locked",
+        device_class=BinarySensorDeviceClass.LOCK,
+        # The lock device class is on when unlocked.
+        value_fn=_car(
+            lambda state: (
+                None if state.status.locked is None else not state.status.locked
+            )
+        ),
+    ),
+    _status_flag(
+        "front_left_door",
+        lambda status: status.front_left_door_open,
+        BinarySensorDeviceClass.DOOR,
+    ),
+    _status_flag(
+        "front_right_door",
+        lambda status: status.front_right_door_open,
+        BinarySensorDeviceClass.DOOR,
+    ),
+    _status_flag(
+        "trunk", lambda status: status.trunk_open, BinarySensorDeviceClass.OPENING
+    ),
+    _status_flag(
+        "bonnet", lambda status: status.bonnet_open, BinarySensorDeviceClass.OPENING
+    ),
+    _status_flag(
+        "charge_port",
+        lambda status: status.charge_port_open,
+        BinarySensorDeviceClass.OPENING,
+    ),
+    _status_flag(
+        "car_on", lambda status: status.car_on, BinarySensorDeviceClass.RUNNING
+    ),
+    _status_flag("valet_mode", lambda status: status.valet_mode),
+    EvCloudBinarySensorEntityDescription(
+        key="server_connection",
+        translation_key="server_connection",
+        device_class=BinarySensorDeviceClass.CONNECTIVITY,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_car(lambda state: state.car_online),
+    ),
+)
+
+SWITCHES: tuple[EvCloudSwitchEntityDescription[OvmsCar, OvmsCarState], ...] = (
+    EvCloudSwitchEntityDescription(
+        key="live_updates",
+        translation_key="live_updates",
+        entity_category=EntityCategory.CONFIG,
+        value_fn=lambda state: state.live_updates,
+        on_fn=lambda car, state: car.async_set_live_updates(state, True),
+        off_fn=lambda car, state: car.async_set_live_updates(state, False),
+    ),
+)
+
+TRACKERS: tuple[EvCloudTrackerEntityDescription[OvmsCarState], ...] = (
+    EvCloudTrackerEntityDescription(
+        key="location",
+        translation_key="location",
+        position_fn=lambda state: (state.location.latitude, state.location.longitude),
+    ),
+)
+
+ENTITIES: DeviceEntities[OvmsCar, OvmsCarState] = DeviceEntities(
+    sensor=SENSORS,
+    binary_sensor=BINARY_SENSORS,
+    device_tracker=TRACKERS,
+    switch=SWITCHES,
+)

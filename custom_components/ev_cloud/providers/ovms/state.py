@@ -1,0 +1,40 @@
+"""OVMS: what is known about one vehicle after a poll."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...api.ovms import OvmsCharge, OvmsLocation, OvmsStatus, OvmsTpms, Units
+
+
+@dataclass(frozen=True, slots=True)
+class OvmsCarState:
+    """Everything known about one vehicle after a poll."""
+
+    vehicle_id: str
+    units: Units
+    car_online: bool | None  # the car's module is connected to the server
+    live_updates: bool
+    status: OvmsStatus
+    charge: OvmsCharge
+    location: OvmsLocation
+    tpms: OvmsTpms
+
+    @property
+    def charging(self) -> bool | None:
+        """True while the car charges."""
+        return _first(self.charge.charging, self.status.charging)
+
+    @property
+    def plugged_in(self) -> bool | None:
+        """True while a charge cable is connected."""
+        return _first(self.charge.plugged_in, self.status.plugged_in)
+
+    @property
+    def soc(self) -> float | None:
+        """Battery level in %."""
+        return _first(self.charge.soc, self.status.soc)
+
+
+def _first[T](*values: T | None) -> T | None:
+    return next((value for value in values if value is not None), None)
