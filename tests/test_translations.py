@@ -13,23 +13,19 @@ from typing import Any
 
 import pytest
 
-from custom_components.ev_cloud import (
-    binary_sensor,
-    number,
-    select,
-    sensor,
-    switch,
-)
+from custom_components.ev_cloud.coordinator import ERROR_TRANSLATIONS
+from custom_components.ev_cloud.providers import PROVIDERS
 
 COMPONENT = Path(__file__).parent.parent / "custom_components" / "ev_cloud"
 LANGUAGES = ("en", "de")
-PLATFORM_DESCRIPTIONS: dict[str, tuple[Any, ...]] = {
-    "binary_sensor": binary_sensor.BINARY_SENSORS,
-    "number": number.NUMBERS,
-    "select": select.SELECTS,
-    "sensor": sensor.SENSORS,
-    "switch": switch.SWITCHES,
-}
+# (platform, description) of every kind of device of every provider
+DESCRIPTIONS = [
+    (platform, description)
+    for provider in PROVIDERS.values()
+    for kind in provider.entities
+    for platform in kind.platforms
+    for description in getattr(kind, platform)
+]
 
 
 def _load(language: str) -> dict[str, Any]:
@@ -51,12 +47,12 @@ def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 def test_entity_names_and_states_exist(language: str) -> None:
     """Each description has a name, and each enum/select option a state text."""
     entity = _load(language)["entity"]
-    for platform, descriptions in PLATFORM_DESCRIPTIONS.items():
-        for description in descriptions:
-            texts = entity[platform][description.translation_key]
-            assert texts["name"], description.key
-            for option in getattr(description, "options", None) or []:
-                assert texts["state"][option], (description.key, option)
+    assert DESCRIPTIONS
+    for platform, description in DESCRIPTIONS:
+        texts = entity[platform][description.translation_key]
+        assert texts["name"], description.key
+        for option in getattr(description, "options", None) or []:
+            assert texts["state"][option], (description.key, option)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -65,8 +61,11 @@ def test_exception_and_issue_keys_exist(language: str) -> None:
     strings = _load(language)
     code = "\n".join(path.read_text() for path in COMPONENT.rglob("*.py"))
     raised = re.findall(r'translation_domain=DOMAIN,\s*translation_key="(\w+)"', code)
-    raised += re.findall(r'charge_control_error(?:: ClassVar\[str\])? = "(\w+)"', code)
-    issues = re.findall(r'async_create_issue\([^)]*translation_key="(\w+)"', code)
+    raised += re.findall(r'charge_control_missing(?:: str)? = "(\w+)"', code)
+    raised += [key for _, key in ERROR_TRANSLATIONS] + ["command_failed"]
+    # Repair issues a device asks for; OVMS names them after the error's reason.
+    issues = re.findall(r'RepairIssue\(\s*"(\w+)"', code)
+    issues += ["vehicle_paranoid", "vehicle_not_owned"]
     assert raised
     assert issues
     assert set(raised) <= set(strings["exceptions"])
@@ -74,7 +73,16 @@ def test_exception_and_issue_keys_exist(language: str) -> None:
 
 
 # Placeholders the code fills in; any other {word} breaks the frontend's formatter.
-KNOWN_PLACEHOLDERS = {"{name}", "{error}", "{phase}", "{device_id}"}
+KNOWN_PLACEHOLDERS = {
+    "{name}",
+    "{error}",
+    "{phase}",
+    "{device_id}",
+    "{vehicle}",
+    "{cloud_url}",
+    "{default_url}",
+    "{europe_url}",
+}
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -130,14 +138,6 @@ RE_NO_PLACEHOLDER_KEY = re.compile(
     r"^entity\.[^.]+\.[^.]+\."
     r"(state\.[^.]+|state_attributes\.[^.]+\.(name|state\.[^.]+)|unit_of_measurement)$"
 )
-
-# Keys that break a rule today, each exempt from that one rule only. The URLs are
-# to become description placeholders; then remove the keys here.
-KNOWN_VIOLATIONS = {
-    "config.step.goe_cloud.sections.advanced.data_description.server_url",
-    "config.step.ovms.data_description.server_url",
-}
-KNOWN_VIOLATION_RULE = "url"
 
 
 def check_no_html(text: str) -> str | None:
@@ -408,13 +408,11 @@ def check_data_descriptions(flow: dict[str, Any], path: str) -> list[str]:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_texts_follow_hassfest_rules(language: str) -> None:
-    """Every text passes hassfest's text rules (KNOWN_VIOLATIONS aside)."""
+    """Every text passes hassfest's text rules."""
     problems = []
     for key, text in _leaves(_load(language)).items():
         allowed = RE_NO_PLACEHOLDER_KEY.match(key) is None
         for rule, problem in check_string(text, allow_placeholders=allowed).items():
-            if rule == KNOWN_VIOLATION_RULE and key in KNOWN_VIOLATIONS:
-                continue
             problems.append(f"{language}.json {key}: {problem}")
     assert not problems, "\n".join(problems)
 
@@ -440,16 +438,6 @@ def test_data_descriptions_describe_fields(language: str) -> None:
         p for path, flow in flows.items() for p in check_data_descriptions(flow, path)
     ]
     assert not problems, "\n".join(f"{language}.json {p}" for p in problems)
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_known_violations_still_exist(language: str) -> None:
-    """Each KNOWN_VIOLATIONS key still breaks its rule; once fixed, drop it."""
-    leaves = _leaves(_load(language))
-    for key in KNOWN_VIOLATIONS:
-        assert KNOWN_VIOLATION_RULE in check_string(leaves.get(key)), (
-            f"{language}.json {key} is fixed or gone: remove it from KNOWN_VIOLATIONS"
-        )
 
 
 @pytest.mark.parametrize(

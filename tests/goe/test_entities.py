@@ -298,7 +298,7 @@ async def _set_current(hass: HomeAssistant, value: float) -> None:
     ("fault", "translation_key"),
     [
         (GoeFault.STALE, "device_offline"),
-        (GoeFault.CLOUD_API_DISABLED, "device_offline"),
+        (GoeFault.CLOUD_API_DISABLED, "cloud_api_disabled"),
         (GoeFault.SERVER_ERROR, "command_failed"),
     ],
 )
@@ -412,7 +412,7 @@ async def test_actions_reject_bad_targets(
     orphan = device_registry.async_get_or_create(
         config_entry_id=goe_entry.entry_id, identifiers={(DOMAIN, "goe_999999")}
     )
-    await expect(orphan.id, "charge_control_not_supported")
+    await expect(orphan.id, "device_not_readable")
 
     # One bad target stops the whole call before anything is sent.
     with pytest.raises(ServiceValidationError):

@@ -39,8 +39,8 @@ from tests.conftest import (
     ovms_data,
     setup_entry,
 )
+from tests.goe.test_entities import _registry_and_states
 from tests.simulators.ovms import OvmsFault, OvmsSimulator, SimVehicle
-from tests.test_entities import _registry_and_states
 
 DEMO_BATTERY = "sensor.ovms_demo_battery"
 DEMO_ONLINE = "binary_sensor.ovms_demo_online"
