@@ -283,3 +283,21 @@ async def test_stale_devices_are_removed(
 
     assert not await async_remove_config_entry_device(hass, goe_entry, current)
     assert await async_remove_config_entry_device(hass, goe_entry, gone)
+
+
+async def test_firmware_update_reaches_the_device_registry(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    freezer: FrozenDateTimeFactory,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """After a firmware update the device page shows the new version and name."""
+    await setup_entry(hass, goe_entry)
+    [device] = dr.async_entries_for_config_entry(device_registry, goe_entry.entry_id)
+    assert device.sw_version == "60.4"
+    goe_charger.state["fwv"] = "61.1"
+    goe_charger.state["fna"] = "Garage"
+    await _tick(hass, freezer)
+    [device] = dr.async_entries_for_config_entry(device_registry, goe_entry.entry_id)
+    assert (device.sw_version, device.name) == ("61.1", "Garage")

@@ -21,7 +21,11 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.helpers.json import JSONEncoder
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -428,6 +432,24 @@ async def test_diagnostics_hide_credentials_and_position(
     assert len(result["devices"]) == 2
 
 
+async def test_diagnostics_hide_vehicle_ids(
+    hass: HomeAssistant, ovms_entry: MockConfigEntry
+) -> None:
+    """Vehicle ids are often plates or VINs: none in states, options or keys."""
+    ovms_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        ovms_entry,
+        options={"excluded_vehicles": ["ROADSTER"], "live_vehicles": ["DEMO"]},
+    )
+    await hass.config_entries.async_setup(ovms_entry.entry_id)
+    await hass.async_block_till_done()
+    result = await async_get_config_entry_diagnostics(hass, ovms_entry)
+    dumped = json.dumps(result, cls=JSONEncoder)
+    assert "DEMO" not in dumped
+    assert "ROADSTER" not in dumped
+    assert result["devices_listed"] == 1
+
+
 async def test_server_down_at_setup_retries(
     hass: HomeAssistant, ovms_entry: MockConfigEntry, ovms_sim: OvmsSimulator
 ) -> None:
@@ -501,3 +523,83 @@ async def test_requests_per_poll(
         path for _, path in ovms_sim.requests[before:] if path.endswith("/ROADSTER")
     ]
     assert len(vehicle_requests) / polls <= 2.5
+
+
+async def test_unreadable_vehicle_raises_a_repair_and_is_read_once(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """Paranoid mode is the user's to change: say so, once per listing, and recover.
+
+    The vehicle's status is asked for once per listing, not once to test and once
+    to read.
+    """
+    secret = ovms_sim.add_vehicle(
+        SimVehicle(vehicle_id="SECRET", owner=OVMS_USER, paranoid=True)
+    )
+    await setup_entry(hass, ovms_entry)
+    issue_id = f"{ovms_entry.entry_id}_ovms_SECRET_vehicle_paranoid"
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "vehicle_paranoid"
+    assert issue.translation_placeholders == {"name": "OVMS demo", "vehicle": "SECRET"}
+
+    before = len(ovms_sim.requests)
+    await _tick(hass, freezer, ovms_sim, 600)  # the next listing
+    reads = [p for _, p in ovms_sim.requests[before:] if p == "/api/status/SECRET"]
+    assert len(reads) == 1
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
+
+    secret.paranoid = False
+    await _tick(hass, freezer, ovms_sim, 600)
+    assert "ovms_SECRET" in ovms_entry.runtime_data.coordinators
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_failing_vehicle_at_startup_keeps_its_registry_entries(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+    entity_registry: er.EntityRegistry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """A car whose records answer 500 at a restart keeps its device and the user's
+    names, areas and disabled flags; it comes back when it can be read again.
+    """
+    await setup_entry(hass, ovms_entry)
+    battery = "sensor.ovms_roadster_battery"
+    speed = "sensor.ovms_roadster_speed"
+    entity_registry.async_update_entity(battery, name="Roadster charge")
+    entity_registry.async_update_entity(
+        speed, disabled_by=er.RegistryEntryDisabler.USER
+    )
+    [car] = [
+        device
+        for device in dr.async_entries_for_config_entry(
+            device_registry, ovms_entry.entry_id
+        )
+        if (DOMAIN, "ovms_ROADSTER") in device.identifiers
+    ]
+    device_registry.async_update_device(car.id, area_id="garage", name_by_user="Red")
+
+    ovms_sim.vehicle("ROADSTER").failing = True
+    assert await hass.config_entries.async_reload(ovms_entry.entry_id)
+    await hass.async_block_till_done()
+    assert ovms_entry.state is ConfigEntryState.LOADED
+    assert set(ovms_entry.runtime_data.coordinators) == {"ovms_DEMO"}
+    kept = device_registry.async_get(car.id)
+    assert kept is not None
+    assert (kept.area_id, kept.name_by_user) == ("garage", "Red")
+    assert entity_registry.async_get(battery).name == "Roadster charge"
+    assert entity_registry.async_get(speed).disabled_by is er.RegistryEntryDisabler.USER
+    assert hass.states.get(battery).state == STATE_UNAVAILABLE
+
+    ovms_sim.vehicle("ROADSTER").failing = False
+    await _tick(hass, freezer, ovms_sim, 600)  # the next listing reads it again
+    assert "ovms_ROADSTER" in ovms_entry.runtime_data.coordinators
+    assert hass.states.get(battery).state not in (STATE_UNAVAILABLE, "unknown")
+    assert hass.states.get(battery).name == "Roadster charge"

@@ -1,0 +1,133 @@
+"""Every registered provider keeps the contract (docs/adding-a-provider.md)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+import json
+from pathlib import Path
+from typing import Any
+
+from homeassistant import config_entries
+from homeassistant.const import EVENT_HOMEASSISTANT_FINAL_WRITE
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.storage import Store
+import pytest
+
+from custom_components.ev_cloud import descriptions
+from custom_components.ev_cloud.config_flow import EvCloudConfigFlow
+from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.descriptions import DeviceEntities
+from custom_components.ev_cloud.models import Provider
+from custom_components.ev_cloud.providers import PROVIDERS
+from custom_components.ev_cloud.quota import async_load_quota
+
+ROOT = Path(__file__).parent.parent
+COMPONENT = ROOT / "custom_components" / "ev_cloud"
+ENGLISH = json.loads((COMPONENT / "translations" / "en.json").read_text())
+# The description class of each DeviceEntities field (platform).
+DESCRIPTION_CLASSES: dict[str, type] = {
+    "sensor": descriptions.EvCloudSensorEntityDescription,
+    "binary_sensor": descriptions.EvCloudBinarySensorEntityDescription,
+    "device_tracker": descriptions.EvCloudTrackerEntityDescription,
+    "number": descriptions.EvCloudNumberEntityDescription,
+    "select": descriptions.EvCloudSelectEntityDescription,
+    "switch": descriptions.EvCloudSwitchEntityDescription,
+}
+providers = pytest.mark.parametrize("provider", PROVIDERS.values(), ids=list(PROVIDERS))
+
+
+def test_every_platform_has_a_description_class() -> None:
+    """The table above covers every field of DeviceEntities."""
+    assert {field.name for field in fields(DeviceEntities)} == set(DESCRIPTION_CLASSES)
+
+
+@providers
+def test_package_layout(provider: Provider) -> None:
+    """One package per provider, its client in api/, its tests and simulator."""
+    package = COMPONENT / "providers" / provider.name
+    for module in ("__init__.py", "account.py", "entities.py", "flow.py"):
+        assert (package / module).is_file(), module
+    assert (COMPONENT / "api" / f"{provider.name}.py").is_file()
+    assert (ROOT / "tests" / provider.name).is_dir()
+    assert (ROOT / "tests" / "simulators" / f"{provider.name}.py").is_file()
+
+
+@providers
+def test_descriptions_are_typed_and_translated(provider: Provider) -> None:
+    """Each description has its platform's class, a unique key and an English name."""
+    assert provider.entities
+    for kind in provider.entities:
+        assert kind.platforms
+        keys = [description.key for description in kind.all()]
+        assert len(keys) == len(set(keys)), keys
+        for platform in kind.platforms:
+            for description in getattr(kind, platform):
+                assert isinstance(description, DESCRIPTION_CLASSES[platform])
+                texts = ENGLISH["entity"][platform][description.translation_key]
+                assert texts["name"], description.key
+    assert set(provider.platforms) == set().union(
+        *(kind.platforms for kind in provider.entities)
+    )
+
+
+@providers
+def test_diagnostics_redaction_declared(provider: Provider) -> None:
+    """A provider names the keys of its own that identify a person or a car."""
+    assert provider.redact
+    assert all(isinstance(key, str) and key for key in provider.redact)
+
+
+@providers
+async def test_flow_steps_reachable_from_the_menu(
+    hass: HomeAssistant, provider: Provider
+) -> None:
+    """The menu offers the provider; its first step opens; reauth and reconfigure exist."""
+    for suffix in ("", "_reauth", "_reconfigure"):
+        assert callable(
+            getattr(EvCloudConfigFlow, f"async_step_{provider.name}{suffix}")
+        )
+    assert config_entries.HANDLERS[DOMAIN] is EvCloudConfigFlow
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    assert provider.name in result["menu_options"]
+    assert ENGLISH["config"]["step"]["user"]["menu_options"][provider.name]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": provider.name}
+    )
+    assert result["type"] in (FlowResultType.FORM, FlowResultType.MENU)
+    assert result["step_id"] in ENGLISH["config"]["step"]
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_quota_survives_a_restart(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """Calls spent before a restart still count after it (stored, not in memory)."""
+    clock = [1_000_000.0]
+    budget = await async_load_quota(hass, "test", allowance=10, clock=lambda: clock[0])
+    for _ in range(4):
+        budget.acquire()
+    assert budget.calls_left == 6
+    # Written after a delay, not at every call; Home Assistant's stop flushes it.
+    assert f"{DOMAIN}.quota.test" not in hass_storage
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_FINAL_WRITE)
+    await hass.async_block_till_done()
+    stored = hass_storage[f"{DOMAIN}.quota.test"]["data"]
+    assert stored["spent"] == 4
+
+    # A restart: a new budget read from the store, not a fresh allowance.
+    again = await async_load_quota(hass, "test", allowance=10, clock=lambda: clock[0])
+    assert again.calls_left == 6
+    assert again.window_ends == budget.window_ends
+
+
+async def test_quota_store_with_garbage_starts_fresh(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """A damaged store gives a full, valid budget instead of an error."""
+    store: Store[Any] = Store(hass, 1, f"{DOMAIN}.quota.bad", private=True)
+    await store.async_save({"spent": "many", "window_start": None})
+    budget = await async_load_quota(hass, "bad", allowance=5)
+    assert budget.calls_left == 5
