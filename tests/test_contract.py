@@ -82,7 +82,7 @@ def test_diagnostics_redaction_declared(provider: Provider) -> None:
 async def test_flow_steps_reachable_from_the_menu(
     hass: HomeAssistant, provider: Provider
 ) -> None:
-    """The menu offers the provider; its first step opens; reauth and reconfigure exist."""
+    """The menu offers the provider, its step opens; reauth and reconfigure exist."""
     for suffix in ("", "_reauth", "_reconfigure"):
         assert callable(
             getattr(EvCloudConfigFlow, f"async_step_{provider.name}{suffix}")

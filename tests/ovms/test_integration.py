@@ -567,8 +567,10 @@ async def test_failing_vehicle_at_startup_keeps_its_registry_entries(
     entity_registry: er.EntityRegistry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
-    """A car whose records answer 500 at a restart keeps its device and the user's
-    names, areas and disabled flags; it comes back when it can be read again.
+    """A car that fails at a restart keeps its device and the user's settings.
+
+    Its records answer 500, yet its device, names, area and disabled flags stay;
+    it comes back when it can be read again.
     """
     await setup_entry(hass, ovms_entry)
     battery = "sensor.ovms_roadster_battery"
