@@ -1,4 +1,4 @@
-"""The provider-independent coordinator paths that go-e's service cannot produce."""
+"""Coordinator paths that no simulated service produces on demand."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from custom_components.ev_cloud.device import DeviceData, EvCloudDevice, PollPol
 
 
 class RateLimitedDevice(EvCloudDevice[None]):
-    """A stand-in for a device of a rate-limited service (go-e has no limit).
+    """A stand-in for a device of a rate-limited service.
 
-    Faked on purpose: the OVMS and ev.energy simulators will answer 429 for real.
+    Faked on purpose: it checks the mapping alone; the provider tests see real
+    429 answers from their simulators.
     """
 
     provider = "fake"

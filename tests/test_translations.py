@@ -63,9 +63,8 @@ def test_exception_and_issue_keys_exist(language: str) -> None:
     raised = re.findall(r'translation_domain=DOMAIN,\s*translation_key="(\w+)"', code)
     raised += re.findall(r'charge_control_missing(?:: str)? = "(\w+)"', code)
     raised += [key for _, key in ERROR_TRANSLATIONS] + ["command_failed"]
-    # Repair issues a device asks for; OVMS names them after the error's reason.
+    # Repair issues a device asks for by a literal key (others: in their tests).
     issues = re.findall(r'RepairIssue\(\s*"(\w+)"', code)
-    issues += ["vehicle_paranoid", "vehicle_not_owned"]
     assert raised
     assert issues
     assert set(raised) <= set(strings["exceptions"])

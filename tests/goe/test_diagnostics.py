@@ -14,7 +14,8 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
-from tests.conftest import SERIAL, TOKEN, setup_entry
+from tests.conftest import setup_entry
+from tests.goe.conftest import SERIAL, TOKEN
 
 
 async def test_diagnostics(

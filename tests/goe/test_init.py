@@ -21,7 +21,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.ev_cloud.const import DOMAIN
-from tests.conftest import SERIAL, TOKEN, setup_entry
+from tests.conftest import setup_entry
+from tests.goe.conftest import SERIAL, TOKEN
 from tests.simulators.goe import GoeFault, SimCharger
 
 POWER = "sensor.go_e_charger_012345_charge_power"

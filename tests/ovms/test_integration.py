@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 import json
+from pathlib import Path
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -34,18 +35,16 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.ev_cloud.api import VehicleNotAvailableError
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
-from tests.conftest import (
-    OVMS_PASSWORD,
-    OVMS_TOKEN,
-    OVMS_USER,
-    ovms_data,
-    setup_entry,
-)
+from custom_components.ev_cloud.providers.ovms.account import OvmsCar
+from tests.conftest import setup_entry
 from tests.goe.test_entities import _registry_and_states
+from tests.ovms.conftest import OVMS_PASSWORD, OVMS_TOKEN, OVMS_USER, ovms_data
 from tests.simulators.ovms import OvmsFault, OvmsSimulator, SimVehicle
 
+COMPONENT = Path(__file__).parent.parent.parent / "custom_components" / "ev_cloud"
 DEMO_BATTERY = "sensor.ovms_demo_battery"
 DEMO_ONLINE = "binary_sensor.ovms_demo_online"
 DEMO_LIVE = "switch.ovms_demo_live_updates"
@@ -605,3 +604,16 @@ async def test_failing_vehicle_at_startup_keeps_its_registry_entries(
     assert "ovms_ROADSTER" in ovms_entry.runtime_data.coordinators
     assert hass.states.get(battery).state not in (STATE_UNAVAILABLE, "unknown")
     assert hass.states.get(battery).name == "Roadster charge"
+
+
+@pytest.mark.parametrize("reason", ["paranoid", "not_owned"])
+def test_unreadable_vehicle_issues_are_translated(reason: str) -> None:
+    """Each reason the client reports has a repair text in every language."""
+    car = OvmsCar.__new__(OvmsCar)
+    car.device_id = "CAR"
+    issue = car.repair_issue(VehicleNotAvailableError("no", reason))
+    assert issue is not None
+    for language in ("en", "de"):
+        path = COMPONENT / "translations" / f"{language}.json"
+        texts = json.loads(path.read_text())["issues"][issue.translation_key]
+        assert "{vehicle}" in texts["description"]

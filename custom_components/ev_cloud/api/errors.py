@@ -46,7 +46,7 @@ class StaleDataError(DeviceOfflineError):
 
 
 class CloudApiDisabledError(EvCloudError):
-    """go-e answers 403: the charger is offline or its cloud API is switched off.
+    """The cloud refuses to answer for a device: offline, or its cloud API is off.
 
     The service does not tell these apart; the user can only check both.
     """

@@ -1,4 +1,4 @@
-"""An installation of release 0.1.0 upgrades without a renamed or lost entity."""
+"""Upgrades keep users' registry entries: the check each provider runs."""
 
 from __future__ import annotations
 
@@ -7,44 +7,28 @@ from pathlib import Path
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ev_cloud.const import DOMAIN
 
-OLD_REGISTRY = json.loads(
-    (Path(__file__).parent / "fixtures" / "registry_0_1_0.json").read_text()
-)
+
+def load_registry(path: Path) -> dict[str, str]:
+    """Entity id -> unique id of a release, as its entity snapshots recorded them."""
+    entities = json.loads(path.read_text())["entities"]
+    return {item["entity_id"]: item["unique_id"] for item in entities}
 
 
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")
-async def test_go_e_registry_is_kept(
-    hass: HomeAssistant, entity_registry: er.EntityRegistry, goe_entry: MockConfigEntry
-) -> None:
-    """A go-e charger's entities of 0.1.0 stay as they were."""
-    await _check_upgrade(hass, entity_registry, goe_entry, "goe")
-
-
-@pytest.mark.usefixtures("entity_registry_enabled_by_default")
-async def test_ovms_registry_is_kept(
-    hass: HomeAssistant, entity_registry: er.EntityRegistry, ovms_entry: MockConfigEntry
-) -> None:
-    """Both OVMS vehicles' entities of 0.1.0 stay as they were."""
-    await _check_upgrade(hass, entity_registry, ovms_entry, "ovms")
-
-
-async def _check_upgrade(
+async def check_upgrade(
     hass: HomeAssistant,
     entity_registry: er.EntityRegistry,
     entry: MockConfigEntry,
-    provider: str,
+    old: dict[str, str],
 ) -> None:
-    """The old entities keep their ids, the user's names and disabled flags.
+    """The `old` entities keep their ids, the user's names and disabled flags.
 
     No entity is added or renamed: the set of (entity id, unique id) is the old one.
     """
     entry.add_to_hass(hass)
-    old = {item["entity_id"]: item["unique_id"] for item in OLD_REGISTRY[provider]}
     for entity_id, unique_id in old.items():
         platform, object_id = entity_id.split(".")
         created = entity_registry.async_get_or_create(

@@ -1,0 +1,88 @@
+"""go-e fixtures: a simulated charger and entries that point at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ev_cloud.const import CONF_PROVIDER, CONF_SERVER_URL, DOMAIN
+from custom_components.ev_cloud.providers.goe.const import (
+    CONF_CONNECTION,
+    CONF_SERIAL,
+    CONNECTION_CLOUD,
+    CONNECTION_LOCAL,
+    NAME as PROVIDER_GOE,
+)
+from tests.simulators.goe import GoeSimulator, SimCharger
+
+SERIAL = "012345"
+TOKEN = "sim-token-012345"
+SECRETS = (TOKEN,)
+
+
+# The harness blocks sockets; simulators need them, and connections stay limited to
+# 127.0.0.1 by the harness's allow-list.
+
+
+@pytest.fixture
+async def goe_sim(socket_enabled: None) -> AsyncIterator[GoeSimulator]:
+    """A go-e simulator with one charger whose car has charged for ten minutes."""
+    charger = SimCharger(serial=SERIAL, token=TOKEN)
+    charger.plug_in()
+    charger.advance(600)
+    simulator = GoeSimulator([charger])
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+@pytest.fixture
+def goe_charger(goe_sim: GoeSimulator) -> SimCharger:
+    """The simulated charger."""
+    return goe_sim.charger(SERIAL)
+
+
+def goe_cloud_data(sim: GoeSimulator, **overrides: Any) -> dict[str, Any]:
+    """Entry data of a go-e cloud entry for the simulated charger."""
+    return {
+        CONF_PROVIDER: PROVIDER_GOE,
+        CONF_CONNECTION: CONNECTION_CLOUD,
+        CONF_SERIAL: SERIAL,
+        "token": TOKEN,
+        CONF_SERVER_URL: sim.cloud_url,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def goe_entry(goe_sim: GoeSimulator) -> MockConfigEntry:
+    """A go-e cloud entry (not yet added to hass)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"go-e Charger {SERIAL}",
+        unique_id=SERIAL,
+        entry_id="01JGOECLOUDENTRY000000000",
+        data=goe_cloud_data(goe_sim),
+    )
+
+
+@pytest.fixture
+def goe_local_entry(goe_sim: GoeSimulator) -> MockConfigEntry:
+    """A go-e local-API entry (not yet added to hass)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"go-e Charger {SERIAL}",
+        unique_id=SERIAL,
+        entry_id="01JGOELOCALENTRY000000000",
+        data={
+            CONF_PROVIDER: PROVIDER_GOE,
+            CONF_CONNECTION: CONNECTION_LOCAL,
+            CONF_SERIAL: SERIAL,
+            "host": goe_sim.local_host(SERIAL),
+        },
+    )
