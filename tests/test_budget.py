@@ -152,14 +152,14 @@ def test_registry_creates_each_budget_once() -> None:
         return made[-1]
 
     assert len(registry) == 0
-    assert "ovms.example" not in registry
-    first = registry.get("ovms.example", factory)
-    assert registry.get("ovms.example", factory) is first
+    assert "server.example" not in registry
+    first = registry.get("server.example", factory)
+    assert registry.get("server.example", factory) is first
     other = registry.get("other.example", factory)
     assert other is not first
     assert made == [first, other]
     assert len(registry) == 2
-    assert "ovms.example" in registry
+    assert "server.example" in registry
 
 
 # QuotaBudget: spending

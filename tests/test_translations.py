@@ -465,7 +465,7 @@ def test_data_descriptions_describe_fields(language: str) -> None:
         ),
         pytest.param(check_no_surrounding_spaces, "Host ", "Host", id="spaces"),
         pytest.param(check_no_url, "see https://x.io", "see {url}", id="url"),
-        pytest.param(check_no_url, "see www.go-e.com/x", "see go-e", id="www"),
+        pytest.param(check_no_url, "see www.example.com/x", "see example", id="www"),
         pytest.param(
             check_no_url, "mqtt://broker.lan:1883", "http:// or https://", id="scheme"
         ),
