@@ -1,7 +1,7 @@
 """A real Home Assistant with EV Cloud and the provider simulators, for e2e tests.
 
 Run through ``scripts/e2e`` (the Home Assistant virtualenv's Python, this folder's
-pytest.ini). The session fixture ``ha`` starts the simulators and the newest Home
+pytest.ini). The session fixture ``ha`` starts the simulators and the pinned Home
 Assistant on a free port of 127.0.0.1 with a temporary config dir, installs
 custom_components/ev_cloud by copying it (as a user would), onboards a user and
 adds one entry per simulated provider through the config flow. At the end it stops
