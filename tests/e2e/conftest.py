@@ -32,21 +32,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from ha_harness import (  # noqa: E402
-    INTEGRATION_SOURCE,
-    PROVIDERS,
-    PROVIDERS_BY_NAME,
-    HarnessError,
-    HomeAssistant,
-    HomeAssistantApi,
-    Simulator,
+from harness.api import HomeAssistantApi  # noqa: E402
+from harness.common import INTEGRATION_SOURCE, HarnessError, say  # noqa: E402
+from harness.flows import (  # noqa: E402
     entry_entities,
-    free_port,
     list_entries,
     run_config_flow,
-    say,
     wait_entry_loaded,
 )
+from harness.home_assistant import HomeAssistant  # noqa: E402
+from harness.processes import free_port  # noqa: E402
+from harness.simulators import Simulator, provider_names  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 USERNAME, PASSWORD = "e2e", "e2e-password"
@@ -166,9 +162,8 @@ class E2EHomeAssistant:
 
     def add_entry(self, provider: str) -> str:
         """Add a provider's entry through the config flow; remember and return it."""
-        entry = run_config_flow(
-            self.api, PROVIDERS_BY_NAME[provider], self.simulators[provider].values
-        )
+        sim = self.simulators[provider]
+        entry = run_config_flow(self.api, sim.demo, sim.values)
         self.entries[provider] = entry["entry_id"]
         loaded = wait_entry_loaded(self.api, entry["entry_id"])
         assert loaded.get("state") == "loaded", f"new {provider} entry: {loaded}"
@@ -239,17 +234,15 @@ def ha() -> Iterator[E2EHomeAssistant]:
         writer="tests/e2e/conftest.py",
     )
     simulators = {
-        provider.simulator: Simulator(
-            provider, 0, ARTIFACTS / f"simulator-{provider.simulator}.log"
-        )
-        for provider in PROVIDERS
+        name: Simulator(name, 0, ARTIFACTS / f"simulator-{name}.log")
+        for name in provider_names()
     }
     instance: E2EHomeAssistant | None = None
     started = time.monotonic()
     try:
         for sim in simulators.values():
             sim.start()
-            say(f"{sim.provider.label} simulator: {sim.describe()}")
+            say(f"{sim.demo.label} simulator: {sim.describe()}")
         hass.prepare_config(install="copy", source=INTEGRATION)
         say(f"Home Assistant config: {config_dir}, URL {hass.url}")
         say(f"Installed a copy of {INTEGRATION}")

@@ -14,14 +14,9 @@ from typing import Any
 import urllib.request
 
 from conftest import E2EHomeAssistant
-from ha_harness import (
-    DOMAIN,
-    entry_entities,
-    ev_cloud_problems,
-    list_entries,
-    log_records,
-    wait_entry_loaded,
-)
+from harness.common import DOMAIN
+from harness.flows import entry_entities, list_entries, wait_entry_loaded
+from harness.logs import ev_cloud_problems, log_records
 import pytest
 
 MILE_KM = 1.609344
