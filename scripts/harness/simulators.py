@@ -14,12 +14,13 @@ import subprocess
 import threading
 import time
 
-from tests.simulators.demo import SimulatorDemo, load_demo, provider_names
+from tests.simulators.demo import load_demo, provider_names
 
 from .common import PYTHON, ROOT, HarnessError
 from .processes import never, port_is_free, stop_process
 
-__all__ = ["Simulator", "SimulatorDemo", "SimulatorInfo", "provider_names"]
+# provider_names: for the callers, which start one simulator per provider.
+__all__ = ["Simulator", "SimulatorInfo", "provider_names"]
 
 
 @dataclass

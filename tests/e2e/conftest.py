@@ -198,6 +198,20 @@ class E2EHomeAssistant:
         ) as resp:
             return dict(json.loads(resp.read()))
 
+    def ovms_set_failing(self, vehicle: str, failing: bool) -> None:
+        """Make the OVMS server answer 500 on a car's records (or stop it).
+
+        Through the demo simulator's control endpoint, outside its /api/.
+        """
+        req = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
+            f"{self.sims['ovms']['server_url']}/_sim/vehicles/{vehicle}/failing",
+            data=json.dumps({"failing": failing}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            assert json.loads(resp.read())["failing"] is failing
+
     # --- restart and log -----------------------------------------------------------
 
     def restart(self) -> None:
