@@ -62,7 +62,7 @@ ensure_ha_venv() {  # creates/reuses $HA_VENV with the Home Assistant of require
     log "Reusing $HA_VENV (Home Assistant $(ha_version))"
     return 0
   fi
-  py="$(require_python314)"
+  py="$(require_python314)" || exit 1
   start=$SECONDS
   log "Creating $HA_VENV with $("$py" --version) and $(grep -m1 '^homeassistant==' "$requirements")"
   log "(about a minute with a fast network)"
@@ -110,7 +110,7 @@ ensure_test_venv() {  # ensure_test_venv VENV REQUIREMENTS -> VENV with REQUIREM
   if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
     return 0
   fi
-  py="$(require_python314)"
+  py="$(require_python314)" || exit 1
   ensure_python_headers "$py"
   log "Creating $venv from $requirements (a few minutes the first time)"
   rm -rf "$venv"
