@@ -1,15 +1,16 @@
 """Run the provider simulators and a real, onboarded Home Assistant for development.
 
 Started by ``scripts/develop`` with the Home Assistant virtualenv's interpreter
-(``.venv-ha/bin/python``), so aiohttp is available besides the standard library.
-The pieces it shares with the end-to-end tests (processes, API client, config-flow
-driver, provider table) live in ``ha_harness.py`` next to it.
+(``.venv-ha/bin/python``), so aiohttp and homeassistant are available besides the
+standard library. The pieces it shares with the end-to-end tests (processes,
+simulators, API client, config-flow driver, log parsing) live in the ``harness``
+package next to it.
 
 What it does, in order:
 
 1. writes ``.dev/config`` (configuration.yaml, a link to custom_components/ev_cloud);
-2. starts one simulator per entry of ``ha_harness.PROVIDERS`` and reads its URLs
-   from its output;
+2. starts one simulator per provider of the integration's ``PROVIDERS`` registry
+   and reads its URLs from its output;
 3. starts Home Assistant, onboards it through its HTTP API (or logs in, when an earlier
    run did that already) and waits until it is RUNNING;
 4. adds one config entry per provider through the config-flow REST API, as a user
@@ -17,8 +18,8 @@ What it does, in order:
 5. follows the log until Ctrl-C or SIGTERM, then stops Home Assistant with the
    ``homeassistant.stop`` action (so it writes ``.storage``) and the simulators.
 
-To add a provider: give ``tests.simulators`` a simulator for it and append a
-``Provider`` to ``PROVIDERS`` in ``ha_harness.py``.
+To add a provider: give ``tests/simulators/`` a module for it with a ``DEMO``
+(``tests/simulators/demo.py``) and add it to the registry; nothing changes here.
 """
 
 from collections.abc import Callable
@@ -31,26 +32,13 @@ import sys
 import time
 from typing import Any
 
-from ha_harness import (
-    DOMAIN,
-    LOG_RECORD_RE,
-    PROVIDERS,
-    RESTART_EXIT_CODE,
-    ROOT,
-    HarnessError,
-    HomeAssistant,
-    HomeAssistantApi,
-    Simulator,
-    cmdline,
-    entry_entities,
-    ev_cloud_problems,
-    find_entry,
-    mentions_ev_cloud,
-    rel,
-    run_config_flow,
-    say,
-    wait_entry_loaded,
-)
+from harness.api import HomeAssistantApi
+from harness.common import DOMAIN, ROOT, HarnessError, rel, say
+from harness.flows import entry_entities, find_entry, run_config_flow, wait_entry_loaded
+from harness.home_assistant import RESTART_EXIT_CODE, HomeAssistant
+from harness.logs import LOG_RECORD_RE, ev_cloud_problems, mentions_ev_cloud
+from harness.processes import cmdline
+from harness.simulators import Simulator, provider_names
 
 DEV_DIR = ROOT / ".dev"
 CONFIG_DIR = DEV_DIR / "config"
@@ -174,25 +162,25 @@ def add_entries(api: HomeAssistantApi, simulators: list[Simulator]) -> list[str]
     """Add each simulated provider's entry unless it exists; return problems."""
     problems = []
     for sim in simulators:
-        provider, values = sim.provider, sim.info.values
-        identifier = values[provider.identifier]
+        demo, values = sim.demo, sim.info.values
+        identifier = values[demo.identifier]
         try:
             entry = find_entry(api, identifier)
             if entry is not None:
-                say(f"{provider.label}: entry {entry['title']!r} exists already")
+                say(f"{demo.label}: entry {entry['title']!r} exists already")
             else:
-                say(f"{provider.label}: adding {identifier} through the config flow")
-                entry = run_config_flow(api, provider, values)
-                say(f"{provider.label}: created entry {entry['title']!r}")
+                say(f"{demo.label}: adding {identifier} through the config flow")
+                entry = run_config_flow(api, demo, values)
+                say(f"{demo.label}: created entry {entry['title']!r}")
                 entry = wait_entry_loaded(api, entry["entry_id"]) or entry
             if entry.get("state") != "loaded":
                 problems.append(
-                    f"{provider.label}: entry {entry['title']!r} is"
+                    f"{demo.label}: entry {entry['title']!r} is"
                     f" {entry.get('state')} ({entry.get('reason')})"
                 )
-            say(f"{provider.label}: {describe_entry(api, entry)}")
+            say(f"{demo.label}: {describe_entry(api, entry)}")
         except HarnessError as err:
-            problems.append(f"{provider.label}: {err}")
+            problems.append(f"{demo.label}: {err}")
     for problem in problems:
         say(f"PROBLEM {problem}")
     if problems and (records := ev_cloud_problems(HA_LOG)):
@@ -248,9 +236,7 @@ def status_line(ha: HomeAssistant, simulators: list[Simulator]) -> str:
     parts = []
     status, config = ha.api.request("GET", "/api/config", timeout=5)
     parts.append(f"HA {config.get('state') if status == 200 else 'not answering'}")
-    parts += [
-        f"{s.provider.simulator} {'up' if s.alive() else 'DOWN'}" for s in simulators
-    ]
+    parts += [f"{s.name} {'up' if s.alive() else 'DOWN'}" for s in simulators]
     status, states = ha.api.request("GET", "/api/states", timeout=10)
     if status == 200:
         entities, unavailable = 0, 0
@@ -284,9 +270,9 @@ def follow(ha: HomeAssistant, simulators: list[Simulator]) -> int:
             say(f"Home Assistant is running again: {HA_URL}")
             ha.confirm_http_config()
         for sim in simulators:
-            if not sim.alive() and sim.provider.simulator not in reported_down:
-                reported_down.add(sim.provider.simulator)
-                label, log = sim.provider.label, rel(sim.log_path)
+            if not sim.alive() and sim.name not in reported_down:
+                reported_down.add(sim.name)
+                label, log = sim.demo.label, rel(sim.log_path)
                 say(f"WARNING the {label} simulator exited; see {log}")
         if time.monotonic() >= next_status:
             next_status = time.monotonic() + STATUS_EVERY
@@ -309,7 +295,7 @@ def print_banner(
     print(f"    user: {DEV_USER}    password: {DEV_PASSWORD}")
     print(f"    config: {rel(CONFIG_DIR)}    log: {rel(HA_LOG)}")
     for sim in simulators:
-        print(f"    {sim.provider.label} simulator: {sim.describe()}")
+        print(f"    {sim.demo.label} simulator: {sim.describe()}")
         print(f"      (log: {rel(sim.log_path)})")
     print("  Edit custom_components/ev_cloud, then restart Home Assistant")
     print("  (Settings > System > Restart); this script starts it again.")
@@ -366,16 +352,14 @@ def main() -> int:
             DEV_DIR.mkdir()
         ha.prepare_config()
         HA_CONSOLE_LOG.unlink(missing_ok=True)  # one run's output (restarts append)
-        for index, provider in enumerate(PROVIDERS):
+        for index, name in enumerate(provider_names()):
             sim = Simulator(
-                provider,
-                SIM_BASE_PORT + index,
-                DEV_DIR / f"simulator-{provider.simulator}.log",
+                name, SIM_BASE_PORT + index, DEV_DIR / f"simulator-{name}.log"
             )
             simulators.append(sim)
-            say(f"Starting the {provider.label} simulator on port {sim.port}")
+            say(f"Starting the {sim.demo.label} simulator on port {sim.port}")
             sim.start("set EV_CLOUD_DEV_SIM_PORT to another first port")
-            say(f"  {provider.label} simulator: {sim.describe()}")
+            say(f"  {sim.demo.label} simulator: {sim.describe()}")
         ha.start()
         record_pids(ha, simulators)
         ha.authenticate()

@@ -18,20 +18,28 @@ die() {  # die MESSAGE... -> print it and exit 1
 }
 
 require_python314() {  # prints the path of a python3.14 >= 3.14.2, or exits 1 with advice
-  local py
+  local py out helper="$REPO_ROOT/../shared/toolchain/ensure-python3.14"
   py="$(command -v python3.14 || true)"
-  if [[ -n "$py" ]] && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 14, 2))' 2>/dev/null; then
+  if ! usable_python314 "$py" && [[ -f "$helper" ]]; then
+    # The project's machines: the helper builds one (about a minute the first
+    # time) and prints its path last. All its output goes to stderr: our stdout
+    # is only the interpreter's path.
+    log "No usable python3.14 on PATH; running $helper"
+    out="$(bash "$helper")" || die "$helper failed"
+    printf '%s\n' "$out" >&2
+    py="$(printf '%s\n' "$out" | tail -n 1)"
+  fi
+  if usable_python314 "$py"; then
     printf '%s\n' "$py"
     return 0
   fi
-  local helper="$REPO_ROOT/../shared/toolchain/ensure-python3.14"
   {
     if [[ -n "$py" ]]; then
       echo "error: $py is older than 3.14.2; current Home Assistant needs Python >= 3.14.2."
     else
       echo "error: python3.14 was not found on PATH; current Home Assistant needs Python >= 3.14.2."
     fi
-    if [[ -x "$helper" || -f "$helper" ]]; then
+    if [[ -f "$helper" ]]; then
       echo "Run: $(cd "$(dirname "$helper")" && pwd)/ensure-python3.14   (it puts python3.14 on PATH)"
     else
       echo "Install Python 3.14 (>= 3.14.2) so that 'python3.14' is on PATH, then run this again."
@@ -40,30 +48,41 @@ require_python314() {  # prints the path of a python3.14 >= 3.14.2, or exits 1 w
   exit 1
 }
 
-ensure_ha_venv() {  # creates/reuses $HA_VENV with the newest homeassistant from PyPI
-  if [[ -x "$HA_VENV/bin/python" ]] && "$HA_VENV/bin/python" -c 'import homeassistant' 2>/dev/null; then
-    log "Reusing $HA_VENV (Home Assistant $("$HA_VENV/bin/python" -c \
-      'from homeassistant.const import __version__; print(__version__)'))"
+usable_python314() {  # usable_python314 PATH -> true for a CPython >= 3.14.2
+  [[ -n "$1" ]] && "$1" -c 'import sys; sys.exit(sys.version_info < (3, 14, 2))' 2>/dev/null
+}
+
+ensure_ha_venv() {  # creates/reuses $HA_VENV with the Home Assistant of requirements_ha.txt
+  local requirements="$REPO_ROOT/requirements_ha.txt" stamp wanted py start
+  # The stamp names the pin the venv was built from: raising it rebuilds the venv.
+  stamp="$HA_VENV/.requirements_ha.sha256"
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [[ -x "$HA_VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]] \
+    && "$HA_VENV/bin/python" -c 'import homeassistant' 2>/dev/null; then
+    log "Reusing $HA_VENV (Home Assistant $(ha_version))"
     return 0
   fi
-  local py start
-  py="$(require_python314)"
+  py="$(require_python314)" || exit 1
   start=$SECONDS
-  log "Creating $HA_VENV with $("$py" --version) and installing the newest homeassistant from PyPI"
+  log "Creating $HA_VENV with $("$py" --version) and $(grep -m1 '^homeassistant==' "$requirements")"
   log "(about a minute with a fast network)"
   rm -rf "$HA_VENV"
   "$py" -m venv "$HA_VENV"
   # The filter drops pip's notes about configured local package folders that are absent.
   "$HA_VENV/bin/python" -m pip install --quiet --upgrade pip \
     2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
-  # No version pin on purpose: develop always runs against the newest release.
-  "$HA_VENV/bin/python" -m pip install --quiet --progress-bar off homeassistant \
+  "$HA_VENV/bin/python" -m pip install --quiet --progress-bar off -r "$requirements" \
     2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
   "$HA_VENV/bin/python" -c 'import homeassistant' \
     || die "homeassistant was installed into $HA_VENV but does not import"
   install_compiled_ha_requirements "$py"
-  log "Installed Home Assistant $("$HA_VENV/bin/python" -c \
-    'from homeassistant.const import __version__; print(__version__)') in $((SECONDS - start)) s"
+  # Last: a build that failed half-way is redone next time.
+  printf '%s\n' "$wanted" >"$stamp"
+  log "Installed Home Assistant $(ha_version) in $((SECONDS - start)) s"
+}
+
+ha_version() {  # the Home Assistant version installed in $HA_VENV
+  "$HA_VENV/bin/python" -c 'from homeassistant.const import __version__; print(__version__)'
 }
 
 install_compiled_ha_requirements() {  # PYTHON -> default_config's source-only packages
@@ -91,7 +110,7 @@ ensure_test_venv() {  # ensure_test_venv VENV REQUIREMENTS -> VENV with REQUIREM
   if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
     return 0
   fi
-  py="$(require_python314)"
+  py="$(require_python314)" || exit 1
   ensure_python_headers "$py"
   log "Creating $venv from $requirements (a few minutes the first time)"
   rm -rf "$venv"

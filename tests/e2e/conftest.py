@@ -1,7 +1,7 @@
 """A real Home Assistant with EV Cloud and the provider simulators, for e2e tests.
 
 Run through ``scripts/e2e`` (the Home Assistant virtualenv's Python, this folder's
-pytest.ini). The session fixture ``ha`` starts the simulators and the newest Home
+pytest.ini). The session fixture ``ha`` starts the simulators and the pinned Home
 Assistant on a free port of 127.0.0.1 with a temporary config dir, installs
 custom_components/ev_cloud by copying it (as a user would), onboards a user and
 adds one entry per simulated provider through the config flow. At the end it stops
@@ -32,21 +32,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from ha_harness import (  # noqa: E402
-    INTEGRATION_SOURCE,
-    PROVIDERS,
-    PROVIDERS_BY_NAME,
-    HarnessError,
-    HomeAssistant,
-    HomeAssistantApi,
-    Simulator,
+from harness.api import HomeAssistantApi  # noqa: E402
+from harness.common import INTEGRATION_SOURCE, HarnessError, say  # noqa: E402
+from harness.flows import (  # noqa: E402
     entry_entities,
-    free_port,
     list_entries,
     run_config_flow,
-    say,
     wait_entry_loaded,
 )
+from harness.home_assistant import HomeAssistant  # noqa: E402
+from harness.processes import free_port  # noqa: E402
+from harness.simulators import Simulator, provider_names  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 USERNAME, PASSWORD = "e2e", "e2e-password"
@@ -166,9 +162,8 @@ class E2EHomeAssistant:
 
     def add_entry(self, provider: str) -> str:
         """Add a provider's entry through the config flow; remember and return it."""
-        entry = run_config_flow(
-            self.api, PROVIDERS_BY_NAME[provider], self.simulators[provider].values
-        )
+        sim = self.simulators[provider]
+        entry = run_config_flow(self.api, sim.demo, sim.values)
         self.entries[provider] = entry["entry_id"]
         loaded = wait_entry_loaded(self.api, entry["entry_id"])
         assert loaded.get("state") == "loaded", f"new {provider} entry: {loaded}"
@@ -202,6 +197,20 @@ class E2EHomeAssistant:
             f"{sim['server_url']}/api/status/{vehicle}?{query}", timeout=10
         ) as resp:
             return dict(json.loads(resp.read()))
+
+    def ovms_set_failing(self, vehicle: str, failing: bool) -> None:
+        """Make the OVMS server answer 500 on a car's records (or stop it).
+
+        Through the demo simulator's control endpoint, outside its /api/.
+        """
+        req = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
+            f"{self.sims['ovms']['server_url']}/_sim/vehicles/{vehicle}/failing",
+            data=json.dumps({"failing": failing}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            assert json.loads(resp.read())["failing"] is failing
 
     # --- restart and log -----------------------------------------------------------
 
@@ -239,17 +248,15 @@ def ha() -> Iterator[E2EHomeAssistant]:
         writer="tests/e2e/conftest.py",
     )
     simulators = {
-        provider.simulator: Simulator(
-            provider, 0, ARTIFACTS / f"simulator-{provider.simulator}.log"
-        )
-        for provider in PROVIDERS
+        name: Simulator(name, 0, ARTIFACTS / f"simulator-{name}.log")
+        for name in provider_names()
     }
     instance: E2EHomeAssistant | None = None
     started = time.monotonic()
     try:
         for sim in simulators.values():
             sim.start()
-            say(f"{sim.provider.label} simulator: {sim.describe()}")
+            say(f"{sim.demo.label} simulator: {sim.describe()}")
         hass.prepare_config(install="copy", source=INTEGRATION)
         say(f"Home Assistant config: {config_dir}, URL {hass.url}")
         say(f"Installed a copy of {INTEGRATION}")

@@ -7,8 +7,12 @@ per key. Facts: providers.md section 4 and api-docs/go-e-cloud.txt.
 The simulation is deterministic: simulated time only moves when `SimCharger.advance`
 is called, so tests can snapshot the status. Faults (`GoeFault`) are only observable
 through real HTTP, exactly as a client would meet them.
+
+`DEMO` (at the end) is what `python -m tests.simulators goe` runs: one charger that
+plugs in, charges and unplugs in a loop, and how a user adds it in Home Assistant.
 """
 
+import argparse
 import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +27,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from .common import bind, close_connection
+from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -678,3 +683,68 @@ class GoeSimulator:
 def _filter_keys(request: web.Request) -> list[str]:
     raw = request.query.get("filter", "")
     return [key.strip() for key in raw.split(",") if key.strip()]
+
+
+# --- demo (python -m tests.simulators goe) -----------------------------------------
+
+DEMO_SERIAL = "012345"
+DEMO_TOKEN = "sim-token-012345"
+# Small, so that a whole charging session fits into about a minute at 11 kW.
+DEMO_BATTERY_WH = 150.0
+DEMO_PLUG_IN_AFTER = 5  # seconds after start, and after each unplug
+DEMO_UNPLUG_AFTER = 20  # seconds after the battery is full
+
+
+async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """One go-e HOME charger: plugs in, charges to full, unplugs, and again."""
+    charger = SimCharger(
+        serial=DEMO_SERIAL, token=DEMO_TOKEN, battery_wh_needed=DEMO_BATTERY_WH
+    )
+    simulator = GoeSimulator([charger], host=args.host)
+    local_ports = {DEMO_SERIAL: args.local_port} if args.local_port else None
+    await simulator.start(args.port, local_ports=local_ports)
+    try:
+        # One setting per line, so that scripts can pick them with grep/cut.
+        emit(provider="goe")
+        emit(cloud_url=simulator.cloud_url)
+        emit(local_host=simulator.local_host(DEMO_SERIAL))
+        emit(serial=DEMO_SERIAL)
+        emit(token=DEMO_TOKEN)
+        # Seconds since the last story event (start, unplug or battery full).
+        since_event = 0
+        async for _ in every_second(stop):
+            was_complete = charger.complete
+            charger.advance(1)
+            since_event += 1
+            if not charger.car_connected and since_event >= DEMO_PLUG_IN_AFTER:
+                charger.plug_in()
+                emit(event="plug_in")
+            elif charger.complete and not was_complete:
+                since_event = 0
+                emit(event="complete", wh=charger.status()["wh"])
+            elif charger.complete and since_event >= DEMO_UNPLUG_AFTER:
+                charger.unplug()
+                since_event = 0
+                emit(event="unplug")
+    finally:
+        await simulator.stop()
+
+
+DEMO = SimulatorDemo(
+    run=run_demo,
+    label="go-e Charger",
+    needs=("cloud_url", "serial", "token"),
+    identifier="serial",
+    menu_path=("goe", "goe_cloud"),
+    forms=(
+        (
+            "goe_cloud",
+            lambda sim: {
+                "serial": sim["serial"],
+                "token": sim["token"],
+                # a collapsed form section
+                "advanced": {"server_url": sim["cloud_url"]},
+            },
+        ),
+    ),
+)

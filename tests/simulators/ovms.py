@@ -19,8 +19,24 @@ permit "auth", so they read data but cannot open a cookie session (403 "Insuffic
 rights"); sessions are checked for idle expiry at each `advance()` instead of every
 10 s; unknown /api calls answer 404 before authentication, as the real dispatcher
 routes first.
+
+A failing car (`SimVehicle.failing`): the server answers 500 with its HTML error page
+on that car's record calls (status, charge, location, tpms, protocol, historical)
+while the vehicle list still lists it, as when a stored record breaks the server's
+handler. Other cars of the account are unaffected.
+
+Control endpoint (only with `OvmsSimulator(control=True)`, as in the demo that
+`python -m tests.simulators ovms` runs), outside `/api/` so that no client of the
+real API can reach it, and exempt from faults and the rate limit:
+
+    POST /_sim/vehicles/<id>/failing   body {"failing": true} (or false)
+        -> 200 {"vehicle": "<id>", "failing": true}; 404 unknown car; 400 bad body
+
+`DEMO` (at the end) is that demo: an account with two cars, and how a user adds it
+in Home Assistant.
 """
 
+import argparse
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +47,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from typing import Any, Self
 import uuid
@@ -38,6 +55,7 @@ import uuid
 from aiohttp import web
 
 from .common import bind, close_connection
+from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,6 +100,13 @@ MALFORMED_BODY = "<html>oops"
 PARANOID_MESSAGE = "(encrypted)"
 # Pending slow or held answers are woken on stop; keep shutdown short for teardown.
 SHUTDOWN_TIMEOUT = 2.0
+# The calls that read a car's stored records: a failing car answers 500 on these.
+RECORD_CALLS = frozenset(
+    f"GET:{name}"
+    for name in ("status", "charge", "location", "tpms", "protocol", "historical")
+)
+CONTROL_PREFIX = "/_sim/"
+CONTROL_FAILING_RE = re.compile(r"/_sim/vehicles/([^/]+)/failing")
 
 # Field names of the records, in the order the car sends them. Names starting with
 # "_" are never copied into an API answer as they are.
@@ -246,6 +271,8 @@ class SimVehicle:
     tpms_format: str = "Y"
     location_received: bool = True
     silent: bool = False
+    # The server fails on this car's records (500, HTML body); it stays listed.
+    failing: bool = False
     # Battery and charging.
     soc: float = 80.0
     soh: float = 100.0
@@ -674,14 +701,17 @@ class OvmsSimulator:
         host: str = "127.0.0.1",
         refresh_sessions: bool = True,
         server_extras: bool = False,
+        control: bool = False,
     ) -> None:
         """Prepare the simulator; nothing listens until `start()`.
 
         `refresh_sessions=False` keeps a session's idle time counting from its login,
         as the current server source does (it never updates `sessionused`).
         `server_extras=True` adds the keys newer server versions return beyond the
-        documented ones (see EXTRA_*_KEYS).
+        documented ones (see EXTRA_*_KEYS). `control=True` serves the control
+        endpoint under /_sim/ (see the module docstring), for another process.
         """
+        self.control = control
         self.session_timeout = session_timeout
         self.burst = burst
         self.per_minute = per_minute
@@ -904,13 +934,15 @@ class OvmsSimulator:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        if self.control and path.startswith(CONTROL_PREFIX):
+            return await self._control(request)
         is_api = path == "/api" or path.startswith("/api/")
         if is_api:
             self.requests.append((request.method, path))
         if self.fault == OvmsFault.SLOW and not await self._sleep(self.slow_seconds):
             return close_connection(request)
         if is_api and self.fault == OvmsFault.SERVER_ERROR:
-            return _text(500, SERVER_ERROR_BODY, "Internal Server Error", "text/html")
+            return _server_error()
         if not self._take_quota(request.remote or ""):
             if not await self._sleep(self.hold_seconds):
                 return close_connection(request)
@@ -956,7 +988,30 @@ class OvmsSimulator:
             return _text(401, "Authentication failed\n", "Unauthorized")
         if rights and not _is_permitted(permissions, rights):
             return _text(403, "Insufficient rights\n", "Forbidden")
-        return function(_Call(request, session_id, username, permissions, segments[1:]))
+        call = _Call(request, session_id, username, permissions, segments[1:])
+        if f"{request.method.upper()}:{name}" in RECORD_CALLS:
+            vehicle = self._owned(call)
+            if vehicle is not None and vehicle.failing:
+                return _server_error()
+        return function(call)
+
+    async def _control(self, request: web.Request) -> web.Response:
+        """The control endpoint: switch a car's `failing` from another process."""
+        match = CONTROL_FAILING_RE.fullmatch(request.path)
+        if match is None or request.method != "POST":
+            return _text(404, "not found\n", "not found")
+        vehicle = self._vehicles.get(match[1])
+        if vehicle is None:
+            return _text(404, f"unknown vehicle {match[1]}\n", "not found")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("failing"), bool):
+            return _text(400, 'body must be {"failing": true|false}\n', "Bad Request")
+        vehicle.failing = body["failing"]
+        _LOGGER.debug("vehicle %s failing: %s", vehicle.vehicle_id, vehicle.failing)
+        return _json({"vehicle": vehicle.vehicle_id, "failing": vehicle.failing})
 
     def _handlers(self) -> dict[str, tuple[Handler, tuple[str, ...]]]:
         not_implemented: tuple[Handler, tuple[str, ...]] = (self._not_implemented, ())
@@ -1303,9 +1358,128 @@ def _json(data: Any, status: int = 200, reason: str = "Ok") -> web.Response:
     return response
 
 
+def _server_error() -> web.Response:
+    return _text(500, SERVER_ERROR_BODY, "Internal Server Error", "text/html")
+
+
 def _forbidden() -> web.Response:
     return _text(403, "Forbidden\n", "Forbidden")
 
 
 def _paranoid() -> web.Response:
     return _text(502, "Paranoid vehicles not supported by api\n", "Bad Gateway")
+
+
+# --- demo (python -m tests.simulators ovms) ----------------------------------------
+
+DEMO_USER = "demo"
+DEMO_PASSWORD = "demo-password"
+DEMO_TOKEN = "demo-token"
+# Fast, so that the state of charge visibly moves: 1 % every 10 s on 10 kWh.
+DEMO_CHARGE_KW = 36.0
+DEMO_BATTERY_KWH = 10.0
+DEMO_DRIVE_SECONDS = 60  # DEMO drives this long at DEMO_DRIVE_SPEED after charging
+DEMO_DRIVE_SPEED = 60.0  # km/h
+DEMO_PARKED_SECONDS = 15  # before and after the drive
+DEMO_SILENT_AFTER = 60  # ROADSTER goes silent after this many seconds
+DEMO_SILENT_FOR = 120  # and sends again after this many
+
+
+async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """An OVMS server with two cars, and the control endpoint (see the docstring).
+
+    DEMO (km) charges to its limit, unplugs, drives for a minute, parks, plugs in
+    again. ROADSTER (miles) stays parked, goes silent for a while (its record ages
+    grow), then sends again.
+    """
+    simulator = OvmsSimulator(host=args.host, control=True)
+    simulator.add_user(DEMO_USER, DEMO_PASSWORD, [DEMO_TOKEN])
+    demo = simulator.add_vehicle(
+        SimVehicle(
+            "DEMO",
+            DEMO_USER,
+            soc=55.0,
+            charge_limit_soc=80,
+            charge_power_kw=DEMO_CHARGE_KW,
+            battery_kwh=DEMO_BATTERY_KWH,
+        )
+    )
+    roadster = simulator.add_vehicle(
+        SimVehicle("ROADSTER", DEMO_USER, units="M", tpms_format="W", soc=64.0)
+    )
+    demo.plug_in()
+    demo.start_charging()
+    await simulator.start(args.port)
+    try:
+        emit(provider="ovms")
+        emit(server_url=simulator.url)
+        emit(username=DEMO_USER)
+        emit(password=DEMO_PASSWORD)
+        emit(token=DEMO_TOKEN)
+        emit(vehicles=",".join(vehicle.vehicle_id for vehicle in simulator.vehicles))
+        since_event = 0  # seconds since DEMO's last story event
+        elapsed = 0
+        failing = {vehicle.vehicle_id: False for vehicle in simulator.vehicles}
+        async for _ in every_second(stop):
+            was_charging = demo.charging
+            simulator.advance(1)
+            elapsed += 1
+            since_event += 1
+            if was_charging and not demo.charging:
+                since_event = 0
+                emit(event="charge_done", vehicle="DEMO", soc=f"{demo.soc:.1f}")
+            elif demo.chargestate == "done" and since_event >= DEMO_PARKED_SECONDS:
+                demo.unplug()
+                demo.speed = DEMO_DRIVE_SPEED
+                since_event = 0
+                emit(event="drive", vehicle="DEMO")
+            elif demo.speed and since_event >= DEMO_DRIVE_SECONDS:
+                demo.speed = 0.0
+                since_event = 0
+                emit(event="park", vehicle="DEMO", soc=f"{demo.soc:.1f}")
+            elif (
+                not demo.plugged_in
+                and not demo.speed
+                and since_event >= DEMO_PARKED_SECONDS
+            ):
+                demo.plug_in()
+                demo.start_charging()
+                since_event = 0
+                emit(event="charge_start", vehicle="DEMO")
+            # ROADSTER: a silent spell in every cycle.
+            phase = elapsed % (DEMO_SILENT_AFTER + DEMO_SILENT_FOR)
+            if phase == DEMO_SILENT_AFTER:
+                roadster.set_silent(True)
+                emit(event="silent", vehicle="ROADSTER")
+            elif phase == 0:
+                roadster.set_silent(False)
+                emit(event="sending", vehicle="ROADSTER")
+            # Switches made through the control endpoint, for the log.
+            for vehicle in simulator.vehicles:
+                if vehicle.failing != failing[vehicle.vehicle_id]:
+                    failing[vehicle.vehicle_id] = vehicle.failing
+                    emit(
+                        event="failing", vehicle=vehicle.vehicle_id, on=vehicle.failing
+                    )
+    finally:
+        await simulator.stop()
+
+
+DEMO = SimulatorDemo(
+    run=run_demo,
+    label="OVMS",
+    needs=("server_url", "username", "password", "vehicles"),
+    identifier="username",
+    menu_path=("ovms",),
+    forms=(
+        (
+            "ovms",
+            lambda sim: {
+                "server_url": sim["server_url"],
+                "username": sim["username"],
+                "password": sim["password"],
+            },
+        ),
+        ("ovms_vehicles", lambda sim: {"vehicles": sim["vehicles"].split(",")}),
+    ),
+)

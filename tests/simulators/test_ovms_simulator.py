@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.simulators.__main__ import run_ovms
+from tests.simulators import ovms
 from tests.simulators.ovms import (
     CHARGE_D_KEYS,
     CHARGE_S_KEYS,
@@ -553,6 +553,96 @@ async def test_faults(sim: OvmsSimulator, session: aiohttp.ClientSession) -> Non
             await _call(session, sim, "/api/vehicles")
 
 
+async def test_failing_vehicle(
+    sim: OvmsSimulator, session: aiohttp.ClientSession
+) -> None:
+    """A failing car's record calls answer 500 (HTML); it stays listed, others work."""
+    sim.vehicle("ROADSTER").failing = True
+    rows = await _json(session, sim, "/api/vehicles")
+    assert [row["id"] for row in rows] == ["DEMO", "ROADSTER"]
+    for call in ("status", "charge", "location", "tpms", "protocol", "historical"):
+        status, headers, text = await _call(
+            session, sim, f"/api/{call}/ROADSTER", params=CREDENTIALS
+        )
+        assert status == 500, call
+        assert headers["Content-Type"] == "text/html"
+        assert "Internal Server Error" in text
+    # Authentication and ownership come first, as in the real server.
+    status, _, _ = await _call(session, sim, "/api/status/ROADSTER")
+    assert status == 401
+    status, _, _ = await _call(
+        session,
+        sim,
+        "/api/status/ROADSTER",
+        params={"username": OTHER, "password": OTHER_PASSWORD},
+    )
+    assert status == 403
+    assert (await _json(session, sim, "/api/status/DEMO"))["soc"]
+
+    sim.vehicle("ROADSTER").failing = False
+    record = await _json(session, sim, "/api/status/ROADSTER")
+    assert record["units"] == "M"
+
+
+async def test_control_endpoint(
+    socket_enabled: None, session: aiohttp.ClientSession
+) -> None:
+    """POST /_sim/vehicles/<id>/failing switches a car; never under /api/."""
+    sim = OvmsSimulator(control=True)
+    sim.add_user(USER, PASSWORD)
+    roadster = sim.add_vehicle(SimVehicle("ROADSTER", USER, units="M"))
+    await sim.start()
+    try:
+        url = f"{sim.url}/_sim/vehicles/ROADSTER/failing"
+        async with session.post(url, json={"failing": True}) as response:
+            assert response.status == 200
+            assert await response.json() == {"vehicle": "ROADSTER", "failing": True}
+        assert roadster.failing
+        status, _, _ = await _call(
+            session, sim, "/api/status/ROADSTER", params=CREDENTIALS
+        )
+        assert status == 500
+        # Faults of the server do not hide the control endpoint.
+        sim.fault = OvmsFault.SERVER_ERROR
+        async with session.post(url, json={"failing": False}) as response:
+            assert response.status == 200
+        assert not roadster.failing
+        sim.fault = OvmsFault.NONE
+
+        for body in ({"failing": "yes"}, {}, [True]):
+            async with session.post(url, json=body) as response:
+                assert response.status == 400
+        async with session.post(url, data=b"{not json") as response:
+            assert response.status == 400
+        async with session.post(
+            f"{sim.url}/_sim/vehicles/NOPE/failing", json={"failing": True}
+        ) as response:
+            assert response.status == 404
+        async with session.get(url) as response:
+            assert response.status == 404
+        # The API never routes to it.
+        status, _, text = await _call(
+            session, sim, "/api/_sim/vehicles/ROADSTER/failing", "POST"
+        )
+        assert (status, text) == (404, "Unrecognised API call\n")
+        assert not roadster.failing
+        assert ("POST", "/api/_sim/vehicles/ROADSTER/failing") in sim.requests
+        assert all(not path.startswith("/_sim") for _, path in sim.requests)
+    finally:
+        await sim.stop()
+
+
+async def test_no_control_endpoint_by_default(
+    sim: OvmsSimulator, session: aiohttp.ClientSession
+) -> None:
+    """Without `control=True` the path is an unknown page, and nothing changes."""
+    async with session.post(
+        f"{sim.url}/_sim/vehicles/ROADSTER/failing", json={"failing": True}
+    ) as response:
+        assert response.status == 404
+    assert not sim.vehicle("ROADSTER").failing
+
+
 async def test_stop_ends_slow_answers(socket_enabled: None) -> None:
     """stop() drops a pending slow answer instead of waiting for it."""
     sim = OvmsSimulator()
@@ -617,7 +707,7 @@ async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) 
     """`python -m tests.simulators ovms` prints its settings and stops on request."""
     stop = asyncio.Event()
     args = argparse.Namespace(host="127.0.0.1", port=0, local_port=0)
-    task = asyncio.create_task(run_ovms(args, stop))
+    task = asyncio.create_task(ovms.DEMO.run(args, stop))
     output = ""
     for _ in range(100):
         await asyncio.sleep(0.05)
@@ -640,5 +730,18 @@ async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) 
     ):
         assert response.status == 200
         assert (await response.json())["units"] == "K"
+    # The demo serves the control endpoint for another process (the e2e tests).
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(
+            f"{url}/_sim/vehicles/ROADSTER/failing", json={"failing": True}
+        ) as response,
+    ):
+        assert response.status == 200
+        async with client.get(
+            f"{url}/api/status/ROADSTER",
+            params={"username": "demo", "password": settings["password"]},
+        ) as record:
+            assert record.status == 500
     stop.set()
     await asyncio.wait_for(task, 5)

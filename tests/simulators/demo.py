@@ -1,0 +1,76 @@
+"""A provider's demo: the story its simulator plays on its own, and how a user adds it.
+
+Each provider's simulator module (`tests/simulators/NAME.py`, NAME a key of the
+integration's `PROVIDERS` registry) defines `DEMO = SimulatorDemo(...)`.
+`python -m tests.simulators NAME` runs `DEMO.run`; the harness in `scripts/harness/`
+reads the `key=value` lines it prints and clicks through the config flow with
+`DEMO.menu_path` and `DEMO.forms`. Adding a provider therefore needs its simulator
+module with a `DEMO` and its registry line, and no edit here or in the harness.
+"""
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from dataclasses import dataclass
+import importlib
+from typing import Any
+
+# Runs the demo until `stop` is set; `args` has host, port and local_port.
+type Runner = Callable[[argparse.Namespace, asyncio.Event], Awaitable[None]]
+# What the user types into one form, from the simulator's printed values.
+type FormInput = Callable[[dict[str, str]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SimulatorDemo:
+    """A provider's demo simulator and the config entry a user makes for it."""
+
+    run: Runner
+    label: str  # for messages, e.g. "go-e Charger"
+    needs: tuple[str, ...]  # keys the simulator prints that the entry is made from
+    identifier: str  # key whose value finds an existing entry (e.g. the serial)
+    # next_step_id chosen in each config-flow menu after step "user". Data, not
+    # code: a renamed flow step is a change here.
+    menu_path: tuple[str, ...]
+    # The forms reached through the menus, in order: (step_id, what the user types).
+    forms: tuple[tuple[str, FormInput], ...]
+
+
+def provider_names() -> list[str]:
+    """The integration's providers, in registry order (needs homeassistant)."""
+    # Only the keys: what the registry maps them to is the integration's business.
+    from custom_components.ev_cloud.providers import PROVIDERS
+
+    return list(PROVIDERS)
+
+
+def load_demo(name: str) -> SimulatorDemo:
+    """The `DEMO` of `tests.simulators.<name>`; a clear error when it has none."""
+    module = importlib.import_module(f"tests.simulators.{name}")
+    demo = getattr(module, "DEMO", None)
+    if not isinstance(demo, SimulatorDemo):
+        raise TypeError(f"tests/simulators/{name}.py defines no DEMO = SimulatorDemo")
+    return demo
+
+
+def emit(**values: object) -> None:
+    """Print one machine-readable line of space-separated `key=value` pairs."""
+    print(" ".join(f"{key}={value}" for key, value in values.items()), flush=True)
+
+
+async def every_second(stop: asyncio.Event) -> AsyncIterator[None]:
+    """Yield once a second until `stop` is set.
+
+    A fixed schedule keeps simulated time in step with the wall clock.
+    """
+    deadline = asyncio.get_running_loop().time()
+    while True:
+        deadline += 1.0
+        delay = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await stop.wait()
+        if stop.is_set():
+            return
+        yield

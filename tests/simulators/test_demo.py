@@ -1,0 +1,42 @@
+"""Every provider of the integration's registry has a runnable simulator demo."""
+
+import pytest
+
+from custom_components.ev_cloud.providers import PROVIDERS
+from tests.simulators import __main__ as simulators_main
+from tests.simulators.demo import SimulatorDemo, load_demo, provider_names
+
+
+def test_provider_names_are_the_registry_keys() -> None:
+    """The demos are looked up by the registry's names, in its order."""
+    assert provider_names() == list(PROVIDERS)
+    assert provider_names(), "the registry is empty"
+
+
+@pytest.mark.parametrize("name", list(PROVIDERS))
+def test_each_provider_has_a_demo(name: str) -> None:
+    """Its DEMO says what the entry is made of and how a user fills the flow in."""
+    demo = load_demo(name)
+    assert isinstance(demo, SimulatorDemo)
+    assert demo.identifier in demo.needs
+    assert demo.menu_path, "the flow starts with a menu of providers"
+    assert demo.forms
+    values = {key: f"{key}-value" for key in demo.needs}
+    for step_id, user_input in demo.forms:
+        assert step_id
+        assert isinstance(user_input(values), dict)
+
+
+def test_a_module_without_demo_is_refused() -> None:
+    """A name whose module has no DEMO fails with a message that says so."""
+    with pytest.raises(TypeError, match="defines no DEMO"):
+        load_demo("common")
+
+
+def test_command_line_offers_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m tests.simulators` accepts the registry's names and only those."""
+    args = simulators_main._parse_args([next(iter(PROVIDERS)), "--port", "0"])
+    assert args.provider == next(iter(PROVIDERS))
+    with pytest.raises(SystemExit):
+        simulators_main._parse_args(["no-such-provider"])
+    assert "invalid choice" in capsys.readouterr().err
