@@ -21,6 +21,7 @@ from custom_components.ev_cloud.descriptions import DeviceEntities
 from custom_components.ev_cloud.models import Provider
 from custom_components.ev_cloud.providers import PROVIDERS
 from custom_components.ev_cloud.quota import async_load_quota
+from tests.simulators.demo import SimulatorDemo, load_demo
 
 ROOT = Path(__file__).parent.parent
 COMPONENT = ROOT / "custom_components" / "ev_cloud"
@@ -44,13 +45,13 @@ def test_every_platform_has_a_description_class() -> None:
 
 @providers
 def test_package_layout(provider: Provider) -> None:
-    """One package per provider, its client in api/, its tests and simulator."""
+    """One package per provider, its client in api/, its tests, its simulator demo."""
     package = COMPONENT / "providers" / provider.name
     for module in ("__init__.py", "account.py", "entities.py", "flow.py"):
         assert (package / module).is_file(), module
     assert (COMPONENT / "api" / f"{provider.name}.py").is_file()
     assert (ROOT / "tests" / provider.name).is_dir()
-    assert (ROOT / "tests" / "simulators" / f"{provider.name}.py").is_file()
+    assert isinstance(load_demo(provider.name), SimulatorDemo)
 
 
 @providers
