@@ -15,12 +15,18 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 # so it finds the repository's custom_components instead of the harness's own.
 from custom_components.ev_cloud.providers import PROVIDERS
 
-# Every provider's credentials (its conftest's SECRETS): none may reach a log.
-SECRETS = tuple(
-    secret
-    for name in PROVIDERS
-    for secret in importlib.import_module(f"tests.{name}.conftest").SECRETS
-)
+# Each provider's fixtures (tests/<name>/fixtures.py) serve every test, so that
+# shared behaviour is tested once for all providers (see test_shared.py).
+pytest_plugins = [f"tests.{name}.fixtures" for name in PROVIDERS]
+
+
+def provider_secrets() -> list[str]:
+    """Every provider's credentials (its fixtures' SECRETS): none may reach a log."""
+    return [
+        secret
+        for name in PROVIDERS
+        for secret in importlib.import_module(f"tests.{name}.fixtures").SECRETS
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +43,7 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         text = record.getMessage()
         if record.exc_info:
             text += logging.Formatter().formatException(record.exc_info)
-        for secret in SECRETS:
+        for secret in provider_secrets():
             assert secret not in text, f"secret logged by {record.name}: {text[:200]}"
 
 

@@ -272,3 +272,15 @@ async def test_repair_issue_follows_the_last_read(
     await coordinator.async_refresh()
     assert coordinator.last_update_success
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+@pytest.mark.usefixtures("dummy_registered")
+async def test_options_without_polling_change_nothing(hass: HomeAssistant) -> None:
+    """A push-only device has no intervals to choose: the form is empty."""
+    entry = await _add_dummy(hass, "pro")
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert not result["data_schema"].schema
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert dict(entry.options) == {}

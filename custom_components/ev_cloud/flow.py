@@ -127,42 +127,26 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
             return self.async_abort(reason="unknown_provider")
         return await cast(StepHandler, step)(None)
 
-    def async_finish_existing(
-        self, unique_id_matches: bool, data: Mapping[str, Any]
-    ) -> ConfigFlowResult | None:
-        """Update the entry being re-authenticated or reconfigured, if any.
-
-        Returns None when the flow adds a new entry.
-        """
-        if self.source == SOURCE_RECONFIGURE:
-            if not unique_id_matches:
-                return self.async_abort(reason="wrong_device")
-            return self.async_update_reload_and_abort(
-                self._get_reconfigure_entry(), data=data
-            )
-        if self.source == SOURCE_REAUTH:
-            if not unique_id_matches:
-                return self.async_abort(reason="wrong_device")
-            return self.async_update_reload_and_abort(
-                self._get_reauth_entry(), data=data
-            )
-        return None
-
     async def async_set_unique_id_or_finish(
         self, unique_id: str, data: Mapping[str, Any]
     ) -> ConfigFlowResult | None:
-        """Claim `unique_id` for a new entry, or update the existing one.
+        """Claim `unique_id` for a new entry, or update the entry being changed.
 
-        Returns None when a new entry may be created (not configured yet).
+        In a reauth or reconfigure flow the settings must reach the same device or
+        account; the entry is then updated and reloaded. Returns None when a new
+        entry may be created.
         """
         await self.async_set_unique_id(unique_id)
-        if self.source in (SOURCE_REAUTH, SOURCE_RECONFIGURE):
-            entry = (
-                self._get_reauth_entry()
-                if self.source == SOURCE_REAUTH
-                else self._get_reconfigure_entry()
+        if self.source == SOURCE_REAUTH:
+            self._abort_if_unique_id_mismatch(reason="wrong_device")
+            return self.async_update_reload_and_abort(
+                self._get_reauth_entry(), data=data
             )
-            return self.async_finish_existing(entry.unique_id == unique_id, data)
+        if self.source == SOURCE_RECONFIGURE:
+            self._abort_if_unique_id_mismatch(reason="wrong_device")
+            return self.async_update_reload_and_abort(
+                self._get_reconfigure_entry(), data=data
+            )
         self._abort_if_unique_id_configured()
         return None
 

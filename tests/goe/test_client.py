@@ -31,7 +31,7 @@ from custom_components.ev_cloud.api.goe import (
     normalize_serial,
     parse_status,
 )
-from tests.goe.conftest import SERIAL, TOKEN
+from tests.goe.fixtures import SERIAL, TOKEN
 from tests.simulators.goe import GoeFault, GoeSimulator, SimCharger
 
 

@@ -17,7 +17,7 @@ from custom_components.ev_cloud.const import (
     CONF_IDLE_INTERVAL,
     DOMAIN,
 )
-from tests.goe.conftest import SERIAL, TOKEN, goe_cloud_data
+from tests.goe.fixtures import SERIAL, TOKEN, goe_cloud_data
 from tests.simulators.goe import GoeFault, GoeSimulator, SimCharger
 
 

@@ -15,7 +15,7 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
 from tests.conftest import setup_entry
-from tests.goe.conftest import SERIAL, TOKEN
+from tests.goe.fixtures import SERIAL, TOKEN
 
 
 async def test_diagnostics(

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.ev_cloud.const import DOMAIN
 from tests.conftest import setup_entry
-from tests.goe.conftest import SERIAL, TOKEN
+from tests.goe.fixtures import SERIAL, TOKEN
 from tests.simulators.goe import GoeFault, SimCharger
 
 POWER = "sensor.go_e_charger_012345_charge_power"
@@ -262,28 +262,6 @@ async def test_local_entry(
     coordinator = goe_local_entry.runtime_data.coordinators["goe_012345"]
     assert coordinator.update_interval == timedelta(seconds=5)
     assert hass.states.get(POWER).state == "11.04"
-
-
-async def test_stale_devices_are_removed(
-    hass: HomeAssistant,
-    goe_entry: MockConfigEntry,
-    device_registry: dr.DeviceRegistry,
-) -> None:
-    """A device the service no longer lists is removed; current ones cannot be."""
-    goe_entry.add_to_hass(hass)
-    gone = device_registry.async_get_or_create(
-        config_entry_id=goe_entry.entry_id, identifiers={(DOMAIN, "goe_999999")}
-    )
-    await hass.config_entries.async_setup(goe_entry.entry_id)
-    await hass.async_block_till_done()
-    assert device_registry.async_get(gone.id) is None
-
-    [current] = dr.async_entries_for_config_entry(device_registry, goe_entry.entry_id)
-    assert current.identifiers == {(DOMAIN, "goe_012345")}
-    from custom_components.ev_cloud import async_remove_config_entry_device
-
-    assert not await async_remove_config_entry_device(hass, goe_entry, current)
-    assert await async_remove_config_entry_device(hass, goe_entry, gone)
 
 
 async def test_firmware_update_reaches_the_device_registry(

@@ -41,7 +41,7 @@ from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagno
 from custom_components.ev_cloud.providers.ovms.account import OvmsCar
 from tests.conftest import setup_entry
 from tests.goe.test_entities import _registry_and_states
-from tests.ovms.conftest import OVMS_PASSWORD, OVMS_TOKEN, OVMS_USER, ovms_data
+from tests.ovms.fixtures import OVMS_PASSWORD, OVMS_TOKEN, OVMS_USER, ovms_data
 from tests.simulators.ovms import OvmsFault, OvmsSimulator, SimVehicle
 
 COMPONENT = Path(__file__).parent.parent.parent / "custom_components" / "ev_cloud"

@@ -103,8 +103,12 @@ class GoeFlow(EvCloudFlow):
                 },
             }
             data, errors = await self._async_validate_goe(candidate, CONNECTION_CLOUD)
-            if not errors:
-                return self.async_update_reload_and_abort(entry, data=data)
+            if not errors and (
+                done := await self.async_set_unique_id_or_finish(
+                    data[CONF_SERIAL], data
+                )
+            ):
+                return done
         return self.async_show_form(
             step_id="goe_reauth",
             data_schema=REAUTH_SCHEMA,

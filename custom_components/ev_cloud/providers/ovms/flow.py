@@ -83,8 +83,11 @@ class OvmsFlow(EvCloudFlow):
             data, _, errors = await self._async_validate_ovms(
                 {**entry.data, CONF_PASSWORD: user_input[CONF_PASSWORD]}
             )
-            if not errors:
-                return self.async_update_reload_and_abort(entry, data=data)
+            account = unique_id(data[CONF_SERVER_URL], data[CONF_USERNAME])
+            if not errors and (
+                done := await self.async_set_unique_id_or_finish(account, data)
+            ):
+                return done
         return self.async_show_form(
             step_id="ovms_reauth",
             data_schema=REAUTH_SCHEMA,

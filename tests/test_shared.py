@@ -1,0 +1,116 @@
+"""Behaviour every provider shares, tested once for each registered provider.
+
+Each provider's fixtures (tests/<name>/fixtures.py) provide `<name>_entry`: a
+config entry that points at its simulator, not yet added to Home Assistant.
+"""
+
+from __future__ import annotations
+
+import json
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.json import JSONEncoder
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.ev_cloud import async_remove_config_entry_device
+from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
+from custom_components.ev_cloud.providers import PROVIDERS
+from tests.conftest import provider_secrets, setup_entry
+
+
+@pytest.fixture(params=list(PROVIDERS))
+def provider_entry(request: pytest.FixtureRequest) -> MockConfigEntry:
+    """The entry of one provider after another."""
+    entry: MockConfigEntry = request.getfixturevalue(f"{request.param}_entry")
+    return entry
+
+
+def _entities(hass: HomeAssistant, entry: MockConfigEntry) -> list[er.RegistryEntry]:
+    return er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+
+
+async def test_setup_forwards_only_the_providers_platforms(
+    hass: HomeAssistant, provider_entry: MockConfigEntry
+) -> None:
+    """Every listed device is read; entities exist on the provider's platforms only."""
+    await setup_entry(hass, provider_entry)
+    assert provider_entry.state is ConfigEntryState.LOADED
+    runtime = provider_entry.runtime_data
+    assert runtime.coordinators
+    assert set(runtime.coordinators) == runtime.listed
+    platforms = {entity.domain for entity in _entities(hass, provider_entry)}
+    assert platforms == {str(platform) for platform in runtime.provider.platforms}
+
+
+async def test_entities_are_named_by_translation(
+    hass: HomeAssistant, provider_entry: MockConfigEntry
+) -> None:
+    """Unique ids start with the device key; names come from translation keys."""
+    await setup_entry(hass, provider_entry)
+    keys = tuple(provider_entry.runtime_data.coordinators)
+    for entity in _entities(hass, provider_entry):
+        assert entity.unique_id.startswith(keys), entity.unique_id
+        assert entity.translation_key, entity.entity_id
+        assert entity.has_entity_name, entity.entity_id
+
+
+async def test_unload_and_reload_keep_the_registry(
+    hass: HomeAssistant, provider_entry: MockConfigEntry
+) -> None:
+    """Unloading makes entities unavailable; reloading brings the same ones back."""
+    await setup_entry(hass, provider_entry)
+    before = {(e.entity_id, e.unique_id) for e in _entities(hass, provider_entry)}
+    assert await hass.config_entries.async_unload(provider_entry.entry_id)
+    assert provider_entry.state is ConfigEntryState.NOT_LOADED
+    for entity_id, _ in before:
+        state = hass.states.get(entity_id)
+        assert state is None or state.state == STATE_UNAVAILABLE
+    assert await hass.config_entries.async_setup(provider_entry.entry_id)
+    await hass.async_block_till_done()
+    after = {(e.entity_id, e.unique_id) for e in _entities(hass, provider_entry)}
+    assert after == before
+
+
+async def test_only_unlisted_devices_can_be_removed(
+    hass: HomeAssistant,
+    provider_entry: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """A device the service lists stays; one it no longer lists goes at setup."""
+    provider_entry.add_to_hass(hass)
+    gone = device_registry.async_get_or_create(
+        config_entry_id=provider_entry.entry_id,
+        identifiers={(DOMAIN, f"{provider_entry.data['provider']}_GONE")},
+    )
+    await hass.config_entries.async_setup(provider_entry.entry_id)
+    await hass.async_block_till_done()
+    assert device_registry.async_get(gone.id) is None
+    devices = dr.async_entries_for_config_entry(
+        device_registry, provider_entry.entry_id
+    )
+    assert devices
+    for device in devices:
+        assert not await async_remove_config_entry_device(hass, provider_entry, device)
+    assert await async_remove_config_entry_device(hass, provider_entry, gone)
+
+
+async def test_diagnostics_hide_credentials_and_identities(
+    hass: HomeAssistant, provider_entry: MockConfigEntry
+) -> None:
+    """No secret, device id, URL or title of the entry in a bug report."""
+    await setup_entry(hass, provider_entry)
+    result = await async_get_config_entry_diagnostics(hass, provider_entry)
+    dumped = json.dumps(result, cls=JSONEncoder)
+    hidden = [*provider_secrets(), "127.0.0.1", provider_entry.title]
+    hidden += [
+        coordinator.device.device_id
+        for coordinator in provider_entry.runtime_data.coordinators.values()
+    ]
+    for value in hidden:
+        assert value not in dumped, value
+    assert len(result["devices"]) == len(provider_entry.runtime_data.coordinators)
