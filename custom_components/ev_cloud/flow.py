@@ -61,6 +61,11 @@ URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 CONF_VEHICLES = "vehicles"
 
 type StepHandler = Callable[[dict[str, Any] | None], Awaitable[ConfigFlowResult]]
+# Checks new credentials against the entry's data: (unique id, new data, errors).
+type Revalidator = Callable[
+    [Mapping[str, Any], dict[str, Any]],
+    Awaitable[tuple[str, dict[str, Any], dict[str, str]]],
+]
 
 
 def valid_url(text: str) -> str | None:
@@ -126,6 +131,29 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
         if step is None:
             return self.async_abort(reason="unknown_provider")
         return await cast(StepHandler, step)(None)
+
+    async def async_reauth_form(
+        self,
+        step_id: str,
+        schema: vol.Schema,
+        user_input: dict[str, Any] | None,
+        revalidate: Revalidator,
+    ) -> ConfigFlowResult:
+        """Ask for the secret the service no longer accepts; update the entry."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            unique_id, data, errors = await revalidate(entry.data, user_input)
+            if not errors and (
+                done := await self.async_set_unique_id_or_finish(unique_id, data)
+            ):
+                return done
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=schema,
+            description_placeholders={"name": entry.title},
+            errors=errors,
+        )
 
     async def async_set_unique_id_or_finish(
         self, unique_id: str, data: Mapping[str, Any]

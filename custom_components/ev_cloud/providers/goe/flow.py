@@ -92,29 +92,21 @@ class GoeFlow(EvCloudFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """The cloud rejected the token: ask for the current one."""
-        entry = self._get_reauth_entry()
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            candidate = {
-                CONF_SERIAL: entry.data[CONF_SERIAL],
-                CONF_TOKEN: user_input[CONF_TOKEN],
-                SECTION_ADVANCED: {
-                    CONF_SERVER_URL: entry.data.get(CONF_SERVER_URL, "")
-                },
-            }
-            data, errors = await self._async_validate_goe(candidate, CONNECTION_CLOUD)
-            if not errors and (
-                done := await self.async_set_unique_id_or_finish(
-                    data[CONF_SERIAL], data
-                )
-            ):
-                return done
-        return self.async_show_form(
-            step_id="goe_reauth",
-            data_schema=REAUTH_SCHEMA,
-            description_placeholders={"name": entry.title},
-            errors=errors,
+        return await self.async_reauth_form(
+            "goe_reauth", REAUTH_SCHEMA, user_input, self._async_revalidate_goe
         )
+
+    async def _async_revalidate_goe(
+        self, current: Mapping[str, Any], user_input: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """The entry's charger with the new token."""
+        candidate = {
+            CONF_SERIAL: current[CONF_SERIAL],
+            CONF_TOKEN: user_input[CONF_TOKEN],
+            SECTION_ADVANCED: {CONF_SERVER_URL: current.get(CONF_SERVER_URL, "")},
+        }
+        data, errors = await self._async_validate_goe(candidate, CONNECTION_CLOUD)
+        return current[CONF_SERIAL], data, errors
 
     async def _async_goe_form(
         self,

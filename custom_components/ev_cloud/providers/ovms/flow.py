@@ -77,23 +77,18 @@ class OvmsFlow(EvCloudFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """The server rejected the password: ask for the current one (or a token)."""
-        entry = self._get_reauth_entry()
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data, _, errors = await self._async_validate_ovms(
-                {**entry.data, CONF_PASSWORD: user_input[CONF_PASSWORD]}
-            )
-            account = unique_id(data[CONF_SERVER_URL], data[CONF_USERNAME])
-            if not errors and (
-                done := await self.async_set_unique_id_or_finish(account, data)
-            ):
-                return done
-        return self.async_show_form(
-            step_id="ovms_reauth",
-            data_schema=REAUTH_SCHEMA,
-            description_placeholders={"name": entry.title},
-            errors=errors,
+        return await self.async_reauth_form(
+            "ovms_reauth", REAUTH_SCHEMA, user_input, self._async_revalidate_ovms
         )
+
+    async def _async_revalidate_ovms(
+        self, current: Mapping[str, Any], user_input: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """The entry's account with the new password."""
+        data, _, errors = await self._async_validate_ovms(
+            {**current, CONF_PASSWORD: user_input[CONF_PASSWORD]}
+        )
+        return unique_id(data[CONF_SERVER_URL], data[CONF_USERNAME]), data, errors
 
     async def async_step_ovms_vehicles(
         self, user_input: dict[str, Any] | None = None
