@@ -1,0 +1,1 @@
+"""ev.energy tests."""
