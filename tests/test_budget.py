@@ -139,6 +139,104 @@ async def test_request_budget_uses_the_event_loop_clock() -> None:
     assert budget.available < 1
 
 
+def test_request_budget_commands_only_wait_for_a_pause() -> None:
+    """A command takes no token and passes an empty bucket; a pause holds it."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=1, per_minute=1, maximum=1, clock=clock)
+    budget.acquire()
+    with pytest.raises(RateLimitedError, match="used up"):
+        budget.acquire()
+    budget.acquire(command=True)
+    budget.acquire(command=True)
+    assert budget.available == 0
+    budget.pause(30)
+    with pytest.raises(RateLimitedError, match="slow down") as caught:
+        budget.acquire(command=True)
+    assert caught.value.retry_after == 30
+    clock.advance(30)
+    budget.acquire(command=True)
+
+
+def test_request_budget_set_rate() -> None:
+    """The time so far counts at the old rate; a lower maximum caps the bucket."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=0, per_minute=60, maximum=100, clock=clock)
+    budget.acquire(command=True)  # starts the clock
+    clock.advance(10)
+    budget.set_rate(6)
+    assert budget.available == pytest.approx(10)
+    clock.advance(10)
+    assert budget.available == pytest.approx(11)
+    budget.set_rate(6, maximum=5)
+    assert budget.maximum == 5
+    assert budget.available == 5
+    with pytest.raises(ValueError, match="positive"):
+        budget.set_rate(0)
+    with pytest.raises(ValueError, match="positive"):
+        budget.set_rate(math.inf)
+
+
+def test_request_budget_limit_to_and_debt() -> None:
+    """The bucket never holds more than the service says is left; below 0 is a debt."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=50, per_minute=60, maximum=50, clock=clock)
+    budget.limit_to(80)  # more than held: no change
+    assert budget.available == 50
+    budget.limit_to(3)
+    assert budget.available == 3
+    budget.limit_to(-9)
+    with pytest.raises(RateLimitedError, match="used up") as caught:
+        budget.acquire()
+    assert caught.value.retry_after == pytest.approx(10)  # 10 tokens at 1 a second
+    clock.advance(10)
+    budget.acquire()
+
+
+def test_request_budget_pause_keeps_a_debt() -> None:
+    """A pause empties a bucket but does not forgive a debt."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=5, per_minute=60, maximum=5, clock=clock)
+    budget.limit_to(-4)
+    budget.pause(2)
+    clock.advance(2)
+    with pytest.raises(RateLimitedError, match="used up") as caught:
+        budget.acquire()
+    assert caught.value.retry_after == pytest.approx(3)
+
+
+def test_request_budget_follow_an_hourly_limit() -> None:
+    """1000 an hour with a 20 % reserve: polls get 800 an hour and stop below 200."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=100, per_minute=1, maximum=100, clock=clock)
+    budget.follow(limit=1000, remaining=1000, window=3600, reserve=0.2)
+    assert budget.per_minute == pytest.approx(800 / 60)
+    assert budget.available == 100
+    assert budget.sustainable_interval(1) == pytest.approx(4.5)
+    budget.follow(limit=1000, remaining=250, window=3600, reserve=0.2)
+    assert budget.available == pytest.approx(50)
+    budget.follow(limit=1000, remaining=150, window=3600, reserve=0.2)
+    assert budget.available == pytest.approx(-50)
+    with pytest.raises(RateLimitedError) as caught:
+        budget.acquire()
+    assert caught.value.retry_after == pytest.approx(51 * 4.5)
+    budget.acquire(command=True)  # commands use the reserve
+
+
+def test_request_budget_follow_partial_headers() -> None:
+    """A missing or useless limit changes nothing; a new limit changes the rate."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=10, per_minute=2, maximum=10, clock=clock)
+    budget.follow(limit=None, remaining=0, window=3600, reserve=0.2)
+    budget.follow(limit=0, remaining=0, window=3600, reserve=0.2)
+    assert budget.per_minute == 2
+    assert budget.available == 10
+    budget.follow(limit=6000, remaining=None, window=3600, reserve=0.5)
+    assert budget.per_minute == pytest.approx(50)
+    assert budget.available == 10
+    with pytest.raises(ValueError, match="reserve"):
+        budget.follow(limit=1, remaining=1, window=3600, reserve=1)
+
+
 # BudgetRegistry
 
 

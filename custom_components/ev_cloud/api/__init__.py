@@ -1,6 +1,7 @@
 """Asyncio clients for the EV and charger cloud services (no Home Assistant imports)."""
 
 from .errors import (
+    AccessDeniedError,
     AuthenticationError,
     CloudApiDisabledError,
     CommandRejectedError,
@@ -16,6 +17,7 @@ from .errors import (
 from .limiter import RequestSpacer
 
 __all__ = [
+    "AccessDeniedError",
     "AuthenticationError",
     "CloudApiDisabledError",
     "CommandRejectedError",

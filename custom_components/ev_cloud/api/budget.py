@@ -58,13 +58,21 @@ class RequestBudget:
         now = self._refill()
         return 0.0 if now < self._paused_until else self._tokens
 
-    def acquire(self) -> None:
-        """Take one request from the budget, or raise RateLimitedError."""
+    def acquire(self, *, command: bool = False) -> None:
+        """Take one request from the budget, or raise RateLimitedError.
+
+        A `command` (something the user asked for, not a poll) is only held back
+        by a pause: it takes no token, so a budget that polls used up never
+        refuses it. Services whose limit counts commands too keep a share of it
+        for them (see `follow`).
+        """
         now = self._refill()
         if now < self._paused_until:
             raise RateLimitedError(
                 "The server asked to slow down", self._paused_until - now
             )
+        if command:
+            return
         if self._tokens < 1:
             wait = (1 - self._tokens) * 60 / self.per_minute
             raise RateLimitedError("The request budget is used up", wait)
@@ -74,7 +82,59 @@ class RequestBudget:
         """Send nothing for `seconds` (the server refused a request)."""
         now = self._refill()
         self._paused_until = max(self._paused_until, now + seconds)
-        self._tokens = 0.0
+        self._tokens = min(self._tokens, 0.0)
+
+    def set_rate(self, per_minute: float, maximum: int | None = None) -> None:
+        """Refill at `per_minute` from now on (and hold at most `maximum`, if given).
+
+        What was gained so far is counted at the old rate first.
+        """
+        if not math.isfinite(per_minute) or per_minute <= 0:
+            raise ValueError("The rate must be a positive number of requests")
+        self._refill()
+        self.per_minute = per_minute
+        if maximum is not None:
+            self.maximum = maximum
+            self._tokens = min(self._tokens, float(maximum))
+
+    def limit_to(self, tokens: float) -> None:
+        """The service says only `tokens` more requests fit: hold no more than that.
+
+        A negative value is a debt: the bucket refills from below zero, so polls
+        wait until it is paid back at `per_minute`.
+        """
+        self._refill()
+        self._tokens = min(self._tokens, tokens)
+
+    def follow(
+        self,
+        *,
+        limit: int | None,
+        remaining: int | None,
+        window: float,
+        reserve: float,
+    ) -> None:
+        """Follow a service that reports its `limit` per `window` and what remains.
+
+        Polls may use the share `1 - reserve` of the limit, the rest is kept for
+        commands (which `acquire(command=True)` never refuses): the refill rate
+        becomes `(1 - reserve) * limit` per window, and the bucket holds no more
+        than `remaining - reserve * limit`. Below the reserve that is negative,
+        and polls stop until the debt is paid back at the poll rate; when the
+        service counts a rolling window, that is about when requests of the same
+        rate age out of it. Example, ev.energy (1000 requests per rolling hour,
+        20 % reserve): polls refill at 800 an hour (13.3 a minute, one every
+        4.5 s); with 150 remaining, polls wait 51 * 4.5 s, about 3.8 minutes.
+
+        A value the service did not send (None) or that is not positive (a
+        limit) leaves that part unchanged.
+        """
+        if not 0 <= reserve < 1:
+            raise ValueError("The reserve must be a share from 0 to below 1")
+        if limit is not None and limit > 0:
+            self.set_rate((1 - reserve) * limit * 60 / window)
+        if remaining is not None and limit is not None and limit > 0:
+            self.limit_to(remaining - reserve * limit)
 
     def sustainable_interval(self, requests_per_poll: float) -> float:
         """Seconds between one device's polls so that all consumers fit the budget."""

@@ -15,6 +15,14 @@ class AuthenticationError(EvCloudError):
     """The service rejected the credentials (the user must enter new ones)."""
 
 
+class AccessDeniedError(EvCloudError):
+    """The credentials lack a permission (scope) for this request.
+
+    Re-authenticating with the same grant does not help: the service (or the
+    account's owner) must grant the permission first.
+    """
+
+
 class RateLimitedError(EvCloudError):
     """The service asked us to slow down."""
 
