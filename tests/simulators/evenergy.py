@@ -13,8 +13,7 @@ The simulation is deterministic: the simulated clock starts at the real time (or
 authorization codes, the rolling rate-limit hour and every timestamp use it. Faults
 (`EvEnergyFault`) are only observable through real HTTP.
 
-Where the sources leave room, the simulator chooses (see also the report of the
-commit that added it):
+Where the sources leave room, the simulator chooses:
 - `/v2/charging_sessions` filters: `vehicle_id`, `evse_id`, `is_finished`
   (true/false); a vehicle's current plugged-in session is
   `?vehicle_id=<id>&is_finished=false`. Sessions carry `sub_sessions` inline,
