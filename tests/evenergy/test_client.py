@@ -57,6 +57,12 @@ from custom_components.ev_cloud.api.evenergy import (
     problem_text,
     token_url,
 )
+from tests.simulators.evenergy import (
+    EvEnergyFault,
+    EvEnergySimulator,
+    SimEvse,
+    SimVehicle,
+)
 
 TOKEN = "tok-9f8e7d6c5b4a3210fedcba9876543210"
 CLIENT_ID = "org-client-4711"
@@ -704,7 +710,12 @@ async def test_active_session(
     assert active.session_id == "c2"
     assert active.mode == "smart"
     assert scripted.seen[0].path == "/v2/charging_sessions"
-    assert scripted.seen[0].query == {"page_size": "25", "expand": "sub_sessions"}
+    assert scripted.seen[0].query == {
+        "vehicle_id": VEHICLE_ID,
+        "is_finished": "false",
+        "page_size": "25",
+        "expand": "sub_sessions",
+    }
 
 
 async def test_no_active_session(
@@ -1198,3 +1209,293 @@ async def test_client_credentials_token_renewed_once_on_401(
     scripted.answers = [ok([])]
     assert await api.async_get_vehicles() == []
     assert scripted.seen[-1].headers["Authorization"] == "Bearer t3"
+
+
+# --- over HTTP: the simulator ------------------------------------------------------
+
+SIM_CLIENT_ID = "ha-client"
+SIM_CLIENT_SECRET = "ha-client-secret-0123456789"
+SIM_ORG_ID = "org-client"
+SIM_ORG_SECRET = "org-secret-9876543210"
+
+
+class Sim:
+    """A running simulator: alice with a plugged-in car, a parked car and a charger."""
+
+    def __init__(self, sim: EvEnergySimulator) -> None:
+        """Create the users, OAuth clients, vehicles and the charger."""
+        self.sim = sim
+        self.alice = sim.add_user("alice@example.com").id
+        self.bob = sim.add_user("bob@example.com").id
+        self.app = sim.add_client(SIM_CLIENT_ID, SIM_CLIENT_SECRET)
+        sim.add_client(SIM_ORG_ID, SIM_ORG_SECRET, organisation_users=[self.alice])
+        self.car = sim.add_vehicle(SimVehicle(self.alice, description="Car")).id
+        self.parked = sim.add_vehicle(SimVehicle(self.alice, soc=70.0)).id
+        self.bobcar = sim.add_vehicle(SimVehicle(self.bob)).id
+        self.evse = sim.add_evse(SimEvse(self.alice, vehicle_id=self.car)).id
+        sim.plug_in(self.car)
+        self.token = sim.issue_token(SIM_CLIENT_ID, self.alice)["access_token"]
+
+    def client(self, session: aiohttp.ClientSession, **kwargs: Any) -> EvEnergyClient:
+        """Alice's client with her (authorization-code) token."""
+
+        async def token() -> str:
+            return self.token
+
+        return EvEnergyClient(session, token, base_url=self.sim.url, **kwargs)
+
+
+@pytest.fixture
+async def sim(socket_enabled: None) -> AsyncIterator[Sim]:
+    """The simulator, running with alice's and bob's things."""
+    async with EvEnergySimulator() as simulator:
+        yield Sim(simulator)
+
+
+async def test_sim_reads(session: aiohttp.ClientSession, sim: Sim) -> None:
+    """User, vehicles with status, one vehicle, location, chargers, the session."""
+    api = sim.client(session)
+    assert await api.async_get_user_id() == sim.alice
+    vehicles = {v.vehicle_id: v for v in await api.async_get_vehicles()}
+    assert set(vehicles) == {sim.car, sim.parked}
+    car = vehicles[sim.car]
+    assert car.description == "Car"
+    assert car.integrated == "active"
+    assert car.smart_charging_enabled is True
+    assert car.status is not None
+    assert car.status.is_plugged_in is True
+    assert car.status.current_type == "ac"
+    assert car.status.state in ("plugged_in_charging", "plugged_in_not_charging")
+    assert car.status.sampled_at is not None
+    assert (await api.async_get_vehicle(sim.parked)).status is not None
+    location = await api.async_get_latest_location(sim.car)
+    assert location is not None
+    assert location.at_home is True
+    (evse,) = await api.async_get_evses()
+    assert evse.evse_id == sim.evse
+    assert evse.lock_mode == "smart"
+    assert evse.status is not None
+    active = await api.async_get_active_session(sim.car)
+    assert active is not None
+    assert active.vehicle_id == sim.car
+    assert active.evse_id == sim.evse
+    assert active.end is None
+    assert active.mode == "smart"
+    assert await api.async_get_active_session(sim.parked) is None
+    assert api.rate_limit == RateLimit(1000, 1000 - len(sim.sim.requests))
+
+
+async def test_sim_pagination_to_the_end(
+    session: aiohttp.ClientSession, sim: Sim
+) -> None:
+    """250 vehicles: three pages of 100, every one read once."""
+    for number in range(248):
+        sim.sim.add_vehicle(SimVehicle(sim.alice, description=f"Fleet {number}"))
+    vehicles = await sim.client(session).async_get_vehicles()
+    assert len(vehicles) == 250
+    assert len({v.vehicle_id for v in vehicles}) == 250
+    assert all(v.status is not None for v in vehicles)
+    assert sim.sim.requests == [("GET", "/v2/vehicles")] * 3
+
+
+async def test_sim_boost_and_command_logs(
+    session: aiohttp.ClientSession, sim: Sim
+) -> None:
+    """Boost and back; each sends a command the logs show, newest first."""
+    api = sim.client(session)
+    active = await api.async_get_active_session(sim.car)
+    assert active is not None
+    before = datetime.fromtimestamp(sim.sim.now, UTC)
+    boosted = await api.async_boost_start(active.session_id)
+    assert boosted.mode == "boost"
+    with pytest.raises(CommandRejectedError, match="not an in-progress SMART"):
+        await api.async_boost_start(active.session_id)
+    sim.sim.advance(60)
+    assert (await api.async_boost_end(active.session_id)).mode == "smart"
+    with pytest.raises(CommandRejectedError, match="not boosting"):
+        await api.async_boost_end(active.session_id)
+    logs = await api.async_get_command_logs(sim.car, since=before)
+    assert [log.command for log in logs] == ["stop_charge", "start_charge"]
+    assert logs[1].current_milliamps == 32000
+    assert logs[0].command_id is not None
+    assert len(await api.async_get_command_logs(sim.car)) == 2
+    assert await api.async_get_command_logs(sim.car, since=before + timedelta(1)) == []
+
+
+async def test_sim_command_failures(session: aiohttp.ClientSession, sim: Sim) -> None:
+    """Undeliverable boost, smart charging off, unknown session."""
+    api = sim.client(session)
+    active = await api.async_get_active_session(sim.car)
+    assert active is not None
+    sim.sim.vehicle(sim.car).unreachable = True
+    with pytest.raises(DeviceOfflineError, match="could not be delivered"):
+        await api.async_boost_start(active.session_id)
+    sim.sim.vehicle(sim.car).unreachable = False
+    await api.async_update_vehicle(sim.car, smart_charging_enabled=False)
+    with pytest.raises(CommandRejectedError, match="Smart charging is disabled"):
+        await api.async_boost_start(active.session_id)
+    with pytest.raises(CommandRejectedError, match="does not exist or has ended"):
+        await api.async_boost_start("csesUNKNOWN")
+
+
+async def test_sim_update_vehicle(session: aiohttp.ClientSession, sim: Sim) -> None:
+    """PATCH changes only the given fields; a value out of range is explained."""
+    api = sim.client(session)
+    changed = await api.async_update_vehicle(
+        sim.car, maximum_charge_limit_percentage=90
+    )
+    assert changed.maximum_charge_limit_percentage == 90
+    assert changed.smart_charging_enabled is True
+    assert changed.status is not None
+    changed = await api.async_update_vehicle(sim.car, smart_charging_enabled=False)
+    assert changed.smart_charging_enabled is False
+    assert changed.maximum_charge_limit_percentage == 90
+    with pytest.raises(
+        CommandRejectedError,
+        match="maximum_charge_limit_percentage: Ensure this value is less than or "
+        r"equal to 100\.",
+    ):
+        await api.async_update_vehicle(sim.car, maximum_charge_limit_percentage=101)
+
+
+async def test_sim_access_errors(session: aiohttp.ClientSession, sim: Sim) -> None:
+    """Another user's vehicle, a missing scope, a revoked token."""
+    api = sim.client(session)
+    with pytest.raises(VehicleNotAvailableError) as not_owned:
+        await api.async_get_vehicle(sim.bobcar)
+    assert not_owned.value.reason == "not_owned"
+    sim.app.scopes.discard("debug:read")
+    with pytest.raises(AccessDeniedError, match="debug:read") as denied:
+        await api.async_get_command_logs(sim.car)
+    sim.sim.revoke(sim.alice)
+    with pytest.raises(AuthenticationError) as refused:
+        await api.async_get_vehicles()
+    for error in (not_owned.value, denied.value, refused.value):
+        secret_free(error, sim.token)
+
+
+@pytest.mark.parametrize("header", ["retry-after", "RetryAfter"])
+async def test_sim_rate_limit(
+    session: aiohttp.ClientSession, sim: Sim, header: str
+) -> None:
+    """The server's limit: polls slow to 80 % of it, 429 pauses everything."""
+    sim.sim.hourly_limit = 10
+    sim.sim.retry_after_header = header
+    budget = new_budget()
+    api = sim.client(session, budget=budget)
+    await api.async_get_vehicle(sim.car)
+    assert api.rate_limit == RateLimit(10, 9)
+    assert budget.per_minute == pytest.approx(8 / 60)
+    assert budget.available == pytest.approx(7)  # 9 left - 2 kept for commands
+    for _ in range(7):
+        await api.async_get_vehicle(sim.car)
+    with pytest.raises(RateLimitedError, match="budget"):
+        await api.async_get_vehicle(sim.car)  # 2 left: only for commands
+    assert api.rate_limit == RateLimit(10, 2)
+    await api.async_update_vehicle(sim.car, maximum_charge_limit_percentage=85)
+    await api.async_update_vehicle(sim.car, maximum_charge_limit_percentage=86)
+    assert api.rate_limit == RateLimit(10, 0)
+    sim.sim.advance(100)
+    with pytest.raises(RateLimitedError) as caught:
+        await api.async_update_vehicle(sim.car, maximum_charge_limit_percentage=87)
+    assert caught.value.retry_after == 3500
+    sent = len(sim.sim.requests)
+    with pytest.raises(RateLimitedError, match="slow down"):
+        await api.async_update_vehicle(sim.car, maximum_charge_limit_percentage=87)
+    assert len(sim.sim.requests) == sent
+    secret_free(caught.value, sim.token)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "match"),
+    [
+        (EvEnergyFault.SERVER_ERROR, CommunicationError, "HTTP 500"),
+        (EvEnergyFault.BAD_GATEWAY, CommunicationError, "HTTP 502"),
+        (EvEnergyFault.UNAVAILABLE, CommunicationError, "HTTP 503"),
+        (EvEnergyFault.MALFORMED, InvalidResponseError, "not JSON"),
+    ],
+)
+async def test_sim_faults(
+    session: aiohttp.ClientSession,
+    sim: Sim,
+    fault: EvEnergyFault,
+    error: type[Exception],
+    match: str,
+) -> None:
+    """A broken server, a proxy page and a garbled body."""
+    sim.sim.fault = fault
+    with pytest.raises(error, match=match) as caught:
+        await sim.client(session).async_get_vehicles()
+    secret_free(caught.value, sim.token)
+
+
+async def test_sim_slow(session: aiohttp.ClientSession, sim: Sim) -> None:
+    """No answer in time: a communication error without cause."""
+    sim.sim.fault = EvEnergyFault.SLOW
+    sim.sim.slow_seconds = 5
+    with pytest.raises(CommunicationError, match="in time") as caught:
+        await sim.client(session, timeout=0.2).async_get_vehicles()
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+
+
+async def test_sim_client_credentials(session: aiohttp.ClientSession, sim: Sim) -> None:
+    """An organisation acts for alice; the token is fetched once and renewed late."""
+    sim.sim.token_lifetime = 600
+    credentials = ClientCredentials(
+        session, sim.sim.url, SIM_ORG_ID, SIM_ORG_SECRET, clock=lambda: sim.sim.now
+    )
+    api = EvEnergyClient(session, credentials, base_url=sim.sim.url, user_id=sim.alice)
+    assert len(await api.async_get_vehicles()) == 2
+    await api.async_get_evses()
+    assert sim.sim.token_requests == ["client_credentials"]
+    sim.sim.advance(539)
+    await api.async_get_evses()
+    assert sim.sim.token_requests == ["client_credentials"]
+    sim.sim.advance(1)
+    await api.async_get_evses()
+    assert sim.sim.token_requests == ["client_credentials"] * 2
+    sim.sim.expire_tokens()  # the server drops it early: renewed once
+    await api.async_get_evses()
+    assert sim.sim.token_requests == ["client_credentials"] * 3
+    # Without a user the organisation token is refused by most endpoints.
+    orphan = EvEnergyClient(session, credentials, base_url=sim.sim.url)
+    with pytest.raises(CommandRejectedError, match="EvEnergy-User"):
+        await orphan.async_get_vehicles()
+    assert await orphan.async_get_user_id() == sim.alice
+    assert SIM_ORG_SECRET not in repr(credentials)
+
+
+@pytest.mark.parametrize(
+    ("client_id", "secret", "match"),
+    [
+        (SIM_ORG_ID, "wrong-secret", "invalid_client"),
+        ("nobody", SIM_ORG_SECRET, "invalid_client"),
+        (SIM_CLIENT_ID, SIM_CLIENT_SECRET, "unauthorized_client"),  # no organisation
+    ],
+)
+async def test_sim_client_credentials_refused(
+    session: aiohttp.ClientSession,
+    sim: Sim,
+    client_id: str,
+    secret: str,
+    match: str,
+) -> None:
+    """Refused client credentials are an authentication error without the secret."""
+    credentials = ClientCredentials(session, sim.sim.url, client_id, secret)
+    api = EvEnergyClient(session, credentials, base_url=sim.sim.url, user_id=sim.alice)
+    with pytest.raises(AuthenticationError, match=match) as caught:
+        await api.async_get_vehicles()
+    secret_free(caught.value, secret)
+    assert sim.sim.requests == []
+
+
+async def test_sim_token_endpoint_fault(
+    session: aiohttp.ClientSession, sim: Sim
+) -> None:
+    """A failing token endpoint is a communication error."""
+    sim.sim.token_fault = EvEnergyFault.BAD_GATEWAY
+    credentials = ClientCredentials(session, sim.sim.url, SIM_ORG_ID, SIM_ORG_SECRET)
+    with pytest.raises(CommunicationError, match="HTTP 502") as caught:
+        await credentials()
+    secret_free(caught.value, SIM_ORG_SECRET)

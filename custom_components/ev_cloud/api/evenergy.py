@@ -818,12 +818,18 @@ class EvEnergyClient:
     async def async_get_active_session(self, vehicle_id: str) -> ChargingSession | None:
         """The vehicle's plugged-in (unfinished) session, or None.
 
-        Sessions come newest first with their sub-sessions inlined; the search
-        ends at the vehicle's newest session (an older one cannot still be
-        running) or after SESSION_PAGES pages.
+        The public spec names no filter for `/charging_sessions`; the request
+        asks for `vehicle_id` and `is_finished=false` all the same and checks
+        each session itself, so a server that ignores them costs only more
+        reading. Sessions come newest first with their sub-sessions inlined; the
+        search ends at the vehicle's newest session (an older one cannot still
+        be running) or after SESSION_PAGES pages.
         """
         url = self._url("charging_sessions").with_query(
-            page_size=PAGE_SIZE // 4, expand="sub_sessions"
+            vehicle_id=vehicle_id,
+            is_finished="false",
+            page_size=PAGE_SIZE // 4,
+            expand="sub_sessions",
         )
         pages = 0
         async for page in self._pages(url, what="charging session list"):
