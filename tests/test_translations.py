@@ -306,6 +306,7 @@ STRINGS_SCHEMA = Node(
             )
         ),
         "system_health": Node({"info": _texts(check_translation_key)}),
+        "application_credentials": Node({"description": TEXT}),
         "issues": Node(
             each=(
                 None,

@@ -22,6 +22,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from .api import (
+    AccessDeniedError,
     AuthenticationError,
     CloudApiDisabledError,
     CommandRejectedError,
@@ -42,6 +43,7 @@ type Phase = Literal["setup", "update", "command"]
 # error fills {error}. The phase decides the exception class (`translate_error`).
 ERROR_TRANSLATIONS: tuple[tuple[type[EvCloudError], str], ...] = (
     (AuthenticationError, "invalid_auth"),
+    (AccessDeniedError, "access_denied"),
     (RateLimitedError, "rate_limited"),
     (CloudApiDisabledError, "cloud_api_disabled"),
     (VehicleNotAvailableError, "vehicle_not_available"),

@@ -172,5 +172,9 @@ class EvCloudAccount(ABC):
         """Device ids the user may leave out in the options (None: no choice)."""
         return None
 
+    def diagnostics(self) -> dict[str, Any]:
+        """What a bug report needs to know about the account (redacted later)."""
+        return {}
+
     async def async_unload(self) -> None:  # noqa: B027 - most accounts need none
         """Release the account (log out); must not raise."""

@@ -53,6 +53,7 @@ async def async_get_config_entry_diagnostics(
         )
     return {
         "entry": async_redact_data(entry.as_dict(), to_redact),
+        "account": async_redact_data(runtime.account.diagnostics(), to_redact),
         "devices_listed": len(runtime.listed),
         "devices": devices,
     }

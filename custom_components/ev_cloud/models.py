@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from .coordinator import EvCloudCoordinator
 
 
+@dataclass(frozen=True, slots=True)
+class OAuthServer:
+    """Where users sign in with their own OAuth client (application credentials)."""
+
+    authorize_url: str
+    token_url: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class Provider:
     """One service, as the shared code sees it; registered once in PROVIDERS.
@@ -36,6 +44,8 @@ class Provider:
     poll_policy: Callable[[Mapping[str, Any]], PollPolicy | None]
     # Keys whose values diagnostics must hide (device ids that name a person's car...).
     redact: frozenset[str] = frozenset()
+    # Set for the provider whose users sign in with an OAuth client of their own.
+    oauth: OAuthServer | None = None
 
     @property
     def platforms(self) -> list[Platform]:

@@ -630,7 +630,7 @@ def test_validation() -> None:
 async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) -> None:
     """The demo prints its settings; its client works with client credentials."""
     demo = load_demo("evenergy")
-    assert demo.menu_path == ("evenergy",)
+    assert demo.menu_path == ("evenergy", "evenergy_organisation")
     assert demo.forms[0][0] == "evenergy_organisation"
     stop = asyncio.Event()
     args = argparse.Namespace(host="127.0.0.1", port=0, local_port=0)

@@ -1781,6 +1781,7 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         emit(client_id=DEMO_CLIENT_ID)
         emit(client_secret=DEMO_CLIENT_SECRET)
         emit(user_id=user.id)
+        emit(email=DEMO_EMAIL)
         emit(vehicles=f"{charging.id},{parked.id}")
         emit(evses=evse.id)
         since_event = 0
@@ -1815,11 +1816,11 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
 DEMO = SimulatorDemo(
     run=run_demo,
     label="ev.energy",
-    needs=("base_url", "client_id", "client_secret", "user_id"),
-    identifier="user_id",
+    needs=("base_url", "client_id", "client_secret", "user_id", "email"),
+    identifier="email",  # the entry's title names the user by e-mail
     # The OAuth path goes through an external step the harness cannot click yet;
     # the organisation (client-credentials) form is the one described here.
-    menu_path=("evenergy",),
+    menu_path=("evenergy", "evenergy_organisation"),
     forms=(
         (
             "evenergy_organisation",

@@ -218,6 +218,14 @@ class ChargingSession:
 
 
 @dataclass(frozen=True, slots=True)
+class User:
+    """An ev.energy user: the id that names the account, and its e-mail."""
+
+    user_id: str
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RateLimit:
     """The `x-ratelimit-*` headers of the last answer."""
 
@@ -755,10 +763,19 @@ class EvEnergyClient:
 
     async def async_get_user_id(self) -> str:
         """The id of the token's user (the first of `/users`)."""
+        return (await self.async_get_user()).user_id
+
+    async def async_get_user(self) -> User:
+        """The user the requests act for (the token's, or `user_id`'s)."""
         answer = await self._request("GET", self._url("users"), what="user")
-        for item in _list(answer.json()):
-            if isinstance(item, dict) and (user_id := _text(item.get("id"))):
-                return user_id
+        users = [
+            User(user_id, _text(item.get("email")))
+            for item in _list(answer.json())
+            if isinstance(item, dict) and (user_id := _text(item.get("id")))
+        ]
+        for user in users:
+            if self._user_id in (None, user.user_id):
+                return user
         raise InvalidResponseError("ev.energy listed no user for these credentials")
 
     async def async_get_vehicles(self) -> list[Vehicle]:

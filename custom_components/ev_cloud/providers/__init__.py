@@ -5,8 +5,15 @@ is a package beside this file (see docs/adding-a-provider.md).
 """
 
 from ..models import Provider
-from . import goe, ovms
+from . import evenergy, goe, ovms
 
 PROVIDERS: dict[str, Provider] = {
-    provider.name: provider for provider in (goe.PROVIDER, ovms.PROVIDER)
+    provider.name: provider
+    for provider in (goe.PROVIDER, ovms.PROVIDER, evenergy.PROVIDER)
 }
+
+
+def oauth_provider() -> Provider:
+    """The one provider whose users sign in through application credentials."""
+    [provider] = [p for p in PROVIDERS.values() if p.oauth is not None]
+    return provider
