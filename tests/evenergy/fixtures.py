@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 import time
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.application_credentials import (
     ClientCredential,
     async_import_client_credential,
@@ -33,13 +35,20 @@ CREDENTIAL = "evenergy_credential"  # the application credential's id
 SECRETS = (CLIENT_SECRET, ORG_CLIENT_SECRET)
 
 
+# The simulated service's clock and Home Assistant's (frozen) start here.
+START = datetime(2027, 1, 1, 12, tzinfo=UTC)
+
+
 @pytest.fixture
-async def evenergy_sim(socket_enabled: None) -> AsyncIterator[EvEnergySimulator]:
+async def evenergy_sim(
+    socket_enabled: None, freezer: FrozenDateTimeFactory
+) -> AsyncIterator[EvEnergySimulator]:
     """One user: Zoe charging at home, Van parked away, and the home charger.
 
-    Its clock starts at the real time: tokens and data times are fresh.
+    Home Assistant's clock is frozen at the service's start; tests move both.
     """
-    simulator = EvEnergySimulator()
+    freezer.move_to(START)
+    simulator = EvEnergySimulator(start_time=START.timestamp())
     simulator.add_user("driver@example.com", user_id=USER_ID)
     simulator.add_client(CLIENT_ID, CLIENT_SECRET, redirect_uris=[ANY_REDIRECT_URI])
     simulator.add_client(ORG_CLIENT_ID, ORG_CLIENT_SECRET, organisation_users=[USER_ID])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from enum import Enum
-from typing import Any
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
@@ -38,6 +36,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.ev_cloud.const import DOMAIN
 from tests.conftest import setup_entry
+from tests.entities import registry_and_states
 from tests.simulators.goe import GoeFault, SimCharger
 
 CURRENT = "number.go_e_charger_012345_charge_current"
@@ -47,10 +46,7 @@ PHASES = "select.go_e_charger_012345_phase_mode"
 CABLE_LOCK = "select.go_e_charger_012345_cable_lock"
 CAR_STATE = "sensor.go_e_charger_012345_car_state"
 REFRESH_COOLDOWN = timedelta(seconds=11)
-# Tracker attributes added after the oldest Home Assistant release we support.
-VERSION_DEPENDENT_ATTRIBUTES = frozenset(
-    {"in_zones", "tracking_type"}
-)  # the coordinator's debounce is 10 s
+# The coordinator's debounce is 10 s.
 
 
 @pytest.fixture(autouse=True)
@@ -79,52 +75,6 @@ def _device_id(hass: HomeAssistant, entry: MockConfigEntry) -> str:
     return device.id
 
 
-def _plain(value: Any) -> Any:
-    """Enums as their values: newer releases key attributes by StrEnum members."""
-    if isinstance(value, dict):
-        return {_plain(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, Enum):
-        return value.value
-    return value
-
-
-def _registry_and_states(
-    hass: HomeAssistant, entity_registry: er.EntityRegistry, entry_id: str
-) -> dict[str, dict[str, Any]]:
-    """What the integration decides about each entity, registry entry and state.
-
-    A projection rather than the whole registry entry, whose other fields (and
-    their serialisation) change between the Home Assistant releases we support.
-    """
-    entries = er.async_entries_for_config_entry(entity_registry, entry_id)
-    result = {}
-    for entry in sorted(entries, key=lambda entry: entry.entity_id):
-        state = hass.states.get(entry.entity_id)
-        assert state is not None, entry.entity_id
-        result[entry.entity_id] = {
-            "unique_id": entry.unique_id,
-            "translation_key": entry.translation_key,
-            "device_class": entry.original_device_class,
-            "entity_category": entry.entity_category,
-            "unit": entry.unit_of_measurement,
-            # Trackers gained capabilities after the oldest release we support.
-            "capabilities": None
-            if entry.domain == "device_tracker"
-            else _plain(entry.capabilities),
-            "state": state.state,
-            "attributes": _plain(
-                {
-                    key: value
-                    for key, value in state.attributes.items()
-                    if key not in VERSION_DEPENDENT_ATTRIBUTES
-                }
-            ),
-        }
-    return result
-
-
 @pytest.mark.usefixtures("entity_registry_enabled_by_default", "frozen_time")
 async def test_entities(
     hass: HomeAssistant,
@@ -134,7 +84,7 @@ async def test_entities(
 ) -> None:
     """Every entity of every platform: registry entry and state."""
     await setup_entry(hass, goe_entry)
-    assert _registry_and_states(hass, entity_registry, goe_entry.entry_id) == snapshot
+    assert registry_and_states(hass, entity_registry, goe_entry.entry_id) == snapshot
 
 
 @pytest.mark.usefixtures("frozen_time")

@@ -40,7 +40,7 @@ from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
 from custom_components.ev_cloud.providers.ovms.account import OvmsCar
 from tests.conftest import setup_entry
-from tests.goe.test_entities import _registry_and_states
+from tests.entities import registry_and_states
 from tests.ovms.fixtures import OVMS_PASSWORD, OVMS_TOKEN, OVMS_USER, ovms_data
 from tests.simulators.ovms import OvmsFault, OvmsSimulator, SimVehicle
 
@@ -254,7 +254,7 @@ async def test_entities(
     """Every entity of both vehicles (km and miles), registry entry and state."""
     await setup_entry(hass, ovms_entry)
     assert ovms_entry.state is ConfigEntryState.LOADED
-    assert _registry_and_states(hass, entity_registry, ovms_entry.entry_id) == snapshot
+    assert registry_and_states(hass, entity_registry, ovms_entry.entry_id) == snapshot
 
 
 async def test_session_expiry_logs_in_again(

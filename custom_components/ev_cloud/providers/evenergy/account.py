@@ -168,6 +168,10 @@ class EvEnergyAccount(EvCloudAccount):
         self._evse_list = {e.evse_id: e for e in evses}
         self._read_at = now
 
+    def forget_lists(self) -> None:
+        """After a command: the next read asks the service again."""
+        self._read_at = None
+
     async def async_vehicle(self, vehicle_id: str) -> Vehicle:
         """The vehicle as the newest list read shows it."""
         await self._async_read_lists()
@@ -332,18 +336,21 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
             raise _error(key, name, str(err)) from err
         except DeviceOfflineError as err:
             raise _error("evenergy_unreachable", name, str(err)) from err
+        self.account.forget_lists()
 
     async def async_set_smart_charging(self, enabled: bool) -> None:
         """Let ev.energy schedule charging (or not)."""
         await self.account.client.async_update_vehicle(
             self.device_id, smart_charging_enabled=enabled
         )
+        self.account.forget_lists()
 
     async def async_set_charge_limit(self, percentage: float) -> None:
         """The highest state of charge smart charging aims for."""
         await self.account.client.async_update_vehicle(
             self.device_id, maximum_charge_limit_percentage=int(percentage)
         )
+        self.account.forget_lists()
 
 
 class EvEnergyCharger(EvCloudDevice[ChargerState]):
