@@ -9,6 +9,7 @@ The service's rate-limit headers set the pace (`new_budget`): never more than
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -49,10 +50,13 @@ from .oauth import EvEnergyOAuth, async_access_token
 from .state import ChargerState, VehicleState
 
 POLICY = PollPolicy(active=60, idle=300, min_active=30, min_idle=60)
-# Requests of one device's poll: its share of the two list requests, plus the
-# location and command history every few polls.
-REQUESTS_PER_POLL: Final = 0.5
-EXTRAS_EVERY: Final = 5  # polls between location and command-history reads
+# The location and the command history are read when the vehicle's charging,
+# plug or driving state changed (a command or a trip may be behind it), else
+# every EXTRAS_EVERY polls. The two list reads (vehicles, chargers) are shared
+# by every device of the account, once per poll cycle.
+EXTRAS_EVERY: Final = 10
+EXTRA_REQUESTS_PER_POLL: Final = 2 / EXTRAS_EVERY
+LIST_REQUESTS: Final = 2
 # Data is stale when it is older than the poll interval plus this grace.
 STALE_GRACE: Final = 60
 EVENT_COMMAND: Final = f"{DOMAIN}_command"
@@ -88,6 +92,10 @@ class EvEnergyAccount(EvCloudAccount):
         self._vehicle_list: dict[str, Vehicle] = {}
         self._evse_list: dict[str, Evse] = {}
         self._read_at: datetime | None = None
+        self._lists_lock = asyncio.Lock()
+        # Each device's current poll interval (s): the lists are read once per
+        # the shortest of them, however the devices' polls fall.
+        self._intervals: dict[str, float] = {}
         self.command_history = True  # False once the service refused it (scope)
 
     def _token_getter(self) -> Callable[[], Awaitable[str]]:
@@ -151,22 +159,42 @@ class EvEnergyAccount(EvCloudAccount):
 
     def _sync_consumers(self) -> None:
         for gone in set(self.vehicles) - set(self._vehicle_list):
-            del self.vehicles[gone]
+            self._intervals.pop(self.vehicles.pop(gone).key, None)
         for gone in set(self.chargers) - set(self._evse_list):
-            del self.chargers[gone]
+            self._intervals.pop(self.chargers.pop(gone).key, None)
         self.budget.consumers = len(self.vehicles) + len(self.chargers)
 
     async def _async_read_lists(self, *, force: bool = False) -> None:
-        """Read all vehicles and chargers, at most once per poll cycle."""
-        now = dt_util.utcnow()
-        fresh = timedelta(seconds=POLICY.min_active / 2)
-        if not force and self._read_at is not None and now - self._read_at < fresh:
-            return
-        vehicles = await self.client.async_get_vehicles()
-        evses = await self.client.async_get_evses()
-        self._vehicle_list = {v.vehicle_id: v for v in vehicles if not v.disabled}
-        self._evse_list = {e.evse_id: e for e in evses}
-        self._read_at = now
+        """Read all vehicles and chargers, at most once per poll cycle.
+
+        The devices' polls often fall together: the first reads, the others
+        wait for it and take its result.
+        """
+        async with self._lists_lock:
+            now = dt_util.utcnow()
+            shortest = min(self._intervals.values(), default=float(POLICY.min_active))
+            fresh = timedelta(seconds=shortest * 0.9)
+            if not force and self._read_at is not None and now - self._read_at < fresh:
+                return
+            vehicles = await self.client.async_get_vehicles()
+            evses = await self.client.async_get_evses()
+            self._vehicle_list = {v.vehicle_id: v for v in vehicles if not v.disabled}
+            self._evse_list = {e.evse_id: e for e in evses}
+            self._read_at = now
+
+    def poll_interval(self, device: EvCloudDevice[Any], usual: timedelta) -> timedelta:
+        """`usual`, or longer when the account's hourly budget needs it.
+
+        A poll cycle of the whole account costs the two list reads plus each
+        vehicle's own requests; the cycle is spread so that all of it stays
+        within the polls' share of the allowance.
+        """
+        devices = max(self.budget.consumers, 1)
+        per_device = EXTRA_REQUESTS_PER_POLL + LIST_REQUESTS / devices
+        floor = self.budget.sustainable_interval(per_device)
+        seconds = max(usual.total_seconds(), floor)
+        self._intervals[device.key] = seconds
+        return timedelta(seconds=seconds)
 
     def forget_lists(self) -> None:
         """After a command: the next read asks the service again."""
@@ -247,10 +275,14 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
         self._interval = float(POLICY.idle)
 
     async def async_fetch(self) -> DeviceData[VehicleState]:
-        """The vehicle from the account's list; location and commands now and then."""
+        """The vehicle from the account's list; location and commands when needed."""
         vehicle = await self.account.async_vehicle(self.device_id)
         last = self._last
-        extras = last is None or self._polls % EXTRAS_EVERY == 0
+        extras = (
+            last is None
+            or _moment(last.vehicle) != _moment(vehicle)
+            or self._polls % EXTRAS_EVERY == 0
+        )
         self._polls += 1
         location = last.location if last else None
         command = last.last_command if last else None
@@ -285,9 +317,9 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
     ) -> timedelta:
         """The usual interval, within the account's hourly budget."""
         usual = super().next_interval(data, options) or timedelta(seconds=POLICY.idle)
-        floor = self.account.budget.sustainable_interval(REQUESTS_PER_POLL)
-        self._interval = max(usual.total_seconds(), floor)
-        return timedelta(seconds=self._interval)
+        interval = self.account.poll_interval(self, usual)
+        self._interval = interval.total_seconds()
+        return interval
 
     def is_active(self, state: VehicleState) -> bool:
         """Poll faster while the vehicle is plugged in or driving."""
@@ -379,9 +411,9 @@ class EvEnergyCharger(EvCloudDevice[ChargerState]):
     ) -> timedelta:
         """The usual interval, within the account's hourly budget."""
         usual = super().next_interval(data, options) or timedelta(seconds=POLICY.idle)
-        floor = self.account.budget.sustainable_interval(REQUESTS_PER_POLL)
-        self._interval = max(usual.total_seconds(), floor)
-        return timedelta(seconds=self._interval)
+        interval = self.account.poll_interval(self, usual)
+        self._interval = interval.total_seconds()
+        return interval
 
     def is_active(self, state: ChargerState) -> bool:
         """Poll faster while a car is plugged in."""
@@ -395,6 +427,19 @@ class EvEnergyCharger(EvCloudDevice[ChargerState]):
             model="Charger",
             name=f"Charger {state.evse.cpid or self.device_id[-6:]}",
         )
+
+
+def _moment(vehicle: Vehicle) -> tuple[object, ...]:
+    """What changes when a command took effect or a trip ended."""
+    status = vehicle.status
+    if status is None:
+        return ()
+    return (
+        status.is_charging,
+        status.is_plugged_in,
+        status.state,
+        status.odometer_meters,
+    )
 
 
 def _error(
