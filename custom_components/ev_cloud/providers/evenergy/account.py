@@ -271,6 +271,7 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
         super().__init__(vehicle_id)
         self.account = account
         self._polls = 0
+        self._commanded = False  # a command was sent: read its log next poll
         self._last: VehicleState | None = None
         self._interval = float(POLICY.idle)
 
@@ -280,10 +281,12 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
         last = self._last
         extras = (
             last is None
+            or self._commanded
             or _moment(last.vehicle) != _moment(vehicle)
             or self._polls % EXTRAS_EVERY == 0
         )
         self._polls += 1
+        self._commanded = False
         location = last.location if last else None
         command = last.last_command if last else None
         if extras:
@@ -368,6 +371,7 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
             raise _error(key, name, str(err)) from err
         except DeviceOfflineError as err:
             raise _error("evenergy_unreachable", name, str(err)) from err
+        self._commanded = True
         self.account.forget_lists()
 
     async def async_set_smart_charging(self, enabled: bool) -> None:
