@@ -515,3 +515,74 @@ async def test_silent_vehicle_is_offline_with_its_values(
     assert hass.states.get("binary_sensor.van_online").state == STATE_OFF
     assert hass.states.get("sensor.van_battery").state == "77"
     assert hass.states.get("binary_sensor.zoe_online").state == STATE_ON
+
+
+async def test_organisation_reconfigure(
+    hass: HomeAssistant,
+    evenergy_organisation_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+) -> None:
+    """The organisation form comes back filled in; the same user is updated."""
+    await setup_entry(hass, evenergy_organisation_entry)
+    result = await evenergy_organisation_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "evenergy_organisation"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            "client_id": ORG_CLIENT_ID,
+            "client_secret": ORG_CLIENT_SECRET,
+            "user_id": USER_ID,
+            "advanced": {"base_url": evenergy_sim.url + "/"},
+        },
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert evenergy_organisation_entry.data["base_url"] == evenergy_sim.url
+
+
+@pytest.mark.usefixtures("current_request_with_host")
+async def test_oauth_reconfigure_signs_in_again(
+    hass: HomeAssistant,
+    evenergy_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Reconfigure shows the sign-in form with the address, then OAuth again."""
+    await setup_entry(hass, evenergy_entry)
+    result = await evenergy_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "evenergy_oauth"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"advanced": {"base_url": evenergy_sim.url}}
+    )
+    await _consent(hass_client_no_auth, result)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"])
+    assert result["reason"] == "reconfigure_successful"
+
+
+async def test_no_token_in_any_log_record(
+    hass: HomeAssistant,
+    evenergy_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Access and refresh tokens (old and renewed) never reach a log record."""
+    await setup_entry(hass, evenergy_entry)
+    first = dict(evenergy_entry.data["token"])
+    evenergy_sim.token_lifetime = 600
+    await _tick(hass, freezer, evenergy_sim, 36_000)  # renewed
+    evenergy_sim.token_fault = EvEnergyFault.SERVER_ERROR
+    await _tick(hass, freezer, evenergy_sim, 900)  # renewing fails
+    renewed = evenergy_entry.data["token"]
+    tokens = {
+        first["access_token"],
+        first["refresh_token"],
+        renewed["access_token"],
+        renewed["refresh_token"],
+    }
+    assert len(tokens) == 4
+    for record in caplog.records:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        for token in tokens:
+            assert token not in text, record.name
