@@ -26,7 +26,7 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.components.switch import SwitchEntityDescription
-from homeassistant.const import PERCENTAGE, EntityCategory, Platform
+from homeassistant.const import PERCENTAGE, EntityCategory, Platform, UnitOfPower
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.typing import StateType
 
@@ -195,4 +195,21 @@ def battery_level[StateT](
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
         value_fn=lambda data: value(data.state),
+    )
+
+
+def charge_power[StateT](
+    value: Callable[[DeviceData[StateT]], float | None],
+    unit: UnitOfPower = UnitOfPower.WATT,
+) -> EvCloudSensorEntityDescription[StateT]:
+    """The power flowing into the vehicle, shown in kW."""
+    return EvCloudSensorEntityDescription(
+        key="charge_power",
+        translation_key="charge_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=unit,
+        suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
+        suggested_display_precision=2,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=value,
     )

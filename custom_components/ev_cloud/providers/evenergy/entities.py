@@ -13,11 +13,18 @@ from homeassistant.const import (
     EntityCategory,
     UnitOfEnergy,
     UnitOfLength,
-    UnitOfPower,
     UnitOfTime,
 )
 
-from ...api.evenergy import EvseStatus, VehicleStatus
+from ...api.evenergy import (
+    COMMANDS,
+    CURRENT_TYPES,
+    EVSE_MODES,
+    INTEGRATION_STATES,
+    VEHICLE_STATES,
+    EvseStatus,
+    VehicleStatus,
+)
 from ...descriptions import (
     DeviceEntities,
     EvCloudBinarySensorEntityDescription,
@@ -25,6 +32,7 @@ from ...descriptions import (
     EvCloudSensorEntityDescription,
     EvCloudSwitchEntityDescription,
     battery_level,
+    charge_power,
     charging,
     last_update,
     online,
@@ -37,34 +45,6 @@ if TYPE_CHECKING:
     from .account import EvEnergyCharger, EvEnergyVehicle
 
 type VehicleSensor = EvCloudSensorEntityDescription[VehicleState]
-
-VEHICLE_STATES = [
-    "driving",
-    "recently_finished_driving",
-    "stationary",
-    "in_service",
-    "plugged_in_not_charging",
-    "plugged_in_charging",
-    "plugged_in_complete",
-    "plugged_in_near_ready_by_time",
-    "plugged_in_almost_complete",
-    "unknown",
-]
-CURRENT_TYPES = ["ac", "dc"]
-INTEGRATION_STATES = ["unintegrated", "active", "inactive"]
-COMMANDS = ["start_charge", "stop_charge", "wake_up", "send_schedule"]
-CHARGER_MODES = [
-    "unknown",
-    "idle",
-    "delay",
-    "charge",
-    "discharge",
-    "ffr",
-    "load_match",
-    "export_match",
-    "peak_time",
-    "deep_sleep",
-]
 
 
 def _status[T](
@@ -80,7 +60,7 @@ def _flag(
     return lambda state: fn(status) if (status := state.vehicle.status) else None
 
 
-def _choice(value: str | None, options: list[str]) -> str | None:
+def _choice(value: str | None, options: tuple[str, ...]) -> str | None:
     return value if value in options else None
 
 
@@ -96,16 +76,7 @@ VEHICLE_SENSORS: tuple[VehicleSensor, ...] = (
             state.vehicle.status.state_of_charge if state.vehicle.status else None
         )
     ),
-    EvCloudSensorEntityDescription(
-        key="charge_power",
-        translation_key="charge_power",
-        device_class=SensorDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
-        suggested_display_precision=2,
-        state_class=SensorStateClass.MEASUREMENT,
-        value_fn=_status(lambda status: status.charge_rate_watts),
-    ),
+    charge_power(_status(lambda status: status.charge_rate_watts)),
     EvCloudSensorEntityDescription(
         key="session_energy",
         translation_key="session_energy",
@@ -153,21 +124,21 @@ VEHICLE_SENSORS: tuple[VehicleSensor, ...] = (
         key="vehicle_state",
         translation_key="vehicle_state",
         device_class=SensorDeviceClass.ENUM,
-        options=VEHICLE_STATES,
+        options=list(VEHICLE_STATES),
         value_fn=_status(lambda status: _choice(status.state, VEHICLE_STATES)),
     ),
     EvCloudSensorEntityDescription(
         key="current_type",
         translation_key="current_type",
         device_class=SensorDeviceClass.ENUM,
-        options=CURRENT_TYPES,
+        options=list(CURRENT_TYPES),
         value_fn=_status(lambda status: _choice(status.current_type, CURRENT_TYPES)),
     ),
     EvCloudSensorEntityDescription(
         key="integration_state",
         translation_key="integration_state",
         device_class=SensorDeviceClass.ENUM,
-        options=INTEGRATION_STATES,
+        options=list(INTEGRATION_STATES),
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda data: _choice(
             data.state.vehicle.integrated, INTEGRATION_STATES
@@ -177,7 +148,7 @@ VEHICLE_SENSORS: tuple[VehicleSensor, ...] = (
         key="last_command",
         translation_key="last_command",
         device_class=SensorDeviceClass.ENUM,
-        options=COMMANDS,
+        options=list(COMMANDS),
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda data: _command(data.state),
     ),
@@ -262,16 +233,7 @@ def _evse_flag(
 
 CHARGER_SENSORS: tuple[EvCloudSensorEntityDescription[ChargerState], ...] = (
     last_update(),
-    EvCloudSensorEntityDescription(
-        key="charge_power",
-        translation_key="charge_power",
-        device_class=SensorDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        suggested_unit_of_measurement=UnitOfPower.KILO_WATT,
-        suggested_display_precision=2,
-        state_class=SensorStateClass.MEASUREMENT,
-        value_fn=_evse(lambda status: status.charge_rate_watts),
-    ),
+    charge_power(_evse(lambda status: status.charge_rate_watts)),
     EvCloudSensorEntityDescription(
         key="total_energy",
         translation_key="total_energy",
@@ -286,8 +248,8 @@ CHARGER_SENSORS: tuple[EvCloudSensorEntityDescription[ChargerState], ...] = (
         key="charger_mode",
         translation_key="charger_mode",
         device_class=SensorDeviceClass.ENUM,
-        options=CHARGER_MODES,
-        value_fn=_evse(lambda status: _choice(status.mode, CHARGER_MODES)),
+        options=list(EVSE_MODES),
+        value_fn=_evse(lambda status: _choice(status.mode, EVSE_MODES)),
     ),
 )
 

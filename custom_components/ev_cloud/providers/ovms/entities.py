@@ -29,6 +29,7 @@ from ...descriptions import (
     EvCloudSwitchEntityDescription,
     EvCloudTrackerEntityDescription,
     battery_level,
+    charge_power,
     charging,
     last_update,
     online,
@@ -171,15 +172,7 @@ SENSORS: tuple[Sensor, ...] = (
             lambda state: state.charge.charge_mode or state.status.charge_mode
         ),
     ),
-    EvCloudSensorEntityDescription(
-        key="charge_power",
-        translation_key="charge_power",
-        device_class=SensorDeviceClass.POWER,
-        native_unit_of_measurement=UnitOfPower.KILO_WATT,
-        suggested_display_precision=2,
-        state_class=SensorStateClass.MEASUREMENT,
-        value_fn=_car(lambda state: state.charge.charge_power),
-    ),
+    charge_power(_car(lambda state: state.charge.charge_power), UnitOfPower.KILO_WATT),
     EvCloudSensorEntityDescription(
         key="charge_current",
         translation_key="charge_current",
