@@ -28,6 +28,7 @@ from homeassistant.helpers import (
 )
 from homeassistant.helpers.device_registry import DeviceInfo
 import pytest
+import voluptuous as vol
 
 from custom_components.ev_cloud.api import EvCloudError, StaleDataError
 from custom_components.ev_cloud.config_flow import EvCloudConfigFlow
@@ -155,6 +156,8 @@ DUMMY = Provider(
     entities=(DummyVehicle.entities,),
     poll_policy=lambda data: None,
     redact=frozenset({"tier"}),
+    # An option of the provider's own: how many commands a day the tier allows.
+    extra_options=lambda data: {vol.Required("commands_per_day", default=10): int},
 )
 
 
@@ -275,12 +278,14 @@ async def test_repair_issue_follows_the_last_read(
 
 
 @pytest.mark.usefixtures("dummy_registered")
-async def test_options_without_polling_change_nothing(hass: HomeAssistant) -> None:
-    """A push-only device has no intervals to choose: the form is empty."""
+async def test_options_are_the_providers_own(hass: HomeAssistant) -> None:
+    """No intervals for a push-only device; the provider's own option is kept."""
     entry = await _add_dummy(hass, "pro")
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM
-    assert not result["data_schema"].schema
-    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert [str(key) for key in result["data_schema"].schema] == ["commands_per_day"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"commands_per_day": 25}
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert dict(entry.options) == {}
+    assert dict(entry.options) == {"commands_per_day": 25}

@@ -81,6 +81,8 @@ KNOWN_PLACEHOLDERS = {
     "{cloud_url}",
     "{default_url}",
     "{europe_url}",
+    "{calls_left}",
+    "{webhook_url}",
 }
 
 

@@ -198,6 +198,8 @@ class EvCloudOptionsFlow(OptionsFlowWithReload):
             if known:
                 chosen = set(user_input.get(CONF_VEHICLES, known))
                 options[CONF_EXCLUDED_DEVICES] = sorted(set(known) - chosen)
+            shared = {CONF_ACTIVE_INTERVAL, CONF_IDLE_INTERVAL, CONF_VEHICLES}
+            options |= {k: v for k, v in user_input.items() if k not in shared}
             return self.async_create_entry(data=options)
         fields: dict[Any, Any] = {}
         if policy is not None:
@@ -207,6 +209,8 @@ class EvCloudOptionsFlow(OptionsFlowWithReload):
             fields[vol.Required(CONF_IDLE_INTERVAL, default=policy.idle)] = _seconds(
                 policy.min_idle, policy.maximum
             )
+        if provider is not None and provider.extra_options is not None:
+            fields |= provider.extra_options(entry.data)
         suggested = dict(entry.options)
         if known:
             excluded = set(entry.options.get(CONF_EXCLUDED_DEVICES, []))

@@ -46,6 +46,9 @@ class Provider:
     redact: frozenset[str] = frozenset()
     # Set for the provider whose users sign in with an OAuth client of their own.
     oauth: OAuthServer | None = None
+    # Options of the provider's own, beside the intervals: schema fields (with
+    # their defaults) from the entry's data; the answers are stored as given.
+    extra_options: Callable[[Mapping[str, Any]], dict[Any, Any]] | None = None
 
     @property
     def platforms(self) -> list[Platform]:
