@@ -42,6 +42,7 @@ from custom_components.ev_cloud.api.evlinkha import (
     parse_vehicle,
     power_delivery_key,
 )
+from tests.simulators.evlinkha import EvLinkFault, EvLinkSimulator, SimVehicle
 
 API_KEY = "evlk_live_9f8e7d6c5b4a3210fedcba9876543210"
 VEHICLE_ID = "331c054f-b583-4284-b7b0-ce348c0a66fc"
@@ -473,6 +474,17 @@ def test_parse_me() -> None:
     ("detail", "expected"),
     [
         ("Access denied", "Access denied"),
+        (
+            '{"type": "https://developers.enode.com/api/problems/bad-request", '
+            '"title": "Bad Request", "detail": "Vehicle is not plugged in."}',
+            "Vehicle is not plugged in.",
+        ),
+        ('{"title": "Unprocessable Entity"}', "Unprocessable Entity"),
+        ('{"error": "x"}', '{"error": "x"}'),
+        ("{not json", "{not json"),
+        ("{}", "{}"),
+        ('{"detail": "x"', '{"detail": "x"'),
+        ("[1]", "[1]"),
         ("  ", None),
         (
             [
@@ -989,3 +1001,278 @@ def test_command_rejected_keeps_old_calls() -> None:
     assert error.reason is None
     assert str(error) == "The charger rejected amp"
     assert CommandRejectedError("x", reason="smart_charging").reason == "smart_charging"
+
+
+# --- over HTTP: the EVLinkHA simulator -------------------------------------------
+
+SIM_START = 1_780_000_000.0
+PRO_KEY = "evlink_sim_pro_4f7d9c2e1b0a8f6e5d4c3b2a"
+FREE_KEY = "evlink_sim_free_0a1b2c3d4e5f6a7b8c9d0e1f"
+BASIC_KEY = "evlink_sim_basic_9e8d7c6b5a4f3e2d1c0b9a8f"
+SIM_KEYS = (PRO_KEY, FREE_KEY, BASIC_KEY)
+
+
+class World:
+    """The simulator with a pro user (plugged-in car, parked car), free and basic."""
+
+    def __init__(self, sim: EvLinkSimulator, session: aiohttp.ClientSession) -> None:
+        """Create the users and vehicles."""
+        self.sim = sim
+        self.session = session
+        self.pro = sim.add_user("pro@example.com", "pro", api_key=PRO_KEY, name="Pia")
+        self.free = sim.add_user("free@example.com", "free", api_key=FREE_KEY)
+        self.basic = sim.add_user("basic@example.com", "basic", api_key=BASIC_KEY)
+        self.car = sim.add_vehicle(
+            SimVehicle(self.pro.id, battery_level=50.0, charge_limit=80)
+        ).id
+        self.parked = sim.add_vehicle(
+            SimVehicle(self.pro.id, brand="Tesla", model="Model 3")
+        ).id
+        self.freecar = sim.add_vehicle(SimVehicle(self.free.id)).id
+        self.basiccar = sim.add_vehicle(SimVehicle(self.basic.id)).id
+        sim.plug_in(self.car, charge=False)
+
+    def client(
+        self, key: str = PRO_KEY, *, backend: bool = False, **kwargs: Any
+    ) -> EvLinkClient:
+        """A client of the hosted API (or of the self-hosted backend)."""
+        server_url = self.sim.backend_url if backend else self.sim.url
+        return EvLinkClient(self.session, server_url, key, **kwargs)
+
+    def budget(self, allowance: int = 100, reserve: float = 0.0) -> QuotaBudget:
+        """A budget on the simulator's clock."""
+        return QuotaBudget(
+            allowance=allowance, reserve=reserve, clock=lambda: self.sim.now
+        )
+
+
+@pytest.fixture
+async def world(
+    socket_enabled: None, session: aiohttp.ClientSession
+) -> AsyncIterator[World]:
+    """The simulator, running, with its users and vehicles."""
+    sim = EvLinkSimulator(start_time=SIM_START)
+    environment = World(sim, session)
+    async with sim:
+        yield environment
+
+
+@pytest.mark.parametrize("backend", [False, True], ids=["hosted", "self_hosted"])
+async def test_sim_reads_in_both_styles(world: World, backend: bool) -> None:
+    """Both API styles serve the same account, vehicles and status."""
+    api = world.client(backend=backend)
+    assert api.auth_style == ("bearer" if backend else "key")
+    me = await api.async_get_me()
+    assert me == Me(world.pro.id, "pro", "pro@example.com", "Pia")
+    vehicles = {
+        vehicle.vehicle_id: vehicle for vehicle in await api.async_get_vehicles()
+    }
+    assert set(vehicles) == {world.car, world.parked}
+    car = vehicles[world.car]
+    assert car.name == "XPENG G6"
+    assert car.charge.battery_level == 50.0
+    assert car.charge.is_plugged_in is True
+    assert car.charge.is_charging is False
+    assert car.charge.power_delivery_state == "plugged_in_stopped"
+    assert car.charge.last_updated == datetime.fromtimestamp(SIM_START, UTC)
+    assert car.last_seen == datetime.fromtimestamp(SIM_START, UTC)
+    assert car.vin == world.sim.vehicle(world.car).vin
+    assert vehicles[world.parked].name == "Tesla Model 3"
+    status = await api.async_get_status(world.parked)
+    assert status.vehicle_id == world.parked
+    assert status.charge.power_delivery_state == "unplugged"
+    assert status.capabilities == frozenset(
+        {
+            "information",
+            "chargeState",
+            "location",
+            "odometer",
+            "setMaxCurrent",
+            "startCharging",
+            "stopCharging",
+            "smartCharging",
+        }
+    )
+    assert status.odometer_km == 1234.0
+    assert status.smart_charging is False
+    prefix = "/api/ha" if backend else "/api/v1/ha"
+    assert world.sim.requests == [
+        ("GET", f"{prefix}/me"),
+        ("GET", f"{prefix}/vehicles"),
+        ("GET", f"{prefix}/status/{world.parked}"),
+    ]
+
+
+@pytest.mark.parametrize("backend", [False, True], ids=["hosted", "self_hosted"])
+async def test_sim_charging_start_and_stop(world: World, backend: bool) -> None:
+    """START and STOP take effect after the service's action delay."""
+    api = world.client(backend=backend)
+    await api.async_set_charging(world.car, True)
+    assert [a.kind for a in world.sim.actions] == ["START"]
+    world.sim.advance(world.sim.command_delay)
+    status = await api.async_get_status(world.car)
+    assert status.charge.is_charging is True
+    assert status.charge.power_delivery_state == "plugged_in_charging"
+    assert status.charge.charge_rate_kw == 11.0
+    assert status.charge.time_remaining_min is not None
+    await api.async_set_charging(world.car, False)
+    world.sim.advance(world.sim.command_delay)
+    status = await api.async_get_status(world.car)
+    assert status.charge.is_charging is False
+    assert status.charge.power_delivery_state == "plugged_in_stopped"
+    assert [(a.kind, a.state) for a in world.sim.actions] == [
+        ("START", "CONFIRMED"),
+        ("STOP", "CONFIRMED"),
+    ]
+
+
+def check_secret_free(error: BaseException) -> None:
+    """No key of any simulated user anywhere in the error."""
+    secret_free(error, *SIM_KEYS)
+
+
+async def test_sim_wrong_key(world: World) -> None:
+    """An unknown key: AuthenticationError in both styles, the key never shown."""
+    wrong = "evlink_not_a_known_key_1234567890"
+    for backend in (False, True):
+        api = world.client(wrong, backend=backend)
+        with pytest.raises(AuthenticationError, match="Invalid API key") as caught:
+            await api.async_get_me()
+        secret_free(caught.value, wrong)
+
+
+async def test_sim_vehicle_errors(world: World) -> None:
+    """Unknown and foreign vehicles; a free user's charging command."""
+    pro = world.client()
+    with pytest.raises(VehicleNotAvailableError) as unknown:
+        await pro.async_get_status("no-such-vehicle")
+    assert unknown.value.reason == "not_owned"
+    check_secret_free(unknown.value)
+    with pytest.raises(VehicleNotAvailableError) as foreign:
+        await pro.async_get_status(world.freecar)
+    assert foreign.value.reason == "not_owned"
+    free = world.client(FREE_KEY)
+    with pytest.raises(AccessDeniedError, match="Access denied") as denied:
+        await free.async_get_status(world.car)
+    check_secret_free(denied.value)
+    with pytest.raises(AccessDeniedError, match="not available for Free users") as tier:
+        await free.async_set_charging(world.freecar, True)
+    check_secret_free(tier.value)
+
+
+async def test_sim_command_rejections(world: World) -> None:
+    """The vehicle's state (400) and smart charging control (422) refuse commands."""
+    api = world.client()
+    with pytest.raises(CommandRejectedError, match="not plugged in") as unplugged:
+        await api.async_set_charging(world.parked, True)
+    assert unplugged.value.reason == "unplugged_or_state"
+    assert "{" not in str(unplugged.value)  # Enode's problem JSON is unpacked
+    with pytest.raises(CommandRejectedError, match="not charging") as idle:
+        await api.async_set_charging(world.car, False)
+    assert idle.value.reason == "unplugged_or_state"
+    world.sim.vehicle(world.car).smart_charging = True
+    with pytest.raises(CommandRejectedError, match="smart charging") as smart:
+        await api.async_set_charging(world.car, True)
+    assert smart.value.reason == "smart_charging"
+    world.sim.charging_fault = True
+    with pytest.raises(CommunicationError, match="Failed to trigger") as failed:
+        await api.async_set_charging(world.car, True)
+    for error in (unplugged, idle, smart, failed):
+        check_secret_free(error.value)
+    assert world.sim.actions == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "match"),
+    [
+        (EvLinkFault.SERVER_ERROR, CommunicationError, r"failed \(HTTP 500\)$"),
+        (
+            EvLinkFault.BAD_GATEWAY,
+            CommunicationError,
+            r"HTTP 502\): Error fetching vehicle data",
+        ),
+        (EvLinkFault.MALFORMED, InvalidResponseError, "not JSON"),
+    ],
+)
+async def test_sim_faults(
+    world: World, fault: EvLinkFault, error: type[EvCloudError], match: str
+) -> None:
+    """The service's failure modes as communication errors."""
+    world.sim.fault = fault
+    with pytest.raises(error, match=match) as caught:
+        await world.client().async_get_status(world.car)
+    assert type(caught.value) is error
+    check_secret_free(caught.value)
+
+
+async def test_sim_timeout(world: World) -> None:
+    """A slow answer: a communication error without a cause."""
+    world.sim.fault = EvLinkFault.SLOW
+    world.sim.slow_seconds = 2.0
+    with pytest.raises(CommunicationError, match="in time") as caught:
+        await world.client(timeout=0.2).async_get_vehicles()
+    check_secret_free(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+
+
+async def test_sim_quota_exhausted(world: World) -> None:
+    """The monthly allowance used up: QuotaExhaustedError, the budget paused."""
+    world.sim.max_calls["free"] = 2
+    quota = world.budget(allowance=300)
+    api = world.client(FREE_KEY, budget=quota)
+    await api.async_get_status(world.freecar)
+    await api.async_get_status(world.freecar)
+    with pytest.raises(QuotaExhaustedError, match=r"\(2/2\)") as caught:
+        await api.async_get_status(world.freecar)
+    assert (caught.value.used, caught.value.allowance) == (2, 2)
+    assert caught.value.retry_after is None
+    check_secret_free(caught.value)
+    assert quota.paused_until == quota.window_ends == SIM_START + 30 * DAY
+    sent = len(world.sim.requests)
+    with pytest.raises(RateLimitedError, match="pause"):
+        await api.async_get_vehicles()
+    with pytest.raises(RateLimitedError, match="pause"):
+        await api.async_set_charging(world.freecar, True)
+    assert len(world.sim.requests) == sent
+    # /me takes nothing from the budget and is still sent.
+    assert (await api.async_get_me()).tier == "free"
+
+
+async def test_sim_budget_spent_per_call(world: World) -> None:
+    """Every call but /me is counted, more than the service counts itself."""
+    quota = world.budget(allowance=10, reserve=0.1)
+    api = world.client(budget=quota)
+    await api.async_get_me()
+    assert quota.spent == 0
+    await api.async_get_vehicles()
+    await api.async_get_status(world.car)
+    with pytest.raises(VehicleNotAvailableError):
+        await api.async_get_status("no-such-vehicle")
+    await api.async_set_charging(world.car, True)
+    assert quota.spent == 4
+    # The service counted only the answered status and charging calls.
+    assert len(world.sim.counted) == 2
+    # Polls stop at the reserve (9 of 10), a command may use it.
+    for _ in range(5):
+        await api.async_get_status(world.car)
+    with pytest.raises(RateLimitedError, match="used up"):
+        await api.async_get_status(world.car)
+    world.sim.advance(world.sim.command_delay)
+    await api.async_set_charging(world.car, False)
+    assert quota.spent == 10
+    with pytest.raises(RateLimitedError, match="used up"):
+        await api.async_set_charging(world.car, True)
+    assert len(world.sim.requests) == 11
+
+
+async def test_sim_push_payload(world: World) -> None:
+    """What the service pushes parses like the polled vehicle."""
+    world.sim.plug_in(world.car)
+    pushed = parse_push(world.sim.push_payload(world.car))
+    polled = await world.client().async_get_status(world.car)
+    assert [vehicle.vehicle_id for vehicle in pushed] == [world.car]
+    assert pushed[0].charge == polled.charge
+    assert pushed[0].charge.power_delivery_state == "plugged_in_charging"
+    assert pushed[0].capabilities == polled.capabilities
+    assert pushed[0].name == polled.name

@@ -379,10 +379,27 @@ def _problem(item: Any) -> str | None:
     return f"{where}: {message}" if where else message
 
 
+def _passed_through(text: str) -> str:
+    """The message of an Enode problem the backend passed on as its detail.
+
+    The backend hands Enode's error body on as text ('{"title": "Bad Request",
+    "detail": "Vehicle is not plugged in."}'); its `detail` (or `title`) is the
+    message. Any other text is kept as it is.
+    """
+    if not text.startswith("{"):
+        return text
+    try:
+        problem = _object(json.loads(text))
+    except ValueError:
+        return text
+    return _text(problem.get("detail")) or _text(problem.get("title")) or text
+
+
 def detail_text(detail: Any) -> str | None:
     """FastAPI's `detail`, a string or a list of validation problems, as one text."""
     if isinstance(detail, str):
-        return _text(detail)
+        text = _text(detail)
+        return _passed_through(text) if text else None
     if isinstance(detail, list):
         problems = [text for item in detail if (text := _problem(item))]
         return "; ".join(problems) or None
