@@ -32,6 +32,22 @@ class RateLimitedError(EvCloudError):
         self.retry_after = retry_after
 
 
+class QuotaExhaustedError(RateLimitedError):
+    """The service's call allowance of this period is used up.
+
+    `used` and `allowance` are the counts the service reported ("Monthly allowance
+    (300/300)"), None when it did not say; the service names no time to retry.
+    """
+
+    def __init__(
+        self, message: str, *, used: int | None = None, allowance: int | None = None
+    ) -> None:
+        """Keep the counts the service reported."""
+        super().__init__(message, None)
+        self.used = used
+        self.allowance = allowance
+
+
 class CommunicationError(EvCloudError):
     """Network failure, timeout or a server-side error (5xx); worth retrying."""
 
@@ -61,7 +77,17 @@ class CloudApiDisabledError(EvCloudError):
 
 
 class CommandRejectedError(EvCloudError):
-    """The service or the device refused a command (e.g. a value out of range)."""
+    """The service or the device refused a command (e.g. a value out of range).
+
+    `reason`, when the service tells it, says why in a machine-readable way (e.g.
+    "unplugged_or_state": the vehicle's state does not allow it, or
+    "smart_charging": a schedule or smart charging controls the vehicle).
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        """Keep the machine-readable reason next to the message."""
+        super().__init__(message)
+        self.reason = reason
 
 
 class VehicleNotAvailableError(EvCloudError):

@@ -1,0 +1,1 @@
+"""EVLinkHA tests."""
