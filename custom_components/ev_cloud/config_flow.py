@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .const import DOMAIN
 from .providers.evenergy.flow import EvEnergyFlow
+from .providers.evlinkha.flow import EvLinkFlow
 from .providers.goe.flow import GoeFlow
 from .providers.ovms.flow import OvmsFlow
 
 
-class EvCloudConfigFlow(GoeFlow, OvmsFlow, EvEnergyFlow, domain=DOMAIN):
+class EvCloudConfigFlow(GoeFlow, OvmsFlow, EvEnergyFlow, EvLinkFlow, domain=DOMAIN):
     """Add an account or a charger of one of the supported services."""

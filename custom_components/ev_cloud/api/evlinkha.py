@@ -150,7 +150,9 @@ class EvLinkVehicle:
     year: int | None = None
     vin: str | None = None
     smart_charging: bool | None = None
-    capabilities: frozenset[str] = frozenset()  # names whose isCapable is true
+    # Names whose isCapable is true, sorted; None when the answer has none (the
+    # vehicle list): the vehicle may then be capable of anything.
+    capabilities: tuple[str, ...] | None = None
 
 
 # --- parsing -----------------------------------------------------------------------
@@ -247,11 +249,15 @@ def _charge_state(raw: Mapping[str, Any]) -> ChargeState:
     )
 
 
-def _capabilities(raw: Any) -> frozenset[str]:
-    return frozenset(
-        name
-        for name, capability in _object(raw).items()
-        if isinstance(name, str) and _object(capability).get("isCapable") is True
+def _capabilities(raw: Any) -> tuple[str, ...] | None:
+    if not isinstance(raw, Mapping):
+        return None
+    return tuple(
+        sorted(
+            name
+            for name, capability in raw.items()
+            if isinstance(name, str) and _object(capability).get("isCapable") is True
+        )
     )
 
 

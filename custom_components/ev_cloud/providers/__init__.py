@@ -5,11 +5,11 @@ is a package beside this file (see docs/adding-a-provider.md).
 """
 
 from ..models import Provider
-from . import evenergy, goe, ovms
+from . import evenergy, evlinkha, goe, ovms
 
 PROVIDERS: dict[str, Provider] = {
     provider.name: provider
-    for provider in (goe.PROVIDER, ovms.PROVIDER, evenergy.PROVIDER)
+    for provider in (goe.PROVIDER, ovms.PROVIDER, evenergy.PROVIDER, evlinkha.PROVIDER)
 }
 
 
