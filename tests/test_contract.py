@@ -107,7 +107,8 @@ async def test_quota_survives_a_restart(
 ) -> None:
     """Calls spent before a restart still count after it (stored, not in memory)."""
     clock = [1_000_000.0]
-    budget = await async_load_quota(hass, "test", allowance=10, clock=lambda: clock[0])
+    stored = await async_load_quota(hass, "test", allowance=10, clock=lambda: clock[0])
+    budget = stored.budget
     for _ in range(4):
         budget.acquire()
     assert budget.calls_left == 6
@@ -119,7 +120,9 @@ async def test_quota_survives_a_restart(
     assert stored["spent"] == 4
 
     # A restart: a new budget read from the store, not a fresh allowance.
-    again = await async_load_quota(hass, "test", allowance=10, clock=lambda: clock[0])
+    again = (
+        await async_load_quota(hass, "test", allowance=10, clock=lambda: clock[0])
+    ).budget
     assert again.calls_left == 6
     assert again.window_ends == budget.window_ends
 
@@ -130,5 +133,5 @@ async def test_quota_store_with_garbage_starts_fresh(
     """A damaged store gives a full, valid budget instead of an error."""
     store: Store[Any] = Store(hass, 1, f"{DOMAIN}.quota.bad", private=True)
     await store.async_save({"spent": "many", "window_start": None})
-    budget = await async_load_quota(hass, "bad", allowance=5)
-    assert budget.calls_left == 5
+    stored = await async_load_quota(hass, "bad", allowance=5)
+    assert stored.budget.calls_left == 5

@@ -41,7 +41,7 @@ from ...device import (
     RepairIssue,
 )
 from ...models import EvCloudConfigEntry
-from ...quota import async_load_quota
+from ...quota import StoredQuota, async_load_quota
 from .const import (
     COMMAND_TIERS,
     CONF_ALLOWANCE_BASIC,
@@ -90,6 +90,7 @@ class EvLinkAccount(EvCloudAccount):
         self.entry = entry
         self.tier: str | None = None
         self.budget: QuotaBudget | None = None
+        self._stored: StoredQuota | None = None
         self.client: EvLinkClient | None = None
         self.vehicles: dict[str, EvLinkDevice] = {}
         self._listed: dict[str, EvLinkVehicle] = {}
@@ -101,9 +102,10 @@ class EvLinkAccount(EvCloudAccount):
     async def async_setup(self) -> None:
         """Load the stored allowance, read the tier, listen for pushes."""
         data = self.entry.data
-        self.budget = await async_load_quota(
+        self._stored = await async_load_quota(
             self.hass, f"{NAME}_{self.entry.entry_id}", allowance=1
         )
+        self.budget = self._stored.budget
         self.client = EvLinkClient(
             async_get_clientsession(self.hass),
             data[CONF_SERVER_URL],
@@ -120,8 +122,10 @@ class EvLinkAccount(EvCloudAccount):
         )
 
     async def async_unload(self) -> None:
-        """Stop listening for pushes."""
+        """Stop listening for pushes; store what was spent right away."""
         webhook.async_unregister(self.hass, self.entry.data[CONF_WEBHOOK_ID])
+        if self._stored is not None:
+            await self._stored.async_save()
 
     def command_client(self) -> EvLinkClient:
         """The client, for a device's commands."""
