@@ -233,14 +233,18 @@ def follow_to_callback(api: HomeAssistantApi, url: str) -> str:
     # My Home Assistant sends a browser that knows this instance on to its
     # callback, with the same query.
     if address in (api.url + CALLBACK_PATH, MY_OAUTH_REDIRECT):
-        say(
-            f"Signed in at {urllib.parse.urlsplit(url).netloc}: redirected to {address}"
-        )
+        via = " through My Home Assistant" if address == MY_OAUTH_REDIRECT else ""
+        say(f"Signed in at {target_host(url)}; back to {CALLBACK_PATH}{via}")
         return f"{CALLBACK_PATH}?{target.query}"
     raise HarnessError(
         f"the sign-in at {url} redirects to {location}, not to Home Assistant's"
         f" {api.url}{CALLBACK_PATH}"
     )
+
+
+def target_host(url: str) -> str:
+    """The host:port of a URL, for messages."""
+    return urllib.parse.urlsplit(url).netloc
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
