@@ -34,7 +34,13 @@ from typing import Any
 
 from harness.api import HomeAssistantApi
 from harness.common import DOMAIN, ROOT, HarnessError, rel, say
-from harness.flows import entry_entities, find_entry, run_config_flow, wait_entry_loaded
+from harness.flows import (
+    entry_entities,
+    find_entry,
+    run_config_flow,
+    sign_in_again,
+    wait_entry_loaded,
+)
 from harness.home_assistant import RESTART_EXIT_CODE, HomeAssistant
 from harness.logs import LOG_RECORD_RE, ev_cloud_problems, mentions_ev_cloud
 from harness.processes import cmdline
@@ -168,6 +174,13 @@ def add_entries(api: HomeAssistantApi, simulators: list[Simulator]) -> list[str]
             entry = find_entry(api, identifier)
             if entry is not None:
                 say(f"{demo.label}: entry {entry['title']!r} exists already")
+                entry = wait_entry_loaded(api, entry["entry_id"]) or entry
+                if entry.get("state") == "setup_error" and (
+                    again := sign_in_again(api, demo, values, entry["entry_id"])
+                ):
+                    # A new simulator process does not know the earlier sign-in.
+                    say(f"{demo.label}: signed in again (the simulator restarted)")
+                    entry = again
             else:
                 say(f"{demo.label}: adding {identifier} through the config flow")
                 entry = run_config_flow(api, demo, values)

@@ -14,8 +14,9 @@ library. One module per job:
 - ``api``: ``HomeAssistantApi``, the REST, auth and websocket client;
 - ``home_assistant``: ``HomeAssistant``, the ``python -m homeassistant`` process:
   config dir, onboarding or login, waiting until RUNNING, restart, clean stop;
-- ``flows``: config entries: the config flow as a user clicks it, waiting for
-  setup, an entry's devices and entities;
+- ``flows``: config entries: the config flow as a user clicks it (an OAuth
+  sign-in included: application credential, external step, re-authentication),
+  waiting for setup, an entry's devices and entities;
 - ``logs``: HA's log records and the ones about ev_cloud.
 
 Nothing here knows a provider: each one's simulator module has a ``DEMO``

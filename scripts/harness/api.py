@@ -36,9 +36,10 @@ class HomeAssistantApi:
         form: dict[str, str] | None = None,
         auth: bool = True,
         timeout: float = 30,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """Send a request; return (status, JSON or text); status 0: no answer."""
-        headers = {}
+        headers = dict(headers or {})
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -90,9 +91,17 @@ class HomeAssistantApi:
         self.refresh_token = data.get("refresh_token", self.refresh_token)
         self.expires_at = time.monotonic() + float(data.get("expires_in", 1800))
 
-    def post_ok(self, path: str, body: dict[str, Any] | None = None) -> Any:
+    def post_ok(
+        self,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         """POST with the token; raise HarnessError unless HA answers 200."""
-        status, data = self.request("POST", path, body if body is not None else {})
+        status, data = self.request(
+            "POST", path, body if body is not None else {}, headers=headers
+        )
         if status != 200:
             raise HarnessError(f"POST {path} answered {status}: {data}")
         return data

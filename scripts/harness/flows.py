@@ -1,12 +1,34 @@
-"""Config entries: the config flow as a user clicks it, setup, devices, entities."""
+"""Config entries: the config flow as a user clicks it, setup, devices, entities.
+
+A demo that signs in through OAuth (``SimulatorDemo.application_credential`` and
+``external``) is played as a user does it in the browser: add the OAuth client
+under Settings > Application credentials, walk the menus and forms, open the
+service's sign-in page the flow points at, follow its redirect back to Home
+Assistant's ``/auth/external/callback``, and let the flow create the entry.
+"""
 
 import time
 from typing import Any
+import urllib.error
+import urllib.parse
+import urllib.request
 
 from tests.simulators.demo import SimulatorDemo
 
 from .api import HomeAssistantApi
-from .common import DOMAIN, HarnessError
+from .common import DOMAIN, HarnessError, say
+
+FLOW = "/api/config/config_entries/flow"
+# Home Assistant's OAuth callback; the flow's redirect URI is built from the
+# HA-Frontend-Base header of the request that reaches the external step.
+CALLBACK_PATH = "/auth/external/callback"
+FRONTEND_BASE_HEADER = "HA-Frontend-Base"
+# With the `my` integration loaded (default_config does), Home Assistant uses My
+# Home Assistant's redirect instead, which sends the browser on to the callback of
+# the user's instance with the same query.
+MY_OAUTH_REDIRECT = "https://my.home-assistant.io/redirect/oauth"
+# Home Assistant's own step when several OAuth clients could be used.
+PICK_IMPLEMENTATION = "pick_implementation"
 
 
 def list_entries(api: HomeAssistantApi) -> list[dict[str, Any]]:
@@ -39,22 +61,212 @@ def run_config_flow(
     api: HomeAssistantApi, demo: SimulatorDemo, sim: dict[str, str]
 ) -> dict[str, Any]:
     """Click through the config flow as a user would; return the created entry."""
-    base = "/api/config/config_entries/flow"
-    step = api.post_ok(base, {"handler": DOMAIN, "show_advanced_options": True})
+    credential = ensure_application_credential(api, demo, sim)
+    step = flow_post(api, FLOW, {"handler": DOMAIN, "show_advanced_options": True})
     flow_id = step.get("flow_id")
     try:
         for choice in demo.menu_path:
             expect_step(step, "menu", choice_in=choice)
-            step = api.post_ok(f"{base}/{flow_id}", {"next_step_id": choice})
+            step = flow_post(api, f"{FLOW}/{flow_id}", {"next_step_id": choice})
         for step_id, user_input in demo.forms:
             expect_step(step, "form", step_id=step_id)
-            step = api.post_ok(f"{base}/{flow_id}", user_input(sim))
+            step = flow_post(api, f"{FLOW}/{flow_id}", user_input(sim))
+        if demo.external:
+            step = sign_in_externally(api, step, credential)
         expect_step(step, "create_entry")
     except HarnessError:
         # Leave no half-finished flow behind in HA's UI.
-        api.request("DELETE", f"{base}/{flow_id}")
+        api.request("DELETE", f"{FLOW}/{flow_id}")
         raise
     return dict(step["result"])
+
+
+def sign_in_again(
+    api: HomeAssistantApi,
+    demo: SimulatorDemo,
+    sim: dict[str, str],
+    entry_id: str,
+    timeout: float = 60,
+) -> dict[str, Any] | None:
+    """Finish the reauth flow HA started for an OAuth entry; return the entry.
+
+    A simulator keeps its tokens in memory, so one started again no longer knows
+    the entry's sign-in, and Home Assistant asks the user to re-authenticate. As
+    a user does: confirm, sign in at the service (the external step), and wait
+    until the entry is loaded again. Returns None when HA started no such flow
+    (or the demo's sign-in has no external step the harness could play).
+    """
+    if not demo.external:
+        return None
+    flow_id = reauth_flow_id(api, entry_id)
+    if flow_id is None:
+        return None
+    credential = ensure_application_credential(api, demo, sim)
+    path = f"{FLOW}/{flow_id}"
+    try:
+        step = _reauth_steps(api, path, credential)
+    except HarnessError:
+        api.request("DELETE", path)  # no half-finished flow in HA's UI
+        raise
+    if step.get("type") != "abort" or step.get("reason") != "reauth_successful":
+        raise HarnessError(f"re-authentication: HA answered {step}")
+    deadline = time.monotonic() + timeout
+    entry: dict[str, Any] = {}
+    while time.monotonic() < deadline:  # HA reloads the entry after the flow
+        entry = next((e for e in list_entries(api) if e["entry_id"] == entry_id), {})
+        if entry.get("state") == "loaded":
+            break
+        time.sleep(0.5)
+    return entry
+
+
+def _reauth_steps(api: HomeAssistantApi, path: str, credential: str | None) -> Any:
+    """Walk a reauth flow: confirmation forms, then the external sign-in."""
+    status, step = api.request("GET", path, headers={FRONTEND_BASE_HEADER: api.url})
+    if status != 200:
+        raise HarnessError(f"GET {path} answered {status}: {step}")
+    # Confirmation forms (nothing to fill in) come before the sign-in.
+    for _ in range(3):
+        if not (step.get("type") == "form" and not step.get("data_schema")):
+            break
+        step = flow_post(api, path, {})
+    return sign_in_externally(api, step, credential)
+
+
+def reauth_flow_id(
+    api: HomeAssistantApi, entry_id: str, timeout: float = 10
+) -> str | None:
+    """The reauth flow HA started for an entry (it may take a moment), or None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        (flows,) = api.websocket("config_entries/flow/progress")
+        for flow in flows:
+            context = flow.get("context") or {}
+            if (
+                flow.get("handler") == DOMAIN
+                and context.get("source") == "reauth"
+                and context.get("entry_id") == entry_id
+            ):
+                return str(flow["flow_id"])
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.5)
+
+
+def flow_post(api: HomeAssistantApi, path: str, body: dict[str, Any]) -> Any:
+    """POST a flow step as the frontend does, telling HA its address."""
+    return api.post_ok(path, body, headers={FRONTEND_BASE_HEADER: api.url})
+
+
+def ensure_application_credential(
+    api: HomeAssistantApi, demo: SimulatorDemo, sim: dict[str, str]
+) -> str | None:
+    """Add the demo's OAuth client (Settings > Application credentials) once.
+
+    Returns the credential's id (None when the demo has no OAuth client). One with
+    the same client id and secret, e.g. from an earlier run on this configuration,
+    is used again.
+    """
+    if demo.application_credential is None:
+        return None
+    id_key, secret_key = demo.application_credential
+    client_id, client_secret = sim[id_key], sim[secret_key]
+    (credentials,) = api.websocket({"type": "application_credentials/list"})
+    for credential in credentials:
+        if (
+            credential.get("domain") == DOMAIN
+            and credential.get("client_id") == client_id
+            and credential.get("client_secret") == client_secret
+        ):
+            return str(credential["id"])
+    (credential,) = api.websocket(
+        {
+            "type": "application_credentials/create",
+            "domain": DOMAIN,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "name": f"{demo.label} simulator",
+        }
+    )
+    say(f"{demo.label}: added application credential {credential['id']!r}")
+    return str(credential["id"])
+
+
+def sign_in_externally(api: HomeAssistantApi, step: Any, credential: str | None) -> Any:
+    """Play the user's browser through an external (OAuth) step; return the next.
+
+    If HA asks which OAuth client to use (several are stored), the demo's is
+    chosen. The service's page must redirect (without showing a page: the
+    simulated user is signed in and consents) to Home Assistant's callback, which
+    the browser then loads; the flow then continues as the frontend continues it.
+    """
+    flow_id = step.get("flow_id") if isinstance(step, dict) else None
+    picking = isinstance(step, dict) and step.get("step_id") == PICK_IMPLEMENTATION
+    if credential is not None and picking and step.get("type") == "form":
+        step = flow_post(api, f"{FLOW}/{flow_id}", {"implementation": credential})
+    expect_step(step, "external")
+    callback = follow_to_callback(api, str(step.get("url")))
+    status, text = api.request("GET", callback, auth=False)
+    if status != 200 or "window.close" not in str(text):
+        raise HarnessError(f"GET {CALLBACK_PATH} answered {status}: {text}")
+    return flow_post(api, f"{FLOW}/{flow_id}", {})
+
+
+def follow_to_callback(api: HomeAssistantApi, url: str) -> str:
+    """Open the service's sign-in page; return the callback it sends us to.
+
+    The answer must be a redirect with the flow's state and a code, to Home
+    Assistant's callback (directly, or through My Home Assistant). Returned: the
+    callback's path and query on this instance.
+    """
+    status, location = get_without_redirect(url)
+    if status not in (301, 302, 303, 307) or not location:
+        raise HarnessError(f"GET {url} answered {status} instead of a redirect")
+    target = urllib.parse.urlsplit(location)
+    query = urllib.parse.parse_qs(target.query)
+    sent_state = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("state")
+    if "code" not in query:
+        raise HarnessError(f"the sign-in at {url} gave no code: {location}")
+    if query.get("state") != sent_state:
+        raise HarnessError(f"the sign-in at {url} lost the flow's state: {location}")
+    address = f"{target.scheme}://{target.netloc}{target.path}".rstrip("/")
+    # My Home Assistant sends a browser that knows this instance on to its
+    # callback, with the same query.
+    if address in (api.url + CALLBACK_PATH, MY_OAUTH_REDIRECT):
+        via = " through My Home Assistant" if address == MY_OAUTH_REDIRECT else ""
+        say(f"Signed in at {target_host(url)}; back to {CALLBACK_PATH}{via}")
+        return f"{CALLBACK_PATH}?{target.query}"
+    raise HarnessError(
+        f"the sign-in at {url} redirects to {location}, not to Home Assistant's"
+        f" {api.url}{CALLBACK_PATH}"
+    )
+
+
+def target_host(url: str) -> str:
+    """The host:port of a URL, for messages."""
+    return urllib.parse.urlsplit(url).netloc
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Hand redirects back to the caller instead of following them."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        """Follow none."""
+        return
+
+
+def get_without_redirect(url: str) -> tuple[int, str | None]:
+    """GET ``url`` (a simulator on 127.0.0.1); return (status, Location)."""
+    if not url.startswith(("http://", "https://")):
+        raise HarnessError(f"the flow points the browser at {url!r}")
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(url, timeout=30) as resp:
+            return resp.status, resp.headers.get("Location")
+    except urllib.error.HTTPError as err:  # 3xx not followed, or an error
+        return err.code, err.headers.get("Location")
+    except OSError as err:
+        raise HarnessError(f"GET {url} failed: {err}") from err
 
 
 def expect_step(

@@ -12,9 +12,10 @@ The fixture's contract (the browser check relies on it): ``url``, ``username``,
 ``password``, ``token`` (long-lived), ``artifacts``, ``config_dir``, ``entries``
 (provider name -> entry_id; kept up to date when a test re-adds an entry) and
 ``sims`` (provider name -> the simulator's printed ``key=value`` pairs). Each test
-leaves Home Assistant running with both entries loaded.
+leaves Home Assistant running with every entry loaded.
 """
 
+import base64
 from collections.abc import Callable, Iterator
 import contextlib
 import json
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from typing import Any
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -212,6 +214,38 @@ class E2EHomeAssistant:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
             assert json.loads(resp.read())["failing"] is failing
 
+    def evenergy_api(self, path: str, **query: str) -> Any:
+        """GET from the ev.energy simulator's API v2, as the demo's organisation.
+
+        The demo's OAuth client may also act for its user with client credentials
+        (a token of its own, not the entry's), so the tests read what the service
+        holds without touching Home Assistant's sign-in.
+        """
+        sim = self.sims["evenergy"]
+        auth = base64.b64encode(
+            f"{sim['client_id']}:{sim['client_secret']}".encode()
+        ).decode()
+        req = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
+            sim["token_url"],
+            data=urllib.parse.urlencode({"grant_type": "client_credentials"}).encode(),
+            headers={"Authorization": f"Basic {auth}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            token = json.loads(resp.read())["access_token"]
+        url = f"{sim['base_url']}{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        req = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
+            url,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "EvEnergy-User": sim["user_id"],
+            },
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return json.loads(resp.read())
+
     # --- restart and log -----------------------------------------------------------
 
     def restart(self) -> None:
@@ -294,7 +328,7 @@ def goe_prefix(ha: E2EHomeAssistant) -> str:
 
 @pytest.fixture(autouse=True)
 def _both_entries(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test using ``ha``: both entries exist again (order-independent)."""
+    """After each test using ``ha``: every entry exists again (order-independent)."""
     yield
     if "ha" in request.fixturenames:
         instance: E2EHomeAssistant = request.getfixturevalue("ha")

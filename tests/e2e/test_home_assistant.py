@@ -127,6 +127,123 @@ def test_entries_and_entities(ha: E2EHomeAssistant, goe_prefix: str) -> None:
     assert units == {"K", "M"}, "the simulator should offer a km and a miles car"
 
 
+def test_evenergy_signed_in_through_oauth(ha: E2EHomeAssistant) -> None:
+    """The ev.energy entry was made by the OAuth sign-in and shows its devices.
+
+    The ``ha`` fixture added it as a user does: the OAuth client under Settings >
+    Application credentials, the flow's form with the service address, the
+    sign-in page of the simulator and its redirect to Home Assistant's callback.
+    """
+    sim = ha.sims["evenergy"]
+    entry_id = ha.entries["evenergy"]
+    entry = ha.entry("evenergy")
+    assert entry["state"] == "loaded", entry
+    assert entry["title"] == f"ev.energy {sim['email']}"
+    states = {s["entity_id"]: s for s in ha.wait_entities("evenergy")}
+
+    devices, _, _ = entry_entities(ha.api, entry_id)
+    assert devices == 3, "two vehicles and a charger"
+    (registry,) = ha.api.websocket("config/device_registry/list")
+    models = sorted(d["model"] for d in registry if entry_id in d["config_entries"])
+    assert models == ["Charger", "Vehicle", "Vehicle"]
+    for vehicle in ("demo_ev", "parked_ev"):
+        battery = states[f"sensor.{vehicle}_battery"]
+        assert unit(battery) == "%"
+        assert 0 <= number(battery) <= 100
+        assert unit(states[f"sensor.{vehicle}_odometer"]) == "km"
+        assert states[f"binary_sensor.{vehicle}_online"]["state"] in ("on", "off")
+    assert number(states["sensor.parked_ev_odometer"]) == 48000
+    charger = [
+        s for s in states.values() if s["entity_id"].startswith("sensor.charger_")
+    ]
+    assert any(s["state"] not in NO_VALUE for s in charger), charger
+
+    # Signed in with the user's application credential; diagnostics keep the
+    # token (and the client secret) out of a bug report.
+    (credentials,) = ha.api.websocket({"type": "application_credentials/list"})
+    ours = [
+        c
+        for c in credentials
+        if c["domain"] == DOMAIN and c["client_id"] == sim["client_id"]
+    ]
+    assert len(ours) == 1, credentials
+    diagnostics = ha.api.get_ok(f"/api/diagnostics/config_entry/{entry_id}")
+    data = diagnostics["data"]["entry"]["data"]
+    assert data["auth"] == "oauth", data
+    assert data["auth_implementation"] == ours[0]["id"], data
+    assert data["token"] == "**REDACTED**", data
+    assert sim["client_secret"] not in json.dumps(diagnostics)
+
+
+def evenergy_session(ha: E2EHomeAssistant, vehicle_id: str) -> dict[str, Any] | None:
+    """The vehicle's unfinished charging session at the simulator, or None."""
+    sessions = ha.evenergy_api(
+        "/v2/charging_sessions", vehicle_id=vehicle_id, is_finished="false"
+    )
+    return sessions[0] if sessions else None
+
+
+def evenergy_mode(session: dict[str, Any] | None) -> str | None:
+    """The mode of a session's open sub-session (SMART, BOOST, ...), or None."""
+    if session is None or session["end"] is not None:
+        return None
+    current = [sub for sub in session["sub_sessions"] if sub["end"] is None]
+    return current[0]["mode"] if current else None
+
+
+def evenergy_commands(ha: E2EHomeAssistant, vehicle_id: str) -> dict[str, str]:
+    """The commands ev.energy sent to the vehicle: internal id -> command."""
+    logs = ha.evenergy_api(f"/v2/vehicles/{vehicle_id}/command_logs")
+    return {log["internal_command_id"]: log["command"] for log in logs}
+
+
+def test_evenergy_start_charging_boosts(ha: E2EHomeAssistant) -> None:
+    """start_charging on the charging vehicle boosts its session at ev.energy.
+
+    The demo's vehicle charges (some 20 minutes to its limit), stays plugged in a
+    while when full, unplugs and plugs in again: the action is sent once both Home
+    Assistant and the service see it plugged in with a smart session. The
+    simulator's command log and session prove that the boost arrived;
+    stop_charging ends it again.
+    """
+    vehicle_id = ha.sims["evenergy"]["vehicles"].split(",")[0]
+    device_id = ha.device_id("sensor.demo_ev_battery")
+    plugged = "binary_sensor.demo_ev_plugged_in"
+    before = evenergy_commands(ha, vehicle_id)
+
+    def ready() -> bool:
+        """Plugged in with a smart session, at the service and in HA."""
+        if evenergy_mode(evenergy_session(ha, vehicle_id)) != "SMART":
+            return False
+        if ha.state(plugged)["state"] != "on":
+            # HA reads an unplugged vehicle rarely: read it now, as a user may.
+            ha.api.call_service(
+                "homeassistant", "update_entity", target={"entity_id": plugged}
+            )
+            return False
+        return True
+
+    ha.wait_until("the demo vehicle to be plugged in with a session", ready, 240)
+    reply = ha.api.call_service(DOMAIN, "start_charging", {"device_id": device_id})
+    assert reply["success"], reply
+    new = {
+        key: command
+        for key, command in evenergy_commands(ha, vehicle_id).items()
+        if key not in before
+    }
+    assert list(new.values()) == ["START_CHARGE"], new
+    session = evenergy_session(ha, vehicle_id)
+    # Boosting until stopped (or until the vehicle unplugs, which ends it).
+    assert session is None or evenergy_mode(session) == "BOOST", session
+
+    if session is not None:
+        reply = ha.api.call_service(DOMAIN, "stop_charging", {"device_id": device_id})
+        assert reply["success"], reply
+        commands = evenergy_commands(ha, vehicle_id)
+        assert "STOP_CHARGE" in {commands[key] for key in set(commands) - set(before)}
+        assert evenergy_mode(evenergy_session(ha, vehicle_id)) in (None, "SMART")
+
+
 def wait_goe(ha: E2EHomeAssistant, **wanted: int) -> dict[str, Any]:
     """Wait until the go-e simulator reports ``wanted`` (e.g. frc=1)."""
 

@@ -628,10 +628,18 @@ def test_validation() -> None:
 
 
 async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) -> None:
-    """The demo prints its settings; its client works with client credentials."""
+    """The demo prints its settings; its client signs the user in (OAuth).
+
+    Its DEMO is the OAuth path: the client as an application credential, the form
+    with the service address, then the sign-in in the browser. The same client
+    also works with client credentials (as an organisation).
+    """
     demo = load_demo("evenergy")
-    assert demo.menu_path == ("evenergy", "evenergy_organisation")
-    assert demo.forms[0][0] == "evenergy_organisation"
+    assert demo.menu_path == ("evenergy", "evenergy_oauth")
+    assert [step_id for step_id, _ in demo.forms] == ["evenergy_oauth"]
+    assert demo.application_credential == ("client_id", "client_secret")
+    assert demo.external
+    assert demo.identifier == "email"
     stop = asyncio.Event()
     args = argparse.Namespace(host="127.0.0.1", port=0, local_port=0)
     task = asyncio.create_task(evenergy.DEMO.run(args, stop))
@@ -647,8 +655,46 @@ async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) 
     assert settings["provider"] == "evenergy"
     assert len(settings["vehicles"].split(",")) == 2
     form = demo.forms[0][1](settings)
-    assert form["user_id"] == settings["user_id"]
+    assert form == {"advanced": {"base_url": settings["base_url"]}}
+    assert settings["email"] == "demo@example.com"
     async with aiohttp.ClientSession() as client:
+        # The browser's sign-in: the simulated user consents at once and is sent
+        # back to whatever redirect URI the flow names, with a code for the token.
+        redirect_uri = "http://127.0.0.1:8123/auth/external/callback"
+        async with client.get(
+            settings["authorize_url"],
+            params={
+                "response_type": "code",
+                "client_id": settings["client_id"],
+                "redirect_uri": redirect_uri,
+                "state": "flow-state",
+            },
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 302
+            location = URL(response.headers["Location"])
+        assert str(location.with_query(None)) == redirect_uri
+        assert location.query["state"] == "flow-state"
+        async with client.post(
+            settings["token_url"],
+            data={
+                "grant_type": "authorization_code",
+                "code": location.query["code"],
+                "redirect_uri": redirect_uri,
+            },
+            headers=_basic(settings["client_id"], settings["client_secret"]),
+        ) as response:
+            assert response.status == 200
+            user_token = (await response.json())["access_token"]
+        async with client.get(
+            f"{settings['base_url']}/v2/users/",
+            headers={"Authorization": f"Bearer {user_token}"},
+        ) as response:
+            assert response.status == 200, await response.text()
+            users = await response.json()
+        assert [(u["id"], u["email"]) for u in users] == [
+            (settings["user_id"], settings["email"])
+        ]
         async with client.post(
             settings["token_url"],
             data={"grant_type": "client_credentials"},

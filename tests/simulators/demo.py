@@ -4,8 +4,13 @@ Each provider's simulator module (`tests/simulators/NAME.py`, NAME a key of the
 integration's `PROVIDERS` registry) defines `DEMO = SimulatorDemo(...)`.
 `python -m tests.simulators NAME` runs `DEMO.run`; the harness in `scripts/harness/`
 reads the `key=value` lines it prints and clicks through the config flow with
-`DEMO.menu_path` and `DEMO.forms`. Adding a provider therefore needs its simulator
-module with a `DEMO` and its registry line, and no edit here or in the harness.
+`DEMO.menu_path` and `DEMO.forms`. A provider that signs in through OAuth names
+the printed client id and secret in `DEMO.application_credential` (the harness
+adds them under Settings > Application credentials first) and sets `DEMO.external`:
+after the forms the flow sends the user's browser to the service's sign-in page,
+which the harness follows as a browser would. Adding a provider therefore needs
+its simulator module with a `DEMO` and its registry line, and no edit here or in
+the harness.
 """
 
 import argparse
@@ -35,6 +40,21 @@ class SimulatorDemo:
     menu_path: tuple[str, ...]
     # The forms reached through the menus, in order: (step_id, what the user types).
     forms: tuple[tuple[str, FormInput], ...]
+    # Keys of the printed OAuth client id and secret, which the user adds under
+    # Settings > Application credentials before the flow; None: no OAuth client.
+    application_credential: tuple[str, str] | None = None
+    # Whether the last form is followed by an external step: the flow sends the
+    # user's browser to the service (OAuth sign-in), which sends it back to Home
+    # Assistant's callback; then the flow creates the entry.
+    external: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse a demo the harness could not play."""
+        if self.identifier not in self.needs:
+            raise ValueError(f"identifier {self.identifier!r} is not in needs")
+        missing = set(self.application_credential or ()) - set(self.needs)
+        if missing:
+            raise ValueError(f"application_credential keys {missing} not in needs")
 
 
 def provider_names() -> list[str]:

@@ -1818,18 +1818,12 @@ DEMO = SimulatorDemo(
     label="ev.energy",
     needs=("base_url", "client_id", "client_secret", "user_id", "email"),
     identifier="email",  # the entry's title names the user by e-mail
-    # The OAuth path goes through an external step the harness cannot click yet;
-    # the organisation (client-credentials) form is the one described here.
-    menu_path=("evenergy", "evenergy_organisation"),
+    # The user's own OAuth client (Settings > Application credentials), then the
+    # sign-in at the simulator: it consents at once and sends the browser back.
+    menu_path=("evenergy", "evenergy_oauth"),
     forms=(
-        (
-            "evenergy_organisation",
-            lambda sim: {
-                "client_id": sim["client_id"],
-                "client_secret": sim["client_secret"],
-                "user_id": sim["user_id"],
-                "advanced": {"base_url": sim["base_url"]},
-            },
-        ),
+        ("evenergy_oauth", lambda sim: {"advanced": {"base_url": sim["base_url"]}}),
     ),
+    application_credential=("client_id", "client_secret"),
+    external=True,
 )

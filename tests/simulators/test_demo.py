@@ -1,5 +1,7 @@
 """Every provider of the integration's registry has a runnable simulator demo."""
 
+from typing import Any
+
 import pytest
 
 from custom_components.ev_cloud.providers import PROVIDERS
@@ -25,6 +27,34 @@ def test_each_provider_has_a_demo(name: str) -> None:
     for step_id, user_input in demo.forms:
         assert step_id
         assert isinstance(user_input(values), dict)
+    if demo.application_credential is not None:
+        assert set(demo.application_credential) <= set(demo.needs)
+        assert demo.external, "an OAuth client is for a sign-in in the browser"
+
+
+def _demo(**changes: object) -> SimulatorDemo:
+    """A minimal demo with ``changes`` (for the checks a demo gets when made)."""
+    fields: dict[str, Any] = {
+        "run": load_demo(next(iter(PROVIDERS))).run,
+        "label": "Test",
+        "needs": ("base_url", "client_id", "client_secret", "email"),
+        "identifier": "email",
+        "menu_path": ("test",),
+        "forms": (("test", lambda sim: {}),),
+    }
+    return SimulatorDemo(**(fields | changes))
+
+
+def test_an_oauth_demo_names_printed_keys() -> None:
+    """The OAuth client and the identifier are keys the simulator prints."""
+    demo = _demo(application_credential=("client_id", "client_secret"), external=True)
+    assert demo.application_credential == ("client_id", "client_secret")
+    assert _demo().application_credential is None
+    assert not _demo().external
+    with pytest.raises(ValueError, match="application_credential"):
+        _demo(application_credential=("client_id", "secret"), external=True)
+    with pytest.raises(ValueError, match="identifier"):
+        _demo(identifier="serial")
 
 
 def test_a_module_without_demo_is_refused() -> None:
