@@ -1733,7 +1733,7 @@ DEMO_CLIENT_ID = "sim-evenergy-client"
 DEMO_CLIENT_SECRET = "sim-evenergy-secret"
 DEMO_EMAIL = "demo@example.com"
 # Fast, so that the state of charge visibly moves: 1 % every 5 s on 10 kWh.
-DEMO_CHARGE_WATTS = 7200
+DEMO_CHARGE_WATTS = 72000
 DEMO_BATTERY_WH = 10000
 DEMO_UNPLUG_AFTER = 30  # seconds after the battery is full
 DEMO_PLUG_IN_AFTER = 20  # seconds after unplugging

@@ -1056,9 +1056,9 @@ def _detail(status: int, detail: Any) -> web.Response:
 
 # --- demo (python -m tests.simulators evlinkha) ------------------------------------
 
-DEMO_EMAIL = "demo@example.com"
+DEMO_EMAIL = "evlink-demo@example.com"  # not the ev.energy demo's: titles find entries
 DEMO_API_KEY = "evlink_sim_demo_key"
-# Fast, so that the battery level visibly moves: 1 % every 5 s on 10 kWh.
+# The battery level moves 1 % every 50 s on 10 kWh (polls are rare: the allowance).
 DEMO_CHARGE_KW = 7.2
 DEMO_BATTERY_KWH = 10.0
 DEMO_UNPLUG_AFTER = 30  # seconds after the battery is full
