@@ -273,3 +273,105 @@ async def test_free_tier_has_no_charge_control(
             blocking=True,
         )
     assert caught.value.translation_key == "evlinkha_charge_control_unavailable"
+
+
+async def test_low_allowance_raises_a_repair_first(
+    hass: HomeAssistant,
+    evlinkha_entry: MockConfigEntry,
+    evlinkha_sim: EvLinkSimulator,
+    freezer: FrozenDateTimeFactory,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """Less than a tenth of the polls' share left: a repair before any refusal.
+
+    Polls alone spread the allowance evenly and never get there; commands can
+    (they may use all of it). The commands are stood in for by taking calls from
+    the account's budget directly.
+    """
+    evlinkha_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        evlinkha_entry, options={"allowance_pro": 10}
+    )
+    assert await hass.config_entries.async_setup(evlinkha_entry.entry_id)
+    await hass.async_block_till_done()
+    budget = evlinkha_entry.runtime_data.account.budget
+    assert budget is not None
+    for _ in range(budget.calls_left - 2):
+        budget.acquire(command=True)
+    await _tick(hass, freezer, evlinkha_sim, 2 * 86400)
+    keys = {
+        issue.translation_key
+        for (domain, _), issue in issue_registry.issues.items()
+        if domain == DOMAIN
+    }
+    assert keys == {"evlinkha_quota_low"}
+
+
+async def test_self_hosted_server(
+    hass: HomeAssistant, evlinkha_sim: EvLinkSimulator
+) -> None:
+    """A server URL ending in /api/ha: the self-hosted backend's paths and Bearer."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "evlinkha"}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {"api_key": API_KEY, "advanced": {"server_url": evlinkha_sim.backend_url}},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert hass.states.get(G6).state == "50.0"
+    assert any(path.startswith("/api/ha/") for _, path in evlinkha_sim.requests)
+    assert not any(path.startswith("/api/v1/") for _, path in evlinkha_sim.requests)
+
+
+async def test_reauth_reconfigure_and_options(
+    hass: HomeAssistant,
+    evlinkha_entry: MockConfigEntry,
+    evlinkha_sim: EvLinkSimulator,
+) -> None:
+    """A new key is checked; reconfigure keeps the account; allowances are options."""
+    await setup_entry(hass, evlinkha_entry)
+    result = await evlinkha_entry.start_reauth_flow(hass)
+    assert result["step_id"] == "evlinkha_reauth"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"api_key": "wrong"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"api_key": API_KEY}
+    )
+    assert result["reason"] == "reauth_successful"
+    assert evlinkha_entry.data["webhook_id"] == WEBHOOK_ID  # pushes keep working
+
+    result = await evlinkha_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "evlinkha"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {"api_key": API_KEY, "advanced": {"server_url": evlinkha_sim.hosted_url}},
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert evlinkha_entry.data["webhook_id"] == WEBHOOK_ID
+    await hass.async_block_till_done()
+
+    result = await hass.config_entries.options.async_init(evlinkha_entry.entry_id)
+    fields = {str(key) for key in result["data_schema"].schema}
+    assert {"allowance_free", "allowance_basic", "allowance_pro"} <= fields
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "active_interval": 300,
+            "idle_interval": 1800,
+            "allowance_free": 300,
+            "allowance_basic": 2000,
+            "allowance_pro": 5000,
+        },
+    )
+    assert evlinkha_entry.options["allowance_pro"] == 5000
+    await hass.async_block_till_done()
+    budget = evlinkha_entry.runtime_data.account.budget
+    assert budget is not None
+    assert budget.allowance == 5000 * 2

@@ -56,7 +56,7 @@ from .state import VehicleState
 
 POLICY = PollPolicy(active=300, idle=1800, min_active=60, min_idle=300)
 COMMAND_RESERVE: Final = 0.1  # of the allowance, for tiers that may send commands
-LOW_QUOTA: Final = 0.1  # a repair issue once less than this share is left
+LOW_QUOTA: Final = 0.1  # a repair once less than this share of the polls' is left
 # Data is stale when it is older than the poll interval plus this grace.
 STALE_GRACE: Final = 60
 
@@ -138,7 +138,8 @@ class EvLinkAccount(EvCloudAccount):
 
     async def async_list_devices(self) -> list[EvCloudDevice[Any]]:
         """Every vehicle of the account; the allowance follows their number."""
-        await self._async_read(force=True)
+        # The list read of this poll cycle serves the listing too.
+        await self._async_read(force=self._read_at is None)
         for vehicle_id in self._listed:
             if vehicle_id not in self.vehicles:
                 self.vehicles[vehicle_id] = EvLinkDevice(self, vehicle_id)
@@ -185,9 +186,12 @@ class EvLinkAccount(EvCloudAccount):
         return self.budget.calls_left if self.budget else 0
 
     def quota_low(self) -> bool:
-        """Less than a tenth of the allowance is left."""
+        """Less than a tenth of the polls' share of the allowance is left."""
         budget = self.budget
-        return budget is not None and budget.calls_left < budget.allowance * LOW_QUOTA
+        if budget is None:
+            return False
+        polls = budget.allowance - budget.reserved
+        return budget.calls_left - budget.reserved < polls * LOW_QUOTA
 
     async def _async_webhook(
         self, hass: HomeAssistant, webhook_id: str, request: web.Request
@@ -276,7 +280,7 @@ class EvLinkDevice(EvCloudDevice[VehicleState]):
         """The allowance ran out, or soon will."""
         if isinstance(error, QuotaExhaustedError):
             return RepairIssue("evlinkha_quota_exhausted")
-        if error is None and self.account.quota_low():
+        if self.account.quota_low():
             return RepairIssue(
                 "evlinkha_quota_low", {"calls_left": str(self.account.calls_left())}
             )

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components import webhook
-from homeassistant.config_entries import ConfigFlowResult
+from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigFlowResult
 from homeassistant.const import CONF_API_KEY
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -48,6 +48,10 @@ class EvLinkFlow(EvCloudFlow):
         if user_input is not None:
             data, me, errors = await self._async_validate_evlinkha(user_input)
             if me is not None:
+                if self.source == SOURCE_RECONFIGURE:
+                    # The webhook EVLinkHA was pointed at stays the same.
+                    current = self._get_reconfigure_entry().data
+                    data[CONF_WEBHOOK_ID] = current[CONF_WEBHOOK_ID]
                 if done := await self.async_set_unique_id_or_finish(me.user_id, data):
                     return done
                 data[CONF_WEBHOOK_ID] = webhook.async_generate_id()
