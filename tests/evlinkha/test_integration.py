@@ -143,10 +143,25 @@ async def test_push_is_shown_without_a_poll(
     warnings = [r for r in caplog.records if "ignored a push" in r.getMessage()]
     assert [r.levelno for r in warnings] == [logging.WARNING, logging.DEBUG]
     stranger = evlinkha_sim.push_payload(vehicle.id)
-    stranger["vehicle"] = {**stranger["vehicle"], "vehicleId": "someone-else"}
+    stranger["vehicle"] = {
+        **stranger["vehicle"],
+        "vehicleId": "someone-else",
+        "information": {**stranger["vehicle"]["information"], "vin": "OTHERVIN"},
+    }
     assert await evlinkha_sim.push_raw(stranger) == 200
     await hass.async_block_till_done()
     assert hass.states.get(G6).state == "61.0"
+
+    # Enode's own id for a vehicle: found by its VIN.
+    enode = evlinkha_sim.push_payload(vehicle.id)
+    enode["vehicle"] = {**enode["vehicle"], "vehicleId": vehicle.enode_id}
+    enode["vehicle"]["chargeState"] = {
+        **enode["vehicle"]["chargeState"],
+        "batteryLevel": 66,
+    }
+    assert await evlinkha_sim.push_raw(enode) == 200
+    await hass.async_block_till_done()
+    assert hass.states.get(G6).state == "66.0"
 
 
 @pytest.mark.parametrize("vehicles", [1, 2])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -207,9 +208,15 @@ class EvLinkAccount(EvCloudAccount):
             log("%s: ignored a push EV Cloud cannot read", self.entry.title)
             self._warned_push = True
             return web.Response(status=200)
-        for vehicle in vehicles:
-            if (device := self.vehicles.get(vehicle.vehicle_id)) is not None:
-                device.receive(vehicle)
+        # Pushes forward Enode's events, which may name a vehicle by Enode's id
+        # rather than EVLinkHA's: the VIN then tells which vehicle it is.
+        by_vin = {v.vin: v.vehicle_id for v in self._listed.values() if v.vin}
+        for pushed in vehicles:
+            vehicle_id = pushed.vehicle_id
+            if vehicle_id not in self.vehicles and pushed.vin in by_vin:
+                vehicle_id = by_vin[pushed.vin]
+            if (device := self.vehicles.get(vehicle_id)) is not None:
+                device.receive(replace(pushed, vehicle_id=vehicle_id))
         return web.Response(status=200)
 
     def diagnostics(self) -> dict[str, Any]:
