@@ -51,13 +51,13 @@ import math
 import re
 import secrets
 import time
-from typing import Any, Self
+from typing import Any
 import uuid
 
 from aiohttp import web
 from yarl import URL
 
-from .common import bind, close_connection
+from .common import SimServer, close_connection
 from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
@@ -115,8 +115,6 @@ MALFORMED_BODY = "<html>oops"
 NOT_FOUND = "Resource does not exist or cannot be accessed."
 NO_PERMISSION = "You do not have permission to perform this action."
 NOT_DELIVERED = "The command could not be delivered to the vehicle or charger."
-# Pending slow answers are woken on stop; keep shutdown short for test teardown.
-SHUTDOWN_TIMEOUT = 2.0
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -436,7 +434,7 @@ ROUTES = (
 )
 
 
-class EvEnergySimulator:
+class EvEnergySimulator(SimServer):
     """ev.energy's OAuth server and API v2 on one port.
 
     Control attributes: `token_lifetime` (s), `hourly_limit`, `retry_after_header`
@@ -447,10 +445,13 @@ class EvEnergySimulator:
     (grant_type of every /o/token/ request).
     """
 
+    label = "ev.energy simulator"
+
     def __init__(
         self, *, host: str = "127.0.0.1", start_time: float | None = None
     ) -> None:
         """Prepare the simulator; nothing listens until `start()`."""
+        super().__init__(host)
         self.token_lifetime: float = DEFAULT_TOKEN_LIFETIME
         self.hourly_limit = DEFAULT_HOURLY_LIMIT
         self.retry_after_header = "retry-after"
@@ -475,19 +476,6 @@ class EvEnergySimulator:
             math.floor(time.time()) if start_time is None else start_time
         )
         self._elapsed = 0.0
-        self._host = host
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._stopping = asyncio.Event()
-
-    async def __aenter__(self) -> Self:
-        """Start on a free port."""
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """Stop serving."""
-        await self.stop()
 
     # --- set-up --------------------------------------------------------------------
 
@@ -816,46 +804,6 @@ class EvEnergySimulator:
 
     # --- server --------------------------------------------------------------------
 
-    async def start(self, port: int = 0) -> None:
-        """Serve on `port` (0: a free port)."""
-        if self._runner is not None:
-            raise RuntimeError("simulator already running")
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # No access log: query strings carry authorization codes.
-        self._runner = web.AppRunner(
-            app,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=SHUTDOWN_TIMEOUT,
-        )
-        try:
-            await self._runner.setup()
-            sock = bind(self._host, port)
-            self._port = sock.getsockname()[1]
-            await web.SockSite(self._runner, sock).start()
-        except BaseException:
-            await self.stop()
-            raise
-        _LOGGER.debug("ev.energy simulator listening on %s", self.url)
-
-    async def stop(self) -> None:
-        """Stop serving; pending slow answers end without a response."""
-        self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    @property
-    def url(self) -> str:
-        """The server root, e.g. `http://127.0.0.1:40123` (API under /v2)."""
-        if self._port is None:
-            raise RuntimeError("simulator not running")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
-
     @property
     def api_url(self) -> str:
         """The API root, e.g. `http://127.0.0.1:40123/v2`."""
@@ -870,15 +818,6 @@ class EvEnergySimulator:
     def token_url(self) -> str:
         """The token endpoint."""
         return f"{self.url}/o/token/"
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Wait `seconds` (real time); False when the simulator stops meanwhile."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            return True
-        return False
 
     async def _fault_answer(
         self, request: web.Request, fault: EvEnergyFault

@@ -57,13 +57,13 @@ import math
 import re
 import secrets
 import time
-from typing import Any, Self
+from typing import Any
 import uuid
 
 import aiohttp
 from aiohttp import web
 
-from .common import bind, close_connection
+from .common import SimServer, close_connection
 from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
@@ -118,7 +118,6 @@ PROXY_ERROR_BODY = (
 MALFORMED_BODY = '{"detail": "oops'
 ENODE_PROBLEMS = "https://developers.enode.com/api/problems/"
 FREE_TIER_DENIED = "This feature is not available for Free users."
-SHUTDOWN_TIMEOUT = 2.0
 _IDS = uuid.UUID("5f0c3d52-7a51-4c1e-9d6e-4e564c4b4841")  # namespace of made-up ids
 
 
@@ -335,7 +334,7 @@ _PATHS = (
 _METHODS = {"me": "GET", "vehicles": "GET", "status": "GET", "charging": "POST"}
 
 
-class EvLinkSimulator:
+class EvLinkSimulator(SimServer):
     """EVLinkHA's API, both styles, on one port.
 
     Control attributes: `fault`, `slow_seconds`, `counted_paths` (endpoint names
@@ -347,10 +346,13 @@ class EvLinkSimulator:
     `pushes` ((vehicle id or None, HTTP status or None) of every push).
     """
 
+    label = "EVLinkHA simulator"
+
     def __init__(
         self, *, host: str = "127.0.0.1", start_time: float | None = None
     ) -> None:
         """Prepare the simulator; nothing listens until `start()`."""
+        super().__init__(host)
         self.fault = EvLinkFault.NONE
         self.slow_seconds = 30.0
         self.counted_paths: set[str] = set(DEFAULT_COUNTED_PATHS)
@@ -373,21 +375,8 @@ class EvLinkSimulator:
             math.floor(time.time()) if start_time is None else start_time
         )
         self._elapsed = 0.0
-        self._host = host
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._stopping = asyncio.Event()
         self._push_tasks: set[asyncio.Task[int | None]] = set()
         self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> Self:
-        """Start on a free port."""
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """Stop serving."""
-        await self.stop()
 
     # --- set-up --------------------------------------------------------------------
 
@@ -677,32 +666,8 @@ class EvLinkSimulator:
 
     # --- server --------------------------------------------------------------------
 
-    async def start(self, port: int = 0) -> None:
-        """Serve on `port` (0: a free port)."""
-        if self._runner is not None:
-            raise RuntimeError("simulator already running")
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(
-            app,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=SHUTDOWN_TIMEOUT,
-        )
-        try:
-            await self._runner.setup()
-            sock = bind(self._host, port)
-            self._port = sock.getsockname()[1]
-            await web.SockSite(self._runner, sock).start()
-        except BaseException:
-            await self.stop()
-            raise
-        _LOGGER.debug("EVLinkHA simulator listening on %s", self.url)
-
     async def stop(self) -> None:
         """Stop serving; pending slow answers and pushes end."""
-        self._stopping.set()
         for task in list(self._push_tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -710,18 +675,7 @@ class EvLinkSimulator:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    @property
-    def url(self) -> str:
-        """The server root, e.g. `http://127.0.0.1:40123` (the flow's server URL)."""
-        if self._port is None:
-            raise RuntimeError("simulator not running")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        await super().stop()
 
     @property
     def hosted_url(self) -> str:
@@ -732,15 +686,6 @@ class EvLinkSimulator:
     def backend_url(self) -> str:
         """The self-hosted backend's API root, e.g. `http://127.0.0.1:40123/api/ha`."""
         return f"{self.url}{BACKEND_PREFIX}"
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Wait `seconds` (real time); False when the simulator stops meanwhile."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            return True
-        return False
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path

@@ -49,12 +49,12 @@ import math
 import os
 import re
 import time
-from typing import Any, Self
+from typing import Any
 import uuid
 
 from aiohttp import web
 
-from .common import bind, close_connection
+from .common import SimServer, close_connection
 from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
@@ -98,8 +98,6 @@ SERVER_ERROR_BODY = (
 )
 MALFORMED_BODY = "<html>oops"
 PARANOID_MESSAGE = "(encrypted)"
-# Pending slow or held answers are woken on stop; keep shutdown short for teardown.
-SHUTDOWN_TIMEOUT = 2.0
 # The calls that read a car's stored records: a failing car answers 500 on these.
 RECORD_CALLS = frozenset(
     f"GET:{name}"
@@ -687,8 +685,10 @@ class _Quota:
     expire: float
 
 
-class OvmsSimulator:
+class OvmsSimulator(SimServer):
     """The OVMS server v3 HTTP API on one port."""
+
+    label = "OVMS simulator"
 
     def __init__(
         self,
@@ -711,6 +711,7 @@ class OvmsSimulator:
         documented ones (see EXTRA_*_KEYS). `control=True` serves the control
         endpoint under /_sim/ (see the module docstring), for another process.
         """
+        super().__init__(host)
         self.control = control
         self.session_timeout = session_timeout
         self.burst = burst
@@ -726,22 +727,9 @@ class OvmsSimulator:
         self.connected_peers: dict[str, set[str]] = {}
         self.users: dict[str, OvmsUser] = {}
         self.rate_limits: dict[str, _Quota] = {}
-        self._host = host
         self._vehicles: dict[str, SimVehicle] = {}
         self._start_time = float(math.floor(time.time()))
         self._elapsed = 0.0
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._stopping = asyncio.Event()
-
-    async def __aenter__(self) -> Self:
-        """Start on a free port."""
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """Stop serving."""
-        await self.stop()
 
     # --- public interface ----------------------------------------------------------
 
@@ -824,47 +812,6 @@ class OvmsSimulator:
         for session_id in list(self.sessions):
             self._delete_session(session_id)
 
-    async def start(self, port: int = 0) -> None:
-        """Serve the API on `port` (0: a free port)."""
-        if self._runner is not None:
-            raise RuntimeError("simulator already running")
-        self._stopping = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # No access log: request lines carry usernames and passwords. Handlers are
-        # cancelled when the client gives up.
-        self._runner = web.AppRunner(
-            app,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=SHUTDOWN_TIMEOUT,
-        )
-        try:
-            await self._runner.setup()
-            sock = bind(self._host, port)
-            self._port = sock.getsockname()[1]
-            await web.SockSite(self._runner, sock).start()
-        except BaseException:
-            await self.stop()
-            raise
-        _LOGGER.debug("OVMS simulator listening on %s", self.url)
-
-    async def stop(self) -> None:
-        """Stop serving; pending slow or held answers end without a response."""
-        self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    @property
-    def url(self) -> str:
-        """The server root, e.g. `http://127.0.0.1:40123` (the API is under /api)."""
-        if self._port is None:
-            raise RuntimeError("simulator not running")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
-
     # --- sessions, auth, rate limit ------------------------------------------------
 
     def _delete_session(self, session_id: str) -> None:
@@ -918,17 +865,6 @@ class OvmsSimulator:
             entry.quota = max(entry.quota - 1, 0)
         entry.expire = self.now + RATE_LIMIT_EXPIRE
         return entry.quota > 0
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Wait `seconds` (real time); False when the simulator stops meanwhile."""
-        if seconds <= 0:
-            return True
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            return True
-        return False
 
     # --- dispatcher ----------------------------------------------------------------
 
