@@ -53,6 +53,7 @@ async def test_an_hour_stays_within_the_allowance(
         async_fire_time_changed(hass)
         await hass.async_block_till_done(wait_background_tasks=True)
     used = len(evenergy_sim.requests) - before
+    print(f"{vehicles} vehicle(s) and a charger: {used} requests in an hour")
     assert used <= HOURLY_LIMIT * POLL_SHARE, used
     assert all(c.last_update_success for c in coordinators.values())
     for coordinator in coordinators.values():
