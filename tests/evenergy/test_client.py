@@ -1499,3 +1499,14 @@ async def test_sim_token_endpoint_fault(
     with pytest.raises(CommunicationError, match="HTTP 502") as caught:
         await credentials()
     secret_free(caught.value, SIM_ORG_SECRET)
+
+
+async def test_client_secret_with_reserved_characters(socket_enabled: None) -> None:
+    """A secret with `/+=&:` signs in: encoded by the client, decoded by the server."""
+    secret = "s/e+c=r&t:1"
+    async with EvEnergySimulator() as sim, aiohttp.ClientSession() as session:
+        user = sim.add_user("org-user@example.com")
+        sim.add_client("org:client", secret, organisation_users=[user.id])
+        credentials = ClientCredentials(session, sim.url, "org:client", secret)
+        client = EvEnergyClient(session, credentials, base_url=sim.url, user_id=user.id)
+        assert await client.async_get_user_id() == user.id

@@ -52,6 +52,7 @@ import re
 import secrets
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 import uuid
 
 from aiohttp import web
@@ -927,6 +928,8 @@ class EvEnergySimulator(SimServer):
             except ValueError:
                 return None
             client_id, _, secret = decoded.partition(":")
+            # RFC 6749 2.3.1: each part is form-urlencoded before Base64.
+            client_id, secret = unquote_plus(client_id), unquote_plus(secret)
         client = self.clients.get(client_id or "")
         if client is None or not secrets.compare_digest(
             (secret or "").encode(), client.client_secret.encode()
