@@ -1,4 +1,4 @@
-"""The EV-Monitor client: encoding, and over real HTTP to a scripted server."""
+"""The EV-Monitor client: encoding, a scripted server, and the simulator."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from custom_components.ev_cloud.api.evmonitor import (
     parse_vehicles,
     server_root,
 )
+from tests.simulators.evmonitor import EvMonitorFault, EvMonitorSimulator
 
 EMAIL = "driver@example.org"
 PASSWORD = "s3cret-Pa55word!"
@@ -609,3 +610,188 @@ async def test_concurrent_calls_share_one_login(
     api = client(session, scripted.url)
     await asyncio.gather(api.async_get_vehicles(), api.async_get_vehicles())
     assert api.login_count == 1
+
+
+# --- over HTTP: the EV-Monitor simulator --------------------------------------------
+
+SIM_START = 1_780_000_000.0
+
+
+class SimEnv:
+    """The simulator with one user (two vehicles), and a client of it."""
+
+    def __init__(self, sim: EvMonitorSimulator, session: aiohttp.ClientSession) -> None:
+        """Create the account and the client."""
+        self.sim = sim
+        self.user = sim.add_user(EMAIL, PASSWORD)
+        self.rocket = sim.add_vehicle(self.user, "The Rocket")
+        self.van = sim.add_vehicle(self.user, "Van", make="Renault", model="Kangoo")
+        self.clock = Clock()
+        self.api = EvMonitorClient(
+            session, sim.url, EMAIL, PASSWORD, clock=self.clock, timeout=2
+        )
+
+
+@pytest.fixture
+async def sim_env(
+    socket_enabled: None, session: aiohttp.ClientSession
+) -> AsyncIterator[SimEnv]:
+    """The simulator, running, with its account and a client."""
+    sim = EvMonitorSimulator(start_time=SIM_START)
+    await sim.start()
+    env = SimEnv(sim, session)
+    try:
+        yield env
+    finally:
+        await sim.stop()
+
+
+async def test_sim_login_vehicles_names(sim_env: SimEnv) -> None:
+    """Login, the vehicle list and make/model names, one token for all."""
+    api = sim_env.api
+    await api.async_login()
+    vehicles = await api.async_get_vehicles()
+    assert {v.nickname for v in vehicles} == {"The Rocket", "Van"}
+    van = next(v for v in vehicles if v.vehicle_id == sim_env.van.id)
+    assert van.make_id is not None
+    assert van.model_id is not None
+    assert await api.async_get_name("make", van.make_id) == "Renault"
+    assert await api.async_get_name("model", van.model_id) == "Kangoo"
+    assert await api.async_get_name("model", "unknown-id") is None
+    assert sim_env.sim.tokens_issued == 1
+
+
+async def test_sim_wrong_password(
+    sim_env: SimEnv, session: aiohttp.ClientSession
+) -> None:
+    """The simulator's login error is AuthenticationError without the password."""
+    wrong = "not-" + PASSWORD
+    api = EvMonitorClient(session, sim_env.sim.url, EMAIL, wrong)
+    with pytest.raises(AuthenticationError) as caught:
+        await api.async_get_vehicles()
+    secret_free(caught.value, wrong)
+
+
+async def test_sim_token_expiry_renewed(sim_env: SimEnv) -> None:
+    """A token the service expired is renewed once and the call repeated."""
+    api = sim_env.api
+    await api.async_get_vehicles()
+    sim_env.sim.advance(600)  # the service's clock runs ahead of ours
+    assert api.logged_in
+    assert len(await api.async_get_vehicles()) == 2
+    assert sim_env.sim.tokens_issued == 2
+    sim_env.sim.expire_tokens()
+    await api.async_push([Dataset(sim_env.rocket.id, MOMENT)], batch_id="b1")
+    assert sim_env.sim.tokens_issued == 3
+    assert len(sim_env.sim.datasets) == 1
+
+
+async def test_sim_token_renewed_before_expiry(sim_env: SimEnv) -> None:
+    """After 9 minutes the client logs in before the service would refuse."""
+    api = sim_env.api
+    await api.async_get_vehicles()
+    sim_env.sim.advance(TOKEN_RENEW_AFTER)
+    sim_env.clock.now += TOKEN_RENEW_AFTER
+    await api.async_get_vehicles()
+    assert sim_env.sim.tokens_issued == 2
+    # No call was refused: login, list, login, list.
+    assert [path for _, path in sim_env.sim.requests] == [
+        PATHS["login"],
+        PATHS["vehicles"],
+        PATHS["login"],
+        PATHS["vehicles"],
+    ]
+
+
+async def test_sim_push_recorded(sim_env: SimEnv) -> None:
+    """The simulator accepts and records every field the client encodes."""
+    datasets = [
+        Dataset(
+            sim_env.rocket.id,
+            MOMENT,
+            soc=81.6,
+            range_km=301.4,
+            speed_kmh=48.5,
+            odometer_km=12345.4,
+            power_kw=-7.4,
+            battery_temp_c=23.7,
+            state=10,
+            latitude=52.5200066,
+            longitude=13.404954,
+            accuracy_m=4.6,
+        ),
+        Dataset(sim_env.van.id, MOMENT, soc=40),
+    ]
+    await sim_env.api.async_push(datasets, batch_id="batch-1")
+    rocket, van = sim_env.sim.datasets
+    assert rocket.vehicle_id == sim_env.rocket.id
+    assert rocket.batch_id == "batch-1"
+    assert rocket.user_agent == "EV Cloud (Home Assistant)"
+    assert rocket.encoding == "form"
+    general = rocket.general
+    assert general["timestamp"] == int(MOMENT.timestamp())
+    assert (general["speed"], general["range"], general["odometer"]) == (48, 301, 12345)
+    assert general["state"] == 10
+    assert general["batt"] == {0: {"soc": 82, "w_charge": 7400, "temp": 24}}
+    assert general["gps"]["lat"] == pytest.approx(52.5200066)
+    assert general["gps"]["lng"] == pytest.approx(13.404954)
+    assert general["gps"]["acc"] == 5
+    assert van.vehicle_id == sim_env.van.id
+    assert van.general["batt"] == {0: {"soc": 40}}
+
+
+async def test_sim_push_idempotent(sim_env: SimEnv) -> None:
+    """The same batch id twice stores its datasets once."""
+    datasets = [Dataset(sim_env.rocket.id, MOMENT, soc=50)]
+    await sim_env.api.async_push(datasets, batch_id="same")
+    await sim_env.api.async_push(datasets, batch_id="same")
+    await sim_env.api.async_push(datasets, batch_id="other")
+    assert len(sim_env.sim.datasets_of(sim_env.rocket.id)) == 2
+    assert [outcome for _, _, outcome in sim_env.sim.pushes] == [
+        "stored",
+        "duplicate",
+        "stored",
+    ]
+
+
+async def test_sim_push_refused(sim_env: SimEnv) -> None:
+    """A dataset the service refuses (unknown vehicle, in-band error) is rejected."""
+    with pytest.raises(CommandRejectedError, match="Vehicle not found") as caught:
+        await sim_env.api.async_push([Dataset("foreign", MOMENT)], batch_id="b")
+    secret_free(caught.value, PASSWORD)
+    sim_env.sim.in_band_error = "Dataset rejected"
+    with pytest.raises(CommandRejectedError, match="Dataset rejected"):
+        await sim_env.api.async_push([Dataset(sim_env.rocket.id, MOMENT)], batch_id="c")
+    assert sim_env.sim.datasets == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        (EvMonitorFault.SERVER_ERROR, CommunicationError),
+        (EvMonitorFault.UNAVAILABLE, CommunicationError),
+        (EvMonitorFault.MALFORMED, InvalidResponseError),
+    ],
+)
+async def test_sim_faults(
+    sim_env: SimEnv, fault: EvMonitorFault, kind: type[Exception]
+) -> None:
+    """Server errors and unreadable answers are worth retrying."""
+    sim_env.sim.fault = fault
+    with pytest.raises(kind) as caught:
+        await sim_env.api.async_get_vehicles()
+    assert not isinstance(caught.value, AuthenticationError)
+    secret_free(caught.value, PASSWORD)
+
+
+async def test_sim_slow_and_down(sim_env: SimEnv) -> None:
+    """A timeout and a closed connection are CommunicationError."""
+    sim_env.sim.fault = EvMonitorFault.SLOW
+    sim_env.sim.slow_seconds = 5
+    with pytest.raises(CommunicationError, match="in time"):
+        await sim_env.api.async_login()
+    sim_env.sim.fault = EvMonitorFault.NONE
+    sim_env.sim.down = True
+    with pytest.raises(CommunicationError, match="Cannot reach") as caught:
+        await sim_env.api.async_login()
+    secret_free(caught.value, PASSWORD)
