@@ -795,3 +795,26 @@ async def test_sim_slow_and_down(sim_env: SimEnv) -> None:
     with pytest.raises(CommunicationError, match="Cannot reach") as caught:
         await sim_env.api.async_login()
     secret_free(caught.value, PASSWORD)
+
+
+async def test_error_texts_trimmed(
+    session: aiohttp.ClientSession, scripted: Scripted
+) -> None:
+    """Long server texts are cut; an error without text says nothing more."""
+    scripted.answers = [
+        ok(token=TOKEN),
+        error("x " * 400),
+        web.Response(text='{"SUCCESS": "ERROR"}'),
+        web.Response(status=429, headers={"Retry-After": "soon"}),
+    ]
+    api = client(session, scripted.url)
+    with pytest.raises(CommandRejectedError) as caught:
+        await api.async_push([Dataset("v", MOMENT)], batch_id="b")
+    assert len(str(caught.value)) < 340
+    assert str(caught.value).endswith("…")
+    with pytest.raises(CommandRejectedError) as caught:
+        await api.async_push([Dataset("v", MOMENT)], batch_id="b")
+    assert str(caught.value) == "EV-Monitor refused the data"
+    with pytest.raises(RateLimitedError) as limited:
+        await api.async_push([Dataset("v", MOMENT)], batch_id="b")
+    assert limited.value.retry_after is None
