@@ -1,0 +1,1 @@
+"""EV-Monitor tests."""
