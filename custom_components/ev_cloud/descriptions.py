@@ -26,7 +26,14 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.components.switch import SwitchEntityDescription
-from homeassistant.const import PERCENTAGE, EntityCategory, Platform, UnitOfPower
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    Platform,
+    UnitOfEnergy,
+    UnitOfPower,
+    UnitOfTime,
+)
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.typing import StateType
 
@@ -212,4 +219,47 @@ def charge_power[StateT](
         suggested_display_precision=2,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=value,
+    )
+
+
+def session_energy[StateT](
+    value: Callable[[DeviceData[StateT]], float | None],
+    unit: UnitOfEnergy = UnitOfEnergy.WATT_HOUR,
+    precision: int = 2,
+) -> EvCloudSensorEntityDescription[StateT]:
+    """Energy added in the current charge, shown in kWh.
+
+    It restarts with each charge; TOTAL_INCREASING treats that as a new cycle.
+    """
+    return EvCloudSensorEntityDescription(
+        key="session_energy",
+        translation_key="session_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=unit,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=precision,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=value,
+    )
+
+
+def time_to_full[StateT](
+    value: Callable[[DeviceData[StateT]], float | None],
+) -> EvCloudSensorEntityDescription[StateT]:
+    """Minutes until the battery is full."""
+    return EvCloudSensorEntityDescription(
+        key="time_to_full",
+        translation_key="time_to_full",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MINUTES,
+        value_fn=value,
+    )
+
+
+def charge_complete[StateT](
+    value: Callable[[DeviceData[StateT]], bool | None],
+) -> EvCloudBinarySensorEntityDescription[StateT]:
+    """True once the charge reached its target."""
+    return EvCloudBinarySensorEntityDescription(
+        key="charge_complete", translation_key="charge_complete", value_fn=value
     )

@@ -13,7 +13,6 @@ from homeassistant.const import (
     EntityCategory,
     UnitOfEnergy,
     UnitOfLength,
-    UnitOfTime,
 )
 
 from ...api.evenergy import (
@@ -32,11 +31,14 @@ from ...descriptions import (
     EvCloudSensorEntityDescription,
     EvCloudSwitchEntityDescription,
     battery_level,
+    charge_complete,
     charge_power,
     charging,
     last_update,
     online,
     plugged_in,
+    session_energy,
+    time_to_full,
 )
 from ...device import DeviceData
 from .state import ChargerState, VehicleState
@@ -77,16 +79,7 @@ VEHICLE_SENSORS: tuple[VehicleSensor, ...] = (
         )
     ),
     charge_power(_status(lambda status: status.charge_rate_watts)),
-    EvCloudSensorEntityDescription(
-        key="session_energy",
-        translation_key="session_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=2,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=_status(lambda status: status.charge_energy_added_wh),
-    ),
+    session_energy(_status(lambda status: status.charge_energy_added_wh)),
     EvCloudSensorEntityDescription(
         key="charge_level",
         translation_key="charge_level",
@@ -103,13 +96,7 @@ VEHICLE_SENSORS: tuple[VehicleSensor, ...] = (
         native_unit_of_measurement=PERCENTAGE,
         value_fn=_status(lambda status: status.target_charge_level_percentage),
     ),
-    EvCloudSensorEntityDescription(
-        key="time_to_full",
-        translation_key="time_to_full",
-        device_class=SensorDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.MINUTES,
-        value_fn=_status(lambda status: status.minutes_to_full),
-    ),
+    time_to_full(_status(lambda status: status.minutes_to_full)),
     EvCloudSensorEntityDescription(
         key="odometer",
         translation_key="odometer",
@@ -167,11 +154,7 @@ VEHICLE_BINARY_SENSORS: tuple[
     charging(_flag(lambda status: status.is_charging)),
     plugged_in(_flag(lambda status: status.is_plugged_in)),
     online(),
-    EvCloudBinarySensorEntityDescription(
-        key="charge_complete",
-        translation_key="charge_complete",
-        value_fn=lambda data: _flag(lambda status: status.is_complete)(data.state),
-    ),
+    charge_complete(_status(lambda status: status.is_complete)),
     EvCloudBinarySensorEntityDescription(
         key="at_home",
         translation_key="at_home",

@@ -13,7 +13,6 @@ from homeassistant.const import (
     UnitOfEnergy,
     UnitOfLength,
     UnitOfPower,
-    UnitOfTime,
 )
 
 from ...api.evlinkha import POWER_DELIVERY_STATES, ChargeState
@@ -24,11 +23,13 @@ from ...descriptions import (
     EvCloudSwitchEntityDescription,
     EvCloudTrackerEntityDescription,
     battery_level,
+    charge_complete,
     charge_power,
     charging,
     last_update,
     online,
     plugged_in,
+    time_to_full,
 )
 from ...device import DeviceData
 from .state import VehicleState
@@ -72,13 +73,7 @@ SENSORS: tuple[EvCloudSensorEntityDescription[VehicleState], ...] = (
         native_unit_of_measurement=PERCENTAGE,
         value_fn=_charge(lambda charge: charge.charge_limit),
     ),
-    EvCloudSensorEntityDescription(
-        key="time_to_full",
-        translation_key="time_to_full",
-        device_class=SensorDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.MINUTES,
-        value_fn=_charge(lambda charge: charge.time_remaining_min),
-    ),
+    time_to_full(_charge(lambda charge: charge.time_remaining_min)),
     EvCloudSensorEntityDescription(
         key="battery_capacity",
         translation_key="battery_capacity",
@@ -124,11 +119,7 @@ BINARY_SENSORS: tuple[EvCloudBinarySensorEntityDescription[VehicleState], ...] =
     charging(_state_charge(lambda charge: charge.is_charging)),
     plugged_in(_state_charge(lambda charge: charge.is_plugged_in)),
     online(),
-    EvCloudBinarySensorEntityDescription(
-        key="charge_complete",
-        translation_key="charge_complete",
-        value_fn=_charge(lambda charge: charge.is_fully_charged),
-    ),
+    charge_complete(_charge(lambda charge: charge.is_fully_charged)),
     EvCloudBinarySensorEntityDescription(
         key="reachable",
         translation_key="reachable",

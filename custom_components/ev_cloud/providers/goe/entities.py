@@ -40,6 +40,7 @@ from ...descriptions import (
     last_update,
     online,
     plugged_in,
+    session_energy,
 )
 from ...device import DeviceData
 
@@ -118,17 +119,7 @@ SENSORS: tuple[Sensor, ...] = (
         suggested_display_precision=0,
         entity_registry_enabled_default=False,
     ),
-    EvCloudSensorEntityDescription(
-        key="session_energy",
-        translation_key="session_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=2,
-        # Resets when a car is plugged in; TOTAL_INCREASING treats that as a new cycle.
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=_status(lambda state: state.session_energy),
-    ),
+    session_energy(_status(lambda state: state.session_energy)),
     EvCloudSensorEntityDescription(
         key="total_energy",
         translation_key="total_energy",

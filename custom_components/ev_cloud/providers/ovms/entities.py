@@ -34,6 +34,8 @@ from ...descriptions import (
     last_update,
     online,
     plugged_in,
+    session_energy,
+    time_to_full,
 )
 from ...device import DeviceData
 from .state import OvmsCarState
@@ -198,22 +200,10 @@ SENSORS: tuple[Sensor, ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=_car(lambda state: state.charge.battery_voltage),
     ),
-    EvCloudSensorEntityDescription(
-        key="session_energy",
-        translation_key="session_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=1,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=_car(lambda state: state.charge.charge_energy),
+    session_energy(
+        _car(lambda state: state.charge.charge_energy), UnitOfEnergy.KILO_WATT_HOUR, 1
     ),
-    EvCloudSensorEntityDescription(
-        key="time_to_full",
-        translation_key="time_to_full",
-        device_class=SensorDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.MINUTES,
-        value_fn=_car(lambda state: state.charge.time_to_full),
-    ),
+    time_to_full(_car(lambda state: state.charge.time_to_full)),
     EvCloudSensorEntityDescription(
         key="time_to_limit",
         translation_key="time_to_limit",
