@@ -39,6 +39,7 @@ from .errors import (
     RateLimitedError,
     VehicleNotAvailableError,
 )
+from .paths import append_segments
 
 DEFAULT_BASE_URL = "https://api.ev.energy"
 API_VERSION = "2"
@@ -898,10 +899,7 @@ class EvEnergyClient:
 
     def _url(self, *segments: str) -> URL:
         """An API URL; each segment (e.g. an id) is quoted as one path segment."""
-        url = self._api
-        for segment in segments:
-            url = url / segment
-        return url
+        return append_segments(self._api, *segments)
 
     async def _pages(
         self, url: URL, *, what: str, scope: str | None = None

@@ -28,7 +28,6 @@ import json
 import math
 import re
 from typing import Any, Literal
-from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
@@ -44,6 +43,7 @@ from .errors import (
     RateLimitedError,
     VehicleNotAvailableError,
 )
+from .paths import append_segments
 
 DEFAULT_SERVER_URL = "https://api.evlinkha.cloud"
 HOSTED_PATH = "/api/v1/ha"  # X-API-Key
@@ -532,18 +532,8 @@ class EvLinkClient:
         return headers
 
     def _url(self, segments: tuple[str, ...]) -> URL:
-        """The API URL of `segments`, each quoted as one path segment.
-
-        An id with "/" or "?" stays in its segment, and "." or ".." cannot climb.
-        """
-        quoted = [
-            quote(segment, safe="")
-            if segment not in (".", "..")
-            else "%2E" * len(segment)
-            for segment in segments
-        ]
-        path = "/".join([self._root.raw_path.rstrip("/"), *quoted])
-        return self._root.with_path(path, encoded=True)
+        """The API URL of `segments`, each quoted as one path segment."""
+        return append_segments(self._root, *segments)
 
     async def _request(
         self,
