@@ -17,7 +17,10 @@ from custom_components.ev_cloud.providers import PROVIDERS
 
 # Each provider's fixtures (tests/<name>/fixtures.py) serve every test, so that
 # shared behaviour is tested once for all providers (see test_shared.py).
-pytest_plugins = [f"tests.{name}.fixtures" for name in PROVIDERS]
+pytest_plugins = [
+    "tests.scripted",
+    *(f"tests.{name}.fixtures" for name in PROVIDERS),
+]
 
 
 def provider_secrets() -> list[str]:

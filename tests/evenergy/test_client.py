@@ -57,6 +57,7 @@ from custom_components.ev_cloud.api.evenergy import (
     problem_text,
     token_url,
 )
+from tests.scripted import Scripted, secret_free
 from tests.simulators.evenergy import (
     EvEnergyFault,
     EvEnergySimulator,
@@ -454,60 +455,6 @@ def test_new_budget_numbers() -> None:
 # --- over HTTP: a scripted server ------------------------------------------------
 
 
-def secret_free(error: BaseException, *secrets: str) -> None:
-    """Assert that no secret is in any text, repr or chained exception of `error`."""
-    seen: BaseException | None = error
-    while seen is not None:
-        for secret in secrets:
-            assert secret not in str(seen)
-            assert secret not in repr(seen)
-            assert all(secret not in repr(arg) for arg in seen.args)
-        seen = seen.__cause__ or seen.__context__
-
-
-class Seen:
-    """One request the scripted server received."""
-
-    def __init__(self, request: web.Request, body: bytes) -> None:
-        """Keep what the tests check."""
-        self.method = request.method
-        self.path = request.path
-        self.query = dict(request.query)
-        self.headers = dict(request.headers)
-        self.body = body
-
-
-class Scripted:
-    """A local HTTP server that answers each request with the next scripted answer."""
-
-    def __init__(self) -> None:
-        """No answers yet; `answers` is filled by the test."""
-        self.answers: list[web.Response] = []
-        self.seen: list[Seen] = []
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.seen.append(Seen(request, await request.read()))
-        return self.answers.pop(0)
-
-    async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1."""
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        """Close the server."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
 def ok(body: Any, **headers: str) -> web.Response:
     """A JSON answer with the rate-limit headers the API sends."""
     headers.setdefault("x-ratelimit-limit", "1000")
@@ -535,24 +482,6 @@ def links(next_url: str | None) -> dict[str, str]:
         "Link": f'<about:blank>; rel="previous", <{next_url or "about:blank"}>; '
         'rel="next"'
     }
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    """A plain aiohttp session (Home Assistant injects its own in the integration)."""
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
-@pytest.fixture
-async def scripted(socket_enabled: None) -> AsyncIterator[Scripted]:
-    """The scripted server, running."""
-    server = Scripted()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def static_token() -> str:
@@ -687,7 +616,7 @@ async def test_ids_are_one_path_segment(
     """An id with / or ? cannot reach another path."""
     scripted.answers = [ok(VEHICLE)]
     await client(session, scripted).async_get_vehicle("a/b?c")
-    assert scripted.seen[0].path == "/v2/vehicles/a/b?c"  # decoded by the server
+    assert scripted.seen[0].path == "/v2/vehicles/a%2Fb%3Fc"  # as sent: one segment
     assert len(scripted.seen[0].query) == 1
 
 
