@@ -159,13 +159,16 @@ class EvMonitorAccount(EvCloudAccount):
         self.mapping: dict[str, str] = {}
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._snapshot_timer: CALLBACK_TYPE | None = None
+        self._settle: asyncio.Handle | None = None
         self._upload_timer: CALLBACK_TYPE | None = None
         self._upload_due: float | None = None
         self._upload_lock = asyncio.Lock()
         self._saves: set[asyncio.Task[None]] = set()
         self._failures = 0
         self._names_read = False
-        self._stopping = False
+        # Unloading or Home Assistant stopping: no more snapshots or timers.
+        self._closing = False
+        self._stop_seen = False
 
     # --- setup and teardown ---------------------------------------------------
 
@@ -190,13 +193,13 @@ class EvMonitorAccount(EvCloudAccount):
 
         @callback
         def unsubscribe_stop() -> None:
-            if not self._stopping:  # a fired listen_once is gone already
+            if not self._stop_seen:  # a fired listen_once is gone already
                 remove_stop()
 
         self._unsubscribe.append(unsubscribe_stop)
-        self._evaluate()
-        if len(self.queue):
+        if len(self.queue):  # left by an earlier run
             self._schedule_upload(RESUME_DELAY)
+        self._evaluate()
 
     async def async_list_devices(self) -> list[EvCloudDevice[Any]]:
         """The logbook connection."""
@@ -204,16 +207,18 @@ class EvMonitorAccount(EvCloudAccount):
 
     async def async_unload(self) -> None:
         """Stop following the source; upload what waits (briefly) and write it."""
+        flushed = self._closing  # Home Assistant's stop did it already
+        self._closing = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
         self._cancel_timers()
-        if not self._stopping:
+        if not flushed:
             await self._async_flush(UNLOAD_UPLOAD_TIMEOUT)
 
     async def _async_stop(self, _event: Event) -> None:
         """Home Assistant stops: upload what waits, then write the queue."""
-        self._stopping = True
+        self._stop_seen = self._closing = True
         self._cancel_timers()
         await self._async_flush(STOP_UPLOAD_TIMEOUT)
 
@@ -237,6 +242,9 @@ class EvMonitorAccount(EvCloudAccount):
         for timer in (self._snapshot_timer, self._upload_timer):
             if timer is not None:
                 timer()
+        if self._settle is not None:
+            self._settle.cancel()
+            self._settle = None
         self._snapshot_timer = self._upload_timer = self._upload_due = None
 
     # --- status -----------------------------------------------------------------
@@ -285,6 +293,17 @@ class EvMonitorAccount(EvCloudAccount):
 
     @callback
     def _source_changed(self, _event: Event[Any]) -> None:
+        """Look once the current burst of changes is written.
+
+        A poll of the source writes its entities one after the other in one go;
+        looking at the first change would take a snapshot of half a poll.
+        """
+        if self._settle is None:
+            self._settle = self._hass.loop.call_soon(self._settled)
+
+    @callback
+    def _settled(self) -> None:
+        self._settle = None
         self._evaluate()
 
     @callback
@@ -293,7 +312,7 @@ class EvMonitorAccount(EvCloudAccount):
         if self._snapshot_timer is not None:
             self._snapshot_timer()
             self._snapshot_timer = None
-        if not self.mapping or self._stopping:
+        if not self.mapping or self._closing:
             return
         now = dt_util.utcnow()
         dataset = read_dataset(self._hass, self.mapping, self.vehicle_id, now)
@@ -341,19 +360,25 @@ class EvMonitorAccount(EvCloudAccount):
     @callback
     def _schedule_upload(self, delay: float, *, replace: bool = False) -> None:
         """Upload after `delay`, unless an upload is due sooner (or `replace`)."""
-        if self._stopping:
+        if self._closing:
             return
         due = dt_util.utcnow().timestamp() + delay
         if self._upload_timer is not None:
             if not replace and self._upload_due is not None and self._upload_due <= due:
                 return
             self._upload_timer()
+            self._upload_timer = self._upload_due = None
+        if delay <= 0:
+            self._entry.async_create_background_task(
+                self._hass, self._async_timed_upload(), f"{self.title} upload"
+            )
+            return
         self._upload_due = due
         self._upload_timer = async_call_later(
             self._hass, delay, self._async_timed_upload
         )
 
-    async def _async_timed_upload(self, _now: datetime) -> None:
+    async def _async_timed_upload(self, _now: datetime | None = None) -> None:
         self._upload_timer = self._upload_due = None
         # A failure is said in the log and the last-error entity, and retried.
         with contextlib.suppress(EvCloudError):

@@ -183,7 +183,6 @@ class DatasetQueue:
     def _drop_overflow(self) -> None:
         excess = len(self._items) - self._limit
         if excess <= 0:
-            self._warned_full = False
             return
         # A batch goes whole: what is left of a batch must not be sent under its id.
         cut = excess
@@ -234,6 +233,7 @@ class DatasetQueue:
     async def async_done(self, batch: Batch) -> None:
         """The service took the batch: forget it."""
         self._remove(batch)
+        self._warned_full = False  # uploads work: a full queue is news again
         await self.async_save()
 
     async def async_refused(self, batch: Batch) -> list[Dataset]:
