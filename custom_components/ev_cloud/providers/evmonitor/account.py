@@ -283,7 +283,12 @@ class EvMonitorAccount(EvCloudAccount):
             "last_error": status.last_error,
             "failures": self._failures,
             "logins": self._client.login_count,
-            "last_snapshot": self.queue.extra.get("last"),
+            # When and whether active, not the values (they hold the position).
+            "last_snapshot": {
+                key: value
+                for key, value in (self.queue.extra.get("last") or {}).items()
+                if key in ("time", "active")
+            },
         }
 
     # --- snapshots --------------------------------------------------------------
