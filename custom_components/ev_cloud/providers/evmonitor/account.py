@@ -159,7 +159,7 @@ class EvMonitorAccount(EvCloudAccount):
         self.mapping: dict[str, str] = {}
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._snapshot_timer: CALLBACK_TYPE | None = None
-        self._settle: asyncio.Handle | None = None
+        self._settle: asyncio.Task[None] | None = None
         self._upload_timer: CALLBACK_TYPE | None = None
         self._upload_due: float | None = None
         self._upload_lock = asyncio.Lock()
@@ -304,10 +304,13 @@ class EvMonitorAccount(EvCloudAccount):
         looking at the first change would take a snapshot of half a poll.
         """
         if self._settle is None:
-            self._settle = self._hass.loop.call_soon(self._settled)
+            # A task (not a timer): it runs after the burst, and Home Assistant
+            # knows it is pending.
+            self._settle = self._hass.async_create_task(
+                self._async_settled(), eager_start=False
+            )
 
-    @callback
-    def _settled(self) -> None:
+    async def _async_settled(self) -> None:
         self._settle = None
         self._evaluate()
 
