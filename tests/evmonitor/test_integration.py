@@ -34,7 +34,7 @@ from custom_components.ev_cloud.providers.evmonitor.entities import ENTITIES
 from custom_components.ev_cloud.providers.evmonitor.state import LogbookStatus
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
-from tests.evmonitor.fixtures import EMAIL, PASSWORD, START, rocket
+from tests.evmonitor.fixtures import EMAIL, PASSWORD, SOURCE, START, rocket
 from tests.simulators.evmonitor import EvMonitorSimulator
 
 QUEUE = "sensor.ev_monitor_the_rocket_upload_queue"
@@ -61,20 +61,11 @@ def park(hass: HomeAssistant, **changes: Any) -> None:
         "power": "kW",
         "battery_temperature": "°C",
     }
-    entity_ids = {
-        "soc": "sensor.car_battery",
-        "range": "sensor.car_range",
-        "speed": "sensor.car_speed",
-        "odometer": "sensor.car_odometer",
-        "power": "sensor.car_power",
-        "battery_temperature": "sensor.car_battery_temperature",
-        "charging": "binary_sensor.car_charging",
-    }
     for field, value in values.items():
         attributes = {"unit_of_measurement": units[field]} if field in units else {}
-        hass.states.async_set(entity_ids[field], str(value), attributes)
+        hass.states.async_set(SOURCE[field], str(value), attributes)
     hass.states.async_set(
-        "device_tracker.car",
+        SOURCE["location"],
         "not_home",
         {"latitude": 48.1371, "longitude": 11.5754, "gps_accuracy": 5},
     )
