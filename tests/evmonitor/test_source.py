@@ -142,13 +142,6 @@ async def test_a_unit_that_cannot_mean_the_field_leaves_it_out(
     assert dataset.battery_temp_c is None
 
 
-@pytest.mark.xfail(
-    reason=(
-        "source.py _measurement: the state of charge has no converter, so its "
-        "unit is never checked; a kWh (or km) sensor is sent as a percentage"
-    ),
-    strict=True,
-)
 async def test_a_state_of_charge_in_another_unit_is_left_out(
     hass: HomeAssistant,
 ) -> None:
