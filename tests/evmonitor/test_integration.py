@@ -246,13 +246,15 @@ async def test_outage_keeps_the_queue_and_retries(
     # Retries after 300 s, then 600 s: at 600 and 1200 s.
     await tick(hass, freezer, evmonitor_sim, 900)
     assert queued(hass) == 2
-    warnings = [
+    # One line, and no other (the logbook has no "stopped reporting" of its own).
+    lines = [
         r
         for r in caplog.records
-        if r.levelno >= logging.WARNING and r.name.startswith("custom_components")
+        if r.levelno >= logging.INFO and r.name.startswith("custom_components")
     ]
-    assert len(warnings) == 1, warnings
-    assert "retrying in 300 s" in warnings[0].getMessage()
+    assert len(lines) == 1, lines
+    assert lines[0].levelno == logging.WARNING
+    assert "retrying in 300 s" in lines[0].getMessage()
     evmonitor_sim.down = False
     # The next retry, 1200 s after the third failure (at 1200 s).
     await tick(hass, freezer, evmonitor_sim, 1100)
@@ -261,7 +263,12 @@ async def test_outage_keeps_the_queue_and_retries(
     assert queued(hass) == 0
     assert hass.states.get(LAST_ERROR).state == "unknown"
     assert [d.general["batt"][0]["soc"] for d in evmonitor_sim.datasets] == [55, 50]
-    assert "uploads to EV-Monitor work again" in caplog.text
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.INFO and r.name.startswith("custom_components")
+    ]
+    assert lines[1:] == ["EV-Monitor The Rocket: uploads to EV-Monitor work again"]
 
 
 async def test_queue_survives_a_restart(
@@ -421,6 +428,11 @@ async def test_wrong_password_asks_to_sign_in_again(
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
     assert flows[0]["step_id"] == "evmonitor_reauth"
+    # Until the user signs in again, nothing is sent, not even when unloading.
+    sent = len(evmonitor_sim.requests)
+    assert await hass.config_entries.async_unload(evmonitor_entry.entry_id)
+    assert len(evmonitor_sim.requests) == sent
+    assert len((await stored_queue(hass, evmonitor_entry))["queue"]) == 1
 
 
 async def test_vehicle_gone_keeps_the_queue(

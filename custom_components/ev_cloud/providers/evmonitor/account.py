@@ -165,6 +165,8 @@ class EvMonitorAccount(EvCloudAccount):
         self._upload_lock = asyncio.Lock()
         self._saves: set[asyncio.Task[None]] = set()
         self._failures = 0
+        # EV-Monitor refused the sign-in: nothing is sent until the reauth.
+        self._refused = False
         self._names_read = False
         # Unloading or Home Assistant stopping: no more snapshots or timers.
         self._closing = False
@@ -223,10 +225,13 @@ class EvMonitorAccount(EvCloudAccount):
         await self._async_flush(STOP_UPLOAD_TIMEOUT)
 
     async def _async_flush(self, limit: float) -> None:
-        """One last upload within `limit` seconds; the queue is written either way."""
+        """One last upload within `limit` seconds (none while the sign-in is refused).
+
+        The queue is written either way.
+        """
         if self._saves:
             await asyncio.gather(*self._saves)
-        if len(self.queue):
+        if len(self.queue) and not self._refused:
             try:
                 async with asyncio.timeout(limit):
                     await self.async_upload()
@@ -262,9 +267,10 @@ class EvMonitorAccount(EvCloudAccount):
             dropped=self.queue.dropped,
             model=extra.get("model") if isinstance(extra.get("model"), str) else None,
         )
-        return DeviceData(
-            status, online=status.last_error is None, data_time=last_upload
-        )
+        # Always "online": the logbook has no Online entity, and a failed upload
+        # is said once by `_async_failed` (and the last-error entity); offline
+        # would add the coordinator's "stopped reporting" line to it.
+        return DeviceData(status, online=True, data_time=last_upload)
 
     @callback
     def _publish(self) -> None:
@@ -407,6 +413,7 @@ class EvMonitorAccount(EvCloudAccount):
             if self._failures:
                 LOGGER.info("%s: uploads to EV-Monitor work again", self.title)
             self._failures = 0
+            self._refused = False
             if self.queue.extra.pop("last_error", None) is not None:
                 await self.queue.async_save()
                 self._publish()
@@ -455,6 +462,7 @@ class EvMonitorAccount(EvCloudAccount):
         self._publish()
         log = LOGGER.warning if self._failures == 1 else LOGGER.debug
         if isinstance(err, AuthenticationError):
+            self._refused = True
             log("%s: EV-Monitor refused the sign-in; the queue is kept", self.title)
             self._entry.async_start_reauth(self._hass)
             return
