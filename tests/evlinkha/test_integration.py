@@ -164,6 +164,26 @@ async def test_push_is_shown_without_a_poll(
     assert hass.states.get(G6).state == "66.0"
 
 
+async def test_a_parked_vehicle_does_not_hold_back_a_charging_one(
+    hass: HomeAssistant,
+    evlinkha_entry: MockConfigEntry,
+    evlinkha_sim: EvLinkSimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """One list read per the shortest interval: the charging G6's 300 s.
+
+    The parked Model 3 polls every 1800 s; its interval must not make the
+    G6's next poll take the list read before (data twice as old).
+    """
+    await setup_entry(hass, evlinkha_entry)
+    reads = []
+    for _ in range(12):  # an hour, poll by poll of the G6
+        sent = len(evlinkha_sim.requests)
+        await _tick(hass, freezer, evlinkha_sim, 300)
+        reads.append(len(evlinkha_sim.requests) - sent)
+    assert reads == [1] * 12
+
+
 @pytest.mark.parametrize("vehicles", [1, 2])
 async def test_free_tier_month_stays_within_300_calls(
     hass: HomeAssistant,

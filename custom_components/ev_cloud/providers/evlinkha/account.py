@@ -97,7 +97,10 @@ class EvLinkAccount(EvCloudAccount):
         self._listed: dict[str, EvLinkVehicle] = {}
         self._read_at: datetime | None = None
         self._lock = asyncio.Lock()
-        self._interval = float(POLICY.idle)
+        # Each vehicle's current poll interval (s), by device key: the list is
+        # read once per the shortest of them, so a parked vehicle's long
+        # interval never holds back the polls of one that charges.
+        self._intervals: dict[str, float] = {}
         self._warned_push = False
 
     async def async_setup(self) -> None:
@@ -145,7 +148,7 @@ class EvLinkAccount(EvCloudAccount):
             if vehicle_id not in self.vehicles:
                 self.vehicles[vehicle_id] = EvLinkDevice(self, vehicle_id)
         for gone in set(self.vehicles) - set(self._listed):
-            del self.vehicles[gone]
+            self._intervals.pop(self.vehicles.pop(gone).key, None)
         if self.budget is not None:
             self.budget.allowance = allowance(
                 self.tier, len(self._listed), self.entry.options
@@ -156,7 +159,8 @@ class EvLinkAccount(EvCloudAccount):
         """One call reads every vehicle; at most once per poll cycle."""
         async with self._lock:
             now = dt_util.utcnow()
-            fresh = timedelta(seconds=self._interval * 0.9)
+            shortest = min(self._intervals.values(), default=float(POLICY.idle))
+            fresh = timedelta(seconds=shortest * 0.9)
             if not force and self._read_at is not None and now - self._read_at < fresh:
                 return
             vehicles = await self._client().async_get_vehicles()
@@ -174,12 +178,12 @@ class EvLinkAccount(EvCloudAccount):
         """After a command: the next poll reads again."""
         self._read_at = None
 
-    def poll_interval(self, usual: timedelta) -> timedelta:
+    def poll_interval(self, device: EvCloudDevice[Any], usual: timedelta) -> timedelta:
         """`usual`, or longer so that the allowance lasts the whole window."""
         seconds = usual.total_seconds()
         if self.budget is not None:
             seconds = max(seconds, self.budget.interval_for(1))
-        self._interval = seconds
+        self._intervals[device.key] = seconds
         return timedelta(seconds=seconds)
 
     def calls_left(self) -> int:
@@ -227,7 +231,7 @@ class EvLinkAccount(EvCloudAccount):
             "allowance": budget.allowance if budget else None,
             "calls_left": budget.calls_left if budget else None,
             "window_ends": budget.window_ends if budget else None,
-            "poll_interval": self._interval,
+            "poll_interval": min(self._intervals.values(), default=None),
         }
 
 
@@ -275,7 +279,7 @@ class EvLinkDevice(EvCloudDevice[VehicleState]):
     ) -> timedelta:
         """The usual interval, or longer so that the allowance lasts."""
         usual = super().next_interval(data, options) or timedelta(seconds=POLICY.idle)
-        interval = self.account.poll_interval(usual)
+        interval = self.account.poll_interval(self, usual)
         self._interval = interval.total_seconds()
         return interval
 
