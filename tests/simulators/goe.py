@@ -26,7 +26,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from .common import bind, close_connection
+from .common import HttpFault, bind, close_connection, fault_middleware
 from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
@@ -400,7 +400,11 @@ def _query_without_token(request: web.Request) -> dict[str, str]:
 
 
 class GoeSimulator:
-    """The go-e cloud API on one port plus one local API per charger on its own port."""
+    """The go-e cloud API on one port plus one local API per charger on its own port.
+
+    Faults of one charger are its `fault`; `http_fault` (an `HttpFault`) fails
+    requests to every API in front of the chargers, as a proxy would.
+    """
 
     def __init__(
         self, chargers: list[SimCharger] | None = None, *, host: str = "127.0.0.1"
@@ -415,6 +419,8 @@ class GoeSimulator:
         self._port_serials: dict[int, str] = {}  # port -> serial
         self._site_tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        # Fails the requests it matches on the cloud and every local API.
+        self.http_fault: HttpFault | None = None
         for charger in chargers or []:
             self.add_charger(charger)
 
@@ -464,10 +470,11 @@ class GoeSimulator:
         if self._cloud_runner is not None:
             raise RuntimeError("simulator already running")
         self._stopping = asyncio.Event()
-        cloud_app = web.Application()
+        middlewares = [fault_middleware(lambda: self.http_fault)]
+        cloud_app = web.Application(middlewares=middlewares)
         cloud_app.router.add_get("/api/status", self._cloud_status)
         cloud_app.router.add_get("/api/set", self._cloud_set)
-        local_app = web.Application()
+        local_app = web.Application(middlewares=middlewares)
         local_app.router.add_get("/api/status", self._local_status)
         local_app.router.add_get("/api/set", self._local_set)
         # No access log: cloud request lines carry tokens. Handlers are cancelled
