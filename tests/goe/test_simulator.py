@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.simulators.common import HttpFault
 from tests.simulators.goe import GoeFault, GoeSimulator, SimCharger
 
 HOME_SERIAL = "012345"
@@ -365,3 +366,32 @@ def test_invalid_charger() -> None:
         SimCharger(serial="123456", token="t", variant=7)
     with pytest.raises(ValueError, match="time"):
         SimCharger(serial="123456", token="t").advance(-1)
+
+
+async def test_http_fault_in_front_of_cloud_and_local(
+    sim: GoeSimulator, session: aiohttp.ClientSession
+) -> None:
+    """An HttpFault answers for the cloud and every charger, or edits their answers."""
+    sim.http_fault = HttpFault.answer(503, "<html>maintenance</html>")
+    status, _, text = await _get(
+        session, f"{sim.cloud_url}/api/status", headers=_bearer(HOME_TOKEN)
+    )
+    assert (status, text) == (503, "<html>maintenance</html>")
+    status, _, _ = await _get(session, f"{sim.local_url(CORE_SERIAL)}/api/status")
+    assert status == 503
+    assert sim.http_fault.hits == 2
+    assert sim.charger(HOME_SERIAL).status_requests == []  # the charger was not asked
+
+    sim.http_fault = HttpFault(
+        edit_json=lambda path, value: {**value, "car": "two"},
+        edit_headers=lambda path, headers: headers.update({"X-Edited": path}),
+    )
+    status, headers, body = await _cloud_status(sim, session, filter="car,amp")
+    assert status == 200
+    assert body == {"car": "two", "amp": 16}
+    assert headers["X-Edited"] == "/api/status"
+    assert "Last-Modified" in headers
+
+    sim.http_fault = None
+    status, _, body = await _cloud_status(sim, session, filter="car")
+    assert body == {"car": 1}
