@@ -228,6 +228,10 @@ class ProviderFaults:
         """Let the session, token or sign-in expire (the credentials stay valid)."""
         raise NotImplementedError
 
+    def renewals(self) -> int:
+        """How often the service renewed a session or token (logins, refreshes)."""
+        return 0
+
     def revoke_credentials(self) -> None:
         """Make the entry's credentials invalid at the service."""
         raise NotImplementedError
@@ -429,6 +433,14 @@ class OvmsFaults(ProviderFaults):
         """The server ends every session (its idle timeout)."""
         self.sim.expire_sessions()
 
+    def renewals(self) -> int:
+        """Logins."""
+        return sum(
+            1
+            for method, path in self.sim.requests
+            if (method, path) == ("GET", "/api/cookie")
+        )
+
     def revoke_credentials(self) -> None:
         """The password was changed on the server; the session ends."""
         self.sim.users[OVMS_USER].password = "changed-password-secret"
@@ -485,6 +497,10 @@ class EvEnergyFaults(ProviderFaults):
         hass.config_entries.async_update_entry(
             entry, data={**entry.data, "token": token}
         )
+
+    def renewals(self) -> int:
+        """Token requests (refreshes)."""
+        return len(self.sim.token_requests)
 
     def revoke_credentials(self) -> None:
         """The user revoked Home Assistant's access: the token and its refresh."""
@@ -587,6 +603,11 @@ class EvMonitorFaults(ProviderFaults):
     def expire_credentials(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
         """The sign-in token expires (after 10 minutes at the real service)."""
         self.sim.expire_tokens()
+
+    def renewals(self) -> int:
+        """Sign-ins."""
+        sim: EvMonitorSimulator = self.sim
+        return sim.tokens_issued
 
     def revoke_credentials(self) -> None:
         """The password was changed at EV-Monitor."""

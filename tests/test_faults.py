@@ -30,7 +30,7 @@ from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
-from homeassistant.util import ssl as ssl_util
+from homeassistant.util import dt as dt_util, ssl as ssl_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -283,6 +283,16 @@ class Checks:
                 assert self.probe_state() == STATE_UNKNOWN
                 assert STATE_UNAVAILABLE not in states.values(), states
 
+    def shows_future_times(self) -> None:
+        """A Last update from the clock that runs ahead is shown as it came."""
+        now = dt_util.utcnow()
+        times = [
+            dt_util.parse_datetime(value)
+            for key, value in _states(self.hass, self.entry).items()
+            if key.endswith("_last_update") and value not in (STATE_UNKNOWN,)
+        ]
+        assert any(time is not None and time > now for time in times), times
+
     def settled(self) -> bool:
         """Whether everything is as before the fault."""
         try:
@@ -375,6 +385,7 @@ async def _run(
     checks.healthy()
     registry = _registry(hass, entry)
     devices = len(entry.runtime_data.coordinators)
+    renewals = adapter.renewals()
 
     # --- the fault starts ------------------------------------------------------------
     started = len(caplog.records)
@@ -401,6 +412,15 @@ async def _run(
     # Two intervals: every device fails, and fails again without a new line.
     await clock.advance(began + 2 * (interval + MARGIN) - clock.elapsed)
     checks.failing(outcome)
+    # The fault really happened.
+    if adapter.http_fault is not None:
+        assert adapter.http_fault.hits > 0
+    if front is not None:
+        assert front.handshakes_failed > 0
+    if fault is Fault.EXPIRED_CREDENTIALS:
+        assert adapter.renewals() > renewals, "the credentials were not renewed"
+    if fault is Fault.CLOCK_SKEW:
+        checks.shows_future_times()
     lines = _our_lines(caplog, started)
     failing_lines = {Outcome.VALUE_UNKNOWN: 0, Outcome.UNCHANGED: 0}.get(
         outcome, devices
