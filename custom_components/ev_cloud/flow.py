@@ -35,6 +35,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+import yarl
 
 if TYPE_CHECKING:
     # Home Assistant >= 2026.10 types its schemas with probatio, which it installs
@@ -71,12 +72,29 @@ type Revalidator = Callable[
 
 
 def valid_url(text: str) -> str | None:
-    """`text` stripped if it is an http(s) URL with a host, else None."""
+    """`text` stripped if it is an http(s) URL with a host, else None.
+
+    Refused too: spaces or control characters (which a URL only holds encoded),
+    a broken IPv6 address, a port out of range, a host name that cannot be
+    encoded (e.g. a label longer than 63 characters).
+    """
     text = text.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not text.isprintable() or any(char.isspace() for char in text):
+        return None
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # ValueError when out of range
+        host = yarl.URL(text).raw_host  # ValueError when it cannot be encoded
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not host:
         return None
     return text
+
+
+def printable(text: str) -> bool:
+    """Whether `text` may go into an HTTP header (no line breaks or controls)."""
+    return text.isprintable()
 
 
 def advanced_section(url: str, key: str = CONF_SERVER_URL) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from custom_components.ev_cloud.api.goe import (
     parse_status,
 )
 from tests.goe.fixtures import SERIAL, TOKEN
+from tests.simulators.common import HttpFault
 from tests.simulators.goe import GoeFault, GoeSimulator, SimCharger
 
 
@@ -159,6 +160,30 @@ async def test_cloud_stale_reports_age(
     assert reading.status.serial == SERIAL
     with pytest.raises(DeviceOfflineError):
         await client.async_set({"amp": 10})
+
+
+async def test_cloud_404_that_is_not_outdated_is_no_stale_data(
+    session: aiohttp.ClientSession, goe_sim: GoeSimulator
+) -> None:
+    """A 404 page from a wrong server URL or path is no charger that went quiet."""
+    client = GoeClient.cloud(
+        session, SERIAL, TOKEN, f"{goe_sim.cloud_url}/some/path", min_interval=0
+    )
+    with pytest.raises(CommunicationError, match="HTTP 404"):
+        await client.async_get_status()
+    # The cloud's own answer says "outdated"; with or without the age.
+    goe_sim.http_fault = HttpFault.answer(
+        404,
+        '{"success": false, "reason": "Data is outdated"}',
+        content_type="application/json",
+    )
+    with pytest.raises(StaleDataError) as caught:
+        await cloud(session, goe_sim).async_get_status()
+    assert caught.value.age is None
+    for body in ("[]", '{"success": false, "reason": "Not found"}'):
+        goe_sim.http_fault = HttpFault.answer(404, body)
+        with pytest.raises(CommunicationError, match="HTTP 404"):
+            await cloud(session, goe_sim).async_get_status()
 
 
 async def test_wrong_token(

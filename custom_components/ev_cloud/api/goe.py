@@ -388,8 +388,8 @@ class GoeClient:
             raw = _json_object(body)
             data_time = _http_date(headers.get("Last-Modified"))
             return GoeReading(parse_status(raw), data_time)
-        if status == 404 and self.is_cloud:
-            raise StaleDataError("The charger has no recent data", _outdated_age(body))
+        if status == 404 and self.is_cloud and (stale := _outdated(body)):
+            raise stale
         raise self._error(status, headers)
 
     async def async_set(self, values: Mapping[str, int | bool | str | None]) -> None:
@@ -478,12 +478,23 @@ def _raise_for_failed_keys(
         raise CommandRejectedError(f"The charger rejected {', '.join(map(str, names))}")
 
 
-def _outdated_age(body: str) -> float | None:
+def _outdated(body: str) -> StaleDataError | None:
+    """The error for a 404 that is the cloud's "Data is outdated", else None.
+
+    Any other 404 (an HTML page at a wrong server URL or path) is no answer of
+    the go-e cloud, so it must not pass for a charger that stopped reporting.
+    """
     try:
         value = json.loads(body)
     except ValueError:
         return None
-    return _number(value.get("age")) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    age = _number(value.get("age"))
+    reason = value.get("reason")
+    if age is None and not (isinstance(reason, str) and "outdated" in reason.lower()):
+        return None
+    return StaleDataError("The charger has no recent data", age)
 
 
 def _http_date(value: str | None) -> datetime | None:

@@ -20,7 +20,7 @@ else:
 from ...api import AuthenticationError, EvCloudError, RateLimitedError
 from ...api.evenergy import DEFAULT_BASE_URL, ClientCredentials, EvEnergyClient, User
 from ...const import CONF_PROVIDER, LOGGER, SECTION_ADVANCED
-from ...flow import PASSWORD, TEXT, URL, EvCloudFlow, valid_url
+from ...flow import PASSWORD, TEXT, URL, EvCloudFlow, printable, valid_url
 from .const import (
     AUTH_OAUTH,
     AUTH_ORGANISATION,
@@ -229,6 +229,11 @@ class EvEnergyFlow(EvCloudFlow):
         }
         if base_url is None:
             return data, None, {SECTION_ADVANCED: "invalid_url"}
+        if not all(
+            printable(data[key])
+            for key in (CONF_CLIENT_ID, CONF_CLIENT_SECRET, CONF_USER_ID)
+        ):
+            return data, None, {"base": "invalid_auth"}
         session = async_get_clientsession(self.hass)
         client = EvEnergyClient(
             session,

@@ -22,7 +22,14 @@ else:
 from ...api import AuthenticationError, EvCloudError, RateLimitedError
 from ...api.evlinkha import DEFAULT_SERVER_URL, EvLinkClient, Me
 from ...const import CONF_PROVIDER, CONF_SERVER_URL, LOGGER, SECTION_ADVANCED
-from ...flow import PASSWORD, URL, EvCloudFlow, advanced_section, advanced_url
+from ...flow import (
+    PASSWORD,
+    URL,
+    EvCloudFlow,
+    advanced_section,
+    advanced_url,
+    printable,
+)
 from .const import CONF_WEBHOOK_ID, NAME
 
 SCHEMA = vol.Schema(
@@ -121,6 +128,8 @@ class EvLinkFlow(EvCloudFlow):
         }
         if server_url is None:
             return data, None, {SECTION_ADVANCED: "invalid_url"}
+        if not printable(data[CONF_API_KEY]):
+            return data, None, {"base": "invalid_auth"}
         client = EvLinkClient(
             async_get_clientsession(self.hass),
             data[CONF_SERVER_URL],

@@ -24,7 +24,7 @@ from ...api import (
 )
 from ...api.goe import normalize_serial
 from ...const import CONF_PROVIDER, CONF_SERVER_URL, LOGGER, SECTION_ADVANCED
-from ...flow import PASSWORD, TEXT, URL, EvCloudFlow, valid_url
+from ...flow import PASSWORD, TEXT, URL, EvCloudFlow, printable, valid_url
 from .account import client_from_data
 from .const import (
     CONF_CONNECTION,
@@ -146,6 +146,8 @@ class GoeFlow(EvCloudFlow):
             except ValueError:
                 return data, {CONF_SERIAL: "invalid_serial"}
             data[CONF_TOKEN] = user_input[CONF_TOKEN].strip()
+            if not printable(data[CONF_TOKEN]):
+                return data, {"base": "invalid_auth"}
             advanced = user_input.get(SECTION_ADVANCED, {})
             if server_url := advanced.get(CONF_SERVER_URL, "").strip():
                 if (server_url := valid_url(server_url)) is None:
