@@ -26,8 +26,8 @@ from tests.simulators.common import HttpFault
 from tests.simulators.evenergy import EvEnergyFault, EvEnergySimulator
 from tests.simulators.evlinkha import EvLinkFault, EvLinkSimulator
 from tests.simulators.evmonitor import EvMonitorFault, EvMonitorSimulator
-from tests.simulators.goe import GoeFault, GoeSimulator
-from tests.simulators.ovms import OvmsFault, OvmsSimulator
+from tests.simulators.goe import GoeFault
+from tests.simulators.ovms import OvmsFault
 
 
 class Fault(StrEnum):
@@ -491,12 +491,12 @@ class EvEnergyFaults(ProviderFaults):
         return edit_fields(value, EVENERGY_TIMES, lambda key, item: shift_iso(item))
 
     def expire_credentials(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
-        """The access token expires (the service and Home Assistant agree)."""
+        """The service ends the access token before the expiry HA stored.
+
+        (The refresh token stays valid. The expiry both know is renewed before
+        any request: tests/evenergy/test_integration.py.)
+        """
         self.sim.expire_tokens()
-        token = {**entry.data["token"], "expires_at": 0}
-        hass.config_entries.async_update_entry(
-            entry, data={**entry.data, "token": token}
-        )
 
     def renewals(self) -> int:
         """Token requests (refreshes)."""
@@ -629,14 +629,3 @@ ADAPTERS: Mapping[str, type[ProviderFaults]] = {
         EvMonitorFaults,
     )
 }
-
-__all__ = [
-    "ADAPTERS",
-    "DEFAULT_OUTCOMES",
-    "RETRY_AFTER",
-    "Fault",
-    "GoeSimulator",
-    "Outcome",
-    "OvmsSimulator",
-    "ProviderFaults",
-]

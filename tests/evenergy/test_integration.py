@@ -272,6 +272,21 @@ async def test_token_is_refreshed(
     assert hass.states.get("sensor.zoe_battery").state != STATE_UNAVAILABLE
 
 
+async def test_token_refused_before_its_expiry_is_refreshed(
+    hass: HomeAssistant,
+    evenergy_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The service ends the access token early: refreshed once, no reauth."""
+    await setup_entry(hass, evenergy_entry)
+    evenergy_sim.expire_tokens()
+    await _tick(hass, freezer, evenergy_sim, 300)
+    assert evenergy_sim.token_requests == ["refresh_token"]
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert hass.states.get("sensor.zoe_battery").state == "43"
+
+
 async def test_refused_refresh_starts_reauth(
     hass: HomeAssistant,
     evenergy_entry: MockConfigEntry,

@@ -128,7 +128,11 @@ def new_budget(limit: int = DEFAULT_RATE_LIMIT) -> RequestBudget:
 
 
 type TokenGetter = Callable[[], Awaitable[str]]
-"""Returns a valid access token; may raise AuthenticationError / CommunicationError."""
+"""Returns a valid access token; may raise AuthenticationError / CommunicationError.
+
+One that also has `invalidate(token)` is told when the server refuses a token,
+so that its next call renews it.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -959,7 +963,8 @@ class EvEnergyClient:
         """Send a request and return a 2xx answer, or raise the error it means.
 
         `what` names the resource for a 404, `scope` the permission for a 403.
-        A client-credentials token the server refuses is renewed once.
+        A token the server refuses is renewed once when the token getter can
+        renew it (it has `invalidate(token)`, as `ClientCredentials` has).
         """
         if self._budget is not None:
             self._budget.acquire(command=command)
@@ -981,12 +986,11 @@ class EvEnergyClient:
                 json=json_body,
             )
             self._observe(answer.headers)
-            if (
-                answer.status == 401
-                and attempt == 0
-                and isinstance(self._token, ClientCredentials)
-            ):
-                self._token.invalidate(token)
+            invalidate = getattr(self._token, "invalidate", None)
+            if answer.status == 401 and attempt == 0 and invalidate is not None:
+                # Refused before it expired: renew it once (a new client token,
+                # or an OAuth refresh) before the credentials count as refused.
+                invalidate(token)
                 continue
             self._raise_for_status(
                 answer, token, what=what, command=command, scope=scope

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import ClientError, ClientResponseError
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.config_entry_oauth2_flow import (
     LocalOAuth2Implementation,
@@ -64,3 +67,41 @@ async def async_access_token(session: OAuth2Session) -> str:
             f"Renewing the sign-in failed: {type(err).__name__}"
         ) from None
     return str(session.token["access_token"])
+
+
+class OAuthToken:
+    """The entry's access token (a TokenGetter), renewed when the service refuses it.
+
+    Home Assistant refreshes a token shortly before the expiry it stored; a
+    token the service refuses earlier (401) is marked expired by `invalidate`,
+    so the next call refreshes it instead of asking the user to sign in again.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry,
+        session: Callable[[], OAuth2Session | None],
+    ) -> None:
+        """The token of `entry`, through the OAuth session `session()` returns."""
+        self._hass = hass
+        self._entry = entry
+        self._session = session
+
+    async def __call__(self) -> str:
+        """A valid access token."""
+        session = self._session()
+        if session is None:
+            raise AuthenticationError("Not signed in")
+        return await async_access_token(session)
+
+    def invalidate(self, token: str | None = None) -> None:
+        """The service refused `token`: refresh it at the next call."""
+        stored = self._entry.data.get("token")
+        if not isinstance(stored, dict):
+            return
+        if token is not None and stored.get("access_token") != token:
+            return  # refreshed already
+        self._hass.config_entries.async_update_entry(
+            self._entry, data={**self._entry.data, "token": {**stored, "expires_at": 0}}
+        )
