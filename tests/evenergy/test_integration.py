@@ -33,8 +33,10 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.ev_cloud.api import AuthenticationError
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
+from custom_components.ev_cloud.providers.evenergy.oauth import OAuthToken
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
 from tests.evenergy.fixtures import (
@@ -285,6 +287,25 @@ async def test_token_refused_before_its_expiry_is_refreshed(
     assert evenergy_sim.token_requests == ["refresh_token"]
     assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert hass.states.get("sensor.zoe_battery").state == "43"
+
+
+async def test_oauth_token_marks_only_the_refused_token_expired(
+    hass: HomeAssistant,
+) -> None:
+    """A refused token is marked expired; a token refreshed meanwhile is kept."""
+    token = {"access_token": "old", "expires_at": 1e12}
+    entry = MockConfigEntry(domain=DOMAIN, data={"token": token})
+    entry.add_to_hass(hass)
+    getter = OAuthToken(hass, entry, lambda: None)
+    with pytest.raises(AuthenticationError):
+        await getter()
+    getter.invalidate("another")  # refused before the refresh: refreshed already
+    assert entry.data["token"]["expires_at"] == 1e12
+    getter.invalidate("old")
+    assert entry.data["token"] == {"access_token": "old", "expires_at": 0}
+    hass.config_entries.async_update_entry(entry, data={})
+    getter.invalidate()  # no token stored: nothing to mark
+    assert entry.data == {}
 
 
 async def test_refused_refresh_starts_reauth(
