@@ -5,9 +5,12 @@ from __future__ import annotations
 from .const import DOMAIN
 from .providers.evenergy.flow import EvEnergyFlow
 from .providers.evlinkha.flow import EvLinkFlow
+from .providers.evmonitor.flow import EvMonitorFlow
 from .providers.goe.flow import GoeFlow
 from .providers.ovms.flow import OvmsFlow
 
 
-class EvCloudConfigFlow(GoeFlow, OvmsFlow, EvEnergyFlow, EvLinkFlow, domain=DOMAIN):
-    """Add an account or a charger of one of the supported services."""
+class EvCloudConfigFlow(
+    GoeFlow, OvmsFlow, EvEnergyFlow, EvLinkFlow, EvMonitorFlow, domain=DOMAIN
+):
+    """Add an account, a charger or a logbook of one of the supported services."""

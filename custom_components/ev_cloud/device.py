@@ -65,6 +65,13 @@ class ChargeControl[StateT](Protocol):
         """Stop charging; must succeed for a device that is already stopped."""
 
 
+class UploadControl(Protocol):
+    """A device that sends data to its service (the upload-now action)."""
+
+    async def async_upload_now(self) -> None:
+        """Send everything that waits now; raises the api errors."""
+
+
 class EvCloudDevice[StateT](ABC):
     """A vehicle, a charger or a service connection of one config entry."""
 
@@ -134,6 +141,11 @@ class EvCloudDevice[StateT](ABC):
 
     # The exception translation that explains why `charge_control` is None.
     charge_control_missing: str = "charge_control_not_supported"
+
+    @property
+    def upload_control(self) -> UploadControl | None:
+        """How to send waiting data now, for a device that sends data."""
+        return None
 
     # --- pushed data ------------------------------------------------------------
 

@@ -190,8 +190,18 @@ class EvCloudOptionsFlow(OptionsFlowWithReload):
         provider = PROVIDERS.get(entry.data.get(CONF_PROVIDER, ""))
         policy = provider.poll_policy(entry.data) if provider else None
         known = self._known_devices()
-        if user_input is not None:
-            options = dict(entry.options)
+        extra = (
+            provider.extra_options(entry.data)
+            if provider is not None and provider.extra_options is not None
+            else {}
+        )
+        errors: dict[str, str] = {}
+        if user_input is not None and provider is not None and provider.check_options:
+            errors = provider.check_options(self.hass, user_input)
+        if user_input is not None and not errors:
+            # An optional field left empty is missing from the answers: drop it.
+            extra_keys = {str(key) for key in extra}
+            options = {k: v for k, v in entry.options.items() if k not in extra_keys}
             for key in (CONF_ACTIVE_INTERVAL, CONF_IDLE_INTERVAL):
                 if key in user_input:
                     options[key] = int(user_input[key])
@@ -209,9 +219,8 @@ class EvCloudOptionsFlow(OptionsFlowWithReload):
             fields[vol.Required(CONF_IDLE_INTERVAL, default=policy.idle)] = _seconds(
                 policy.min_idle, policy.maximum
             )
-        if provider is not None and provider.extra_options is not None:
-            fields |= provider.extra_options(entry.data)
-        suggested = dict(entry.options)
+        fields |= extra
+        suggested = dict(entry.options if user_input is None else user_input)
         if known:
             excluded = set(entry.options.get(CONF_EXCLUDED_DEVICES, []))
             suggested[CONF_VEHICLES] = [v for v in known if v not in excluded]
@@ -221,6 +230,7 @@ class EvCloudOptionsFlow(OptionsFlowWithReload):
             data_schema=self.add_suggested_values_to_schema(
                 vol.Schema(fields), suggested
             ),
+            errors=errors,
         )
 
     def _known_devices(self) -> list[str]:

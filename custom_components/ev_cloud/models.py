@@ -49,6 +49,10 @@ class Provider:
     # Options of the provider's own, beside the intervals: schema fields (with
     # their defaults) from the entry's data; the answers are stored as given.
     extra_options: Callable[[Mapping[str, Any]], dict[Any, Any]] | None = None
+    # Checks the options form's answers: errors by field ("base" for the form).
+    check_options: (
+        Callable[[HomeAssistant, Mapping[str, Any]], dict[str, str]] | None
+    ) = None
 
     @property
     def platforms(self) -> list[Platform]:

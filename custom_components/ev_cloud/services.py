@@ -1,4 +1,4 @@
-"""Actions: start and stop charging on EV Cloud devices."""
+"""Actions: start and stop charging, and send waiting data, on EV Cloud devices."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ else:
 
 from .const import DOMAIN
 from .coordinator import EvCloudCoordinator
-from .device import ChargeControl
 from .models import EvCloudConfigEntry
 
 SERVICE_START_CHARGING = "start_charging"
 SERVICE_STOP_CHARGING = "stop_charging"
+SERVICE_UPLOAD_NOW = "upload_now"
 
-CHARGE_SCHEMA = vol.Schema(
+DEVICES_SCHEMA = vol.Schema(
     {vol.Required(ATTR_DEVICE_ID): vol.All(cv.ensure_list, [cv.string])}
 )
 
@@ -42,17 +42,34 @@ def async_setup_services(hass: HomeAssistant) -> None:
             DOMAIN,
             service,
             partial(_async_charge, hass, start=start),
-            schema=CHARGE_SCHEMA,
+            schema=DEVICES_SCHEMA,
         )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_UPLOAD_NOW,
+        partial(_async_upload_now, hass),
+        schema=DEVICES_SCHEMA,
+    )
 
 
 async def _async_charge(hass: HomeAssistant, call: ServiceCall, *, start: bool) -> None:
     """Start or stop charging; a device already in that state is left alone."""
     # Resolve every device first so that one bad target changes nothing.
     targets = [
-        _charge_control_for(hass, device_id) for device_id in call.data[ATTR_DEVICE_ID]
+        _coordinator_for(hass, device_id) for device_id in call.data[ATTR_DEVICE_ID]
     ]
-    for coordinator, control in targets:
+    controls = [
+        (
+            coordinator,
+            _capability(
+                name,
+                coordinator.device.charge_control,
+                missing=coordinator.device.charge_control_missing,
+            ),
+        )
+        for coordinator, name in targets
+    ]
+    for coordinator, control in controls:
         state = coordinator.data.state
         command = (
             control.async_start_charging(state)
@@ -62,10 +79,41 @@ async def _async_charge(hass: HomeAssistant, call: ServiceCall, *, start: bool) 
         await coordinator.async_command(command)
 
 
-def _charge_control_for(
+async def _async_upload_now(hass: HomeAssistant, call: ServiceCall) -> None:
+    """Send the data the devices hold for their services now."""
+    targets = [
+        _coordinator_for(hass, device_id) for device_id in call.data[ATTR_DEVICE_ID]
+    ]
+    controls = [
+        (
+            coordinator,
+            _capability(
+                name,
+                coordinator.device.upload_control,
+                missing="upload_not_supported",
+            ),
+        )
+        for coordinator, name in targets
+    ]
+    for coordinator, control in controls:
+        await coordinator.async_command(control.async_upload_now())
+
+
+def _capability[T](name: str, capability: T | None, *, missing: str) -> T:
+    """The capability, or the translated reason why the device lacks it."""
+    if capability is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=missing,
+            translation_placeholders={"name": name},
+        )
+    return capability
+
+
+def _coordinator_for(
     hass: HomeAssistant, device_id: str
-) -> tuple[EvCloudCoordinator[Any], ChargeControl[Any]]:
-    """The coordinator and charge control of an EV Cloud device that has one."""
+) -> tuple[EvCloudCoordinator[Any], str]:
+    """The coordinator of a readable EV Cloud device, and the device's name."""
     registry = dr.async_get(hass)
     device_entry = registry.async_get(device_id)
     if device_entry is None:
@@ -116,11 +164,4 @@ def _charge_control_for(
             translation_key="device_not_readable",
             translation_placeholders={"name": name},
         )
-    control = coordinator.device.charge_control
-    if control is None:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key=coordinator.device.charge_control_missing,
-            translation_placeholders={"name": name},
-        )
-    return coordinator, control
+    return coordinator, name

@@ -5,11 +5,17 @@ is a package beside this file (see docs/adding-a-provider.md).
 """
 
 from ..models import Provider
-from . import evenergy, evlinkha, goe, ovms
+from . import evenergy, evlinkha, evmonitor, goe, ovms
 
 PROVIDERS: dict[str, Provider] = {
     provider.name: provider
-    for provider in (goe.PROVIDER, ovms.PROVIDER, evenergy.PROVIDER, evlinkha.PROVIDER)
+    for provider in (
+        goe.PROVIDER,
+        ovms.PROVIDER,
+        evenergy.PROVIDER,
+        evlinkha.PROVIDER,
+        evmonitor.PROVIDER,
+    )
 }
 
 
