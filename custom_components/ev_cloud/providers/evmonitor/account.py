@@ -360,6 +360,8 @@ class EvMonitorAccount(EvCloudAccount):
         self._saves.add(task)
         task.add_done_callback(self._saves.discard)
         self._publish()
+        if self._failures:
+            return  # the retry is scheduled; a new snapshot does not hurry it
         interval = self._option(CONF_UPLOAD_INTERVAL, DEFAULT_UPLOAD_INTERVAL)
         self._schedule_upload(0 if ended else interval)
 
@@ -410,7 +412,7 @@ class EvMonitorAccount(EvCloudAccount):
             if self.queue.extra.pop("last_error", None) is not None:
                 await self.queue.async_save()
                 self._publish()
-        if not self._names_read:
+        if not self._names_read and not self._closing:
             await self._async_read_names()
 
     async def _async_send_all(self) -> None:
