@@ -48,8 +48,10 @@ from .const import (
     CONF_EXCLUDED_DEVICES,
     CONF_IDLE_INTERVAL,
     CONF_PROVIDER,
+    CONF_SERVER_URL,
     DOMAIN,
     LOGGER,
+    SECTION_ADVANCED,
 )
 from .models import EvCloudConfigEntry
 from .providers import PROVIDERS
@@ -75,6 +77,22 @@ def valid_url(text: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     return text
+
+
+def advanced_section(url: str, key: str = CONF_SERVER_URL) -> dict[str, Any]:
+    """Form values whose advanced section holds the service address `url`."""
+    return {SECTION_ADVANCED: {key: url}}
+
+
+def advanced_url(
+    user_input: Mapping[str, Any], default: str, key: str = CONF_SERVER_URL
+) -> str | None:
+    """The service address typed in the advanced section.
+
+    `default` when the field is left empty, None when it is no http(s) URL.
+    """
+    text = user_input.get(SECTION_ADVANCED, {}).get(key, "")
+    return valid_url(text) if text.strip() else default
 
 
 def device_selector(device_ids: list[str]) -> SelectSelector:
@@ -152,6 +170,28 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
             step_id=step_id,
             data_schema=schema,
             description_placeholders={"name": entry.title},
+            errors=errors,
+        )
+
+    def async_show_service_form(
+        self,
+        step_id: str,
+        schema: vol.Schema,
+        suggested: Mapping[str, Any] | None,
+        errors: dict[str, str],
+        default_url: str,
+    ) -> ConfigFlowResult:
+        """A form with the service address in its advanced section.
+
+        Without `suggested` values the address is the real service's, which the
+        help text names as {default_url}.
+        """
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(
+                schema, suggested or advanced_section(default_url)
+            ),
+            description_placeholders={"default_url": default_url},
             errors=errors,
         )
 

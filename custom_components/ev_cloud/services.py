@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ else:
 
 from .const import DOMAIN
 from .coordinator import EvCloudCoordinator
+from .device import EvCloudDevice
 from .models import EvCloudConfigEntry
 
 SERVICE_START_CHARGING = "start_charging"
@@ -54,22 +56,12 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
 async def _async_charge(hass: HomeAssistant, call: ServiceCall, *, start: bool) -> None:
     """Start or stop charging; a device already in that state is left alone."""
-    # Resolve every device first so that one bad target changes nothing.
-    targets = [
-        _coordinator_for(hass, device_id) for device_id in call.data[ATTR_DEVICE_ID]
-    ]
-    controls = [
-        (
-            coordinator,
-            _capability(
-                name,
-                coordinator.device.charge_control,
-                missing=coordinator.device.charge_control_missing,
-            ),
-        )
-        for coordinator, name in targets
-    ]
-    for coordinator, control in controls:
+    for coordinator, control in _targets(
+        hass,
+        call,
+        lambda device: device.charge_control,
+        lambda device: device.charge_control_missing,
+    ):
         state = coordinator.data.state
         command = (
             control.async_start_charging(state)
@@ -81,22 +73,37 @@ async def _async_charge(hass: HomeAssistant, call: ServiceCall, *, start: bool) 
 
 async def _async_upload_now(hass: HomeAssistant, call: ServiceCall) -> None:
     """Send the data the devices hold for their services now."""
-    targets = [
-        _coordinator_for(hass, device_id) for device_id in call.data[ATTR_DEVICE_ID]
-    ]
-    controls = [
-        (
-            coordinator,
-            _capability(
-                name,
-                coordinator.device.upload_control,
-                missing="upload_not_supported",
-            ),
-        )
-        for coordinator, name in targets
-    ]
-    for coordinator, control in controls:
+    for coordinator, control in _targets(
+        hass,
+        call,
+        lambda device: device.upload_control,
+        lambda _device: "upload_not_supported",
+    ):
         await coordinator.async_command(control.async_upload_now())
+
+
+def _targets[T](
+    hass: HomeAssistant,
+    call: ServiceCall,
+    capability: Callable[[EvCloudDevice[Any]], T | None],
+    missing: Callable[[EvCloudDevice[Any]], str],
+) -> list[tuple[EvCloudCoordinator[Any], T]]:
+    """Each target's coordinator and capability.
+
+    Every device is resolved first, so that one bad target changes nothing;
+    `missing` names the translation that explains a device without it.
+    """
+    targets = []
+    for device_id in call.data[ATTR_DEVICE_ID]:
+        coordinator, name = _coordinator_for(hass, device_id)
+        device = coordinator.device
+        targets.append(
+            (
+                coordinator,
+                _capability(name, capability(device), missing=missing(device)),
+            )
+        )
+    return targets
 
 
 def _capability[T](name: str, capability: T | None, *, missing: str) -> T:

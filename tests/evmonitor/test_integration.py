@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import json
 import logging
 from typing import Any
 
@@ -27,10 +28,14 @@ from syrupy.assertion import SnapshotAssertion
 
 from custom_components.ev_cloud.api.evmonitor import EvMonitorClient
 from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.device import DeviceData
+from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
+from custom_components.ev_cloud.providers.evmonitor.entities import ENTITIES
+from custom_components.ev_cloud.providers.evmonitor.state import LogbookStatus
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
-from tests.evmonitor.fixtures import EMAIL, PASSWORD, START, rocket
-from tests.simulators.evmonitor import EvMonitorSimulator
+from tests.evmonitor.fixtures import EMAIL, PASSWORD, SOURCE, START, rocket
+from tests.simulators.evmonitor import EvMonitorFault, EvMonitorSimulator
 
 QUEUE = "sensor.ev_monitor_the_rocket_upload_queue"
 LAST_UPLOAD = "sensor.ev_monitor_the_rocket_last_upload"
@@ -56,20 +61,11 @@ def park(hass: HomeAssistant, **changes: Any) -> None:
         "power": "kW",
         "battery_temperature": "°C",
     }
-    entity_ids = {
-        "soc": "sensor.car_battery",
-        "range": "sensor.car_range",
-        "speed": "sensor.car_speed",
-        "odometer": "sensor.car_odometer",
-        "power": "sensor.car_power",
-        "battery_temperature": "sensor.car_battery_temperature",
-        "charging": "binary_sensor.car_charging",
-    }
     for field, value in values.items():
         attributes = {"unit_of_measurement": units[field]} if field in units else {}
-        hass.states.async_set(entity_ids[field], str(value), attributes)
+        hass.states.async_set(SOURCE[field], str(value), attributes)
     hass.states.async_set(
-        "device_tracker.car",
+        SOURCE["location"],
         "not_home",
         {"latitude": 48.1371, "longitude": 11.5754, "gps_accuracy": 5},
     )
@@ -502,3 +498,83 @@ async def test_no_source_is_a_repair_issue(
         "_evmonitor_no_source"
     ]
     assert queued(hass) == 0
+
+
+async def test_unknown_make_names_the_model_alone(
+    hass: HomeAssistant,
+    evmonitor_entry: MockConfigEntry,
+    evmonitor_sim: EvMonitorSimulator,
+) -> None:
+    """A make EV-Monitor cannot name is left out of the device's model."""
+    evmonitor_sim.makes.clear()
+    park(hass)
+    await setup_entry(hass, evmonitor_entry)
+    device_id = logbook_device(hass, evmonitor_entry)
+    await hass.services.async_call(
+        DOMAIN, "upload_now", {"device_id": device_id}, blocking=True
+    )
+    device = dr.async_get(hass).async_get(device_id)
+    assert device is not None
+    assert device.model == "SS9"
+
+
+async def test_diagnostics_show_the_queue_not_the_position(
+    hass: HomeAssistant,
+    evmonitor_entry: MockConfigEntry,
+    evmonitor_sim: EvMonitorSimulator,
+) -> None:
+    """Diagnostics: mapping, queue and uploads; no credentials, no snapshot values."""
+    evmonitor_sim.down = True
+    park(hass)
+    await setup_entry(hass, evmonitor_entry)
+    result = await async_get_config_entry_diagnostics(hass, evmonitor_entry)
+    text = json.dumps(result, default=str)
+    assert PASSWORD not in text
+    assert EMAIL not in text
+    assert rocket(evmonitor_sim).id not in text
+    assert "48.1371" not in text
+    account = result["account"]
+    assert account["queued"] == 1
+    assert account["mapping"]["soc"] == "sensor.car_battery"
+    assert set(account["last_snapshot"]) == {"time", "active"}
+
+
+def test_long_errors_fit_a_state() -> None:
+    """An error text longer than a state may be is cut, marked with an ellipsis."""
+    status = LogbookStatus(
+        queued=0,
+        last_upload=None,
+        last_error="x" * 400,
+        uploaded=0,
+        dropped=0,
+        model=None,
+    )
+    data = DeviceData(status, online=False, data_time=None)
+    (last_error,) = [d for d in ENTITIES.sensor if d.key == "last_error"]
+    value = last_error.value_fn(data)
+    assert isinstance(value, str)
+    assert len(value) == 255
+    assert value.endswith("…")
+
+
+async def test_new_snapshots_do_not_hurry_a_retry(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    evmonitor_entry: MockConfigEntry,
+    evmonitor_sim: EvMonitorSimulator,
+) -> None:
+    """While uploads fail, driving snapshots keep coming but retries back off."""
+    evmonitor_sim.fault = EvMonitorFault.SERVER_ERROR
+    park(hass)
+    await setup_entry(hass, evmonitor_entry)
+    for second in range(60, 1200, 60):
+        await tick(hass, freezer, evmonitor_sim, 60)
+        park(hass, speed=50, odometer=12345.6 + second / 60)
+        await hass.async_block_till_done()
+    # Attempts at 300 s and 600 s (each a refused login); the next at 1200 s.
+    assert len(evmonitor_sim.requests) == 2
+    assert queued(hass) == 20
+    evmonitor_sim.fault = EvMonitorFault.NONE
+    await tick(hass, freezer, evmonitor_sim, 60)
+    assert queued(hass) == 0
+    assert len(evmonitor_sim.datasets) == 20

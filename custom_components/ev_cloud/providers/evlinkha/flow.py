@@ -22,7 +22,7 @@ else:
 from ...api import AuthenticationError, EvCloudError, RateLimitedError
 from ...api.evlinkha import DEFAULT_SERVER_URL, EvLinkClient, Me
 from ...const import CONF_PROVIDER, CONF_SERVER_URL, LOGGER, SECTION_ADVANCED
-from ...flow import PASSWORD, URL, EvCloudFlow, valid_url
+from ...flow import PASSWORD, URL, EvCloudFlow, advanced_section, advanced_url
 from .const import CONF_WEBHOOK_ID, NAME
 
 SCHEMA = vol.Schema(
@@ -34,7 +34,6 @@ SCHEMA = vol.Schema(
     }
 )
 REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_API_KEY): PASSWORD})
-PLACEHOLDERS = {"default_url": DEFAULT_SERVER_URL}
 
 
 class EvLinkFlow(EvCloudFlow):
@@ -81,20 +80,14 @@ class EvLinkFlow(EvCloudFlow):
     ) -> ConfigFlowResult:
         """The form the entry was added with, filled in with its settings."""
         data = self._get_reconfigure_entry().data
-        current = {**data, SECTION_ADVANCED: {CONF_SERVER_URL: data[CONF_SERVER_URL]}}
+        current = {**data, **advanced_section(data[CONF_SERVER_URL])}
         return self._evlinkha_form(current, {})
 
     def _evlinkha_form(
         self, suggested: Mapping[str, Any] | None, errors: dict[str, str]
     ) -> ConfigFlowResult:
-        return self.async_show_form(
-            step_id=NAME,
-            data_schema=self.add_suggested_values_to_schema(
-                SCHEMA,
-                suggested or {SECTION_ADVANCED: {CONF_SERVER_URL: DEFAULT_SERVER_URL}},
-            ),
-            description_placeholders=PLACEHOLDERS,
-            errors=errors,
+        return self.async_show_service_form(
+            NAME, SCHEMA, suggested, errors, DEFAULT_SERVER_URL
         )
 
     def _webhook_url(self, webhook_id: str) -> str:
@@ -110,7 +103,7 @@ class EvLinkFlow(EvCloudFlow):
         """The entry's account with the new key (keeping its webhook)."""
         candidate = {
             CONF_API_KEY: user_input[CONF_API_KEY],
-            SECTION_ADVANCED: {CONF_SERVER_URL: current[CONF_SERVER_URL]},
+            **advanced_section(current[CONF_SERVER_URL]),
         }
         data, me, errors = await self._async_validate_evlinkha(candidate)
         data[CONF_WEBHOOK_ID] = current[CONF_WEBHOOK_ID]
@@ -120,8 +113,7 @@ class EvLinkFlow(EvCloudFlow):
         self, user_input: Mapping[str, Any]
     ) -> tuple[dict[str, Any], Me | None, dict[str, str]]:
         """Read the user with the key: its id names the entry."""
-        text = user_input.get(SECTION_ADVANCED, {}).get(CONF_SERVER_URL, "")
-        server_url = valid_url(text) if text.strip() else DEFAULT_SERVER_URL
+        server_url = advanced_url(user_input, DEFAULT_SERVER_URL)
         data: dict[str, Any] = {
             CONF_PROVIDER: NAME,
             CONF_SERVER_URL: (server_url or "").rstrip("/"),

@@ -159,7 +159,7 @@ class EvMonitorAccount(EvCloudAccount):
         self.mapping: dict[str, str] = {}
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._snapshot_timer: CALLBACK_TYPE | None = None
-        self._settle: asyncio.Handle | None = None
+        self._settle: asyncio.Task[None] | None = None
         self._upload_timer: CALLBACK_TYPE | None = None
         self._upload_due: float | None = None
         self._upload_lock = asyncio.Lock()
@@ -283,7 +283,12 @@ class EvMonitorAccount(EvCloudAccount):
             "last_error": status.last_error,
             "failures": self._failures,
             "logins": self._client.login_count,
-            "last_snapshot": self.queue.extra.get("last"),
+            # When and whether active, not the values (they hold the position).
+            "last_snapshot": {
+                key: value
+                for key, value in (self.queue.extra.get("last") or {}).items()
+                if key in ("time", "active")
+            },
         }
 
     # --- snapshots --------------------------------------------------------------
@@ -299,10 +304,13 @@ class EvMonitorAccount(EvCloudAccount):
         looking at the first change would take a snapshot of half a poll.
         """
         if self._settle is None:
-            self._settle = self._hass.loop.call_soon(self._settled)
+            # A task (not a timer): it runs after the burst, and Home Assistant
+            # knows it is pending.
+            self._settle = self._hass.async_create_task(
+                self._async_settled(), eager_start=False
+            )
 
-    @callback
-    def _settled(self) -> None:
+    async def _async_settled(self) -> None:
         self._settle = None
         self._evaluate()
 
@@ -352,6 +360,8 @@ class EvMonitorAccount(EvCloudAccount):
         self._saves.add(task)
         task.add_done_callback(self._saves.discard)
         self._publish()
+        if self._failures:
+            return  # the retry is scheduled; a new snapshot does not hurry it
         interval = self._option(CONF_UPLOAD_INTERVAL, DEFAULT_UPLOAD_INTERVAL)
         self._schedule_upload(0 if ended else interval)
 
@@ -402,7 +412,7 @@ class EvMonitorAccount(EvCloudAccount):
             if self.queue.extra.pop("last_error", None) is not None:
                 await self.queue.async_save()
                 self._publish()
-        if not self._names_read:
+        if not self._names_read and not self._closing:
             await self._async_read_names()
 
     async def _async_send_all(self) -> None:

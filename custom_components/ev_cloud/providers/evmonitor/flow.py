@@ -30,7 +30,14 @@ else:
 from ...api import AuthenticationError, EvCloudError, RateLimitedError
 from ...api.evmonitor import DEFAULT_SERVER_URL, EvMonitorClient, EvMonitorVehicle
 from ...const import CONF_PROVIDER, CONF_SERVER_URL, LOGGER, SECTION_ADVANCED
-from ...flow import PASSWORD, TEXT, URL, EvCloudFlow, valid_url
+from ...flow import (
+    PASSWORD,
+    TEXT,
+    URL,
+    EvCloudFlow,
+    advanced_section,
+    advanced_url,
+)
 from .const import (
     CONF_SOURCE,
     CONF_SOURCE_DEVICE,
@@ -53,7 +60,6 @@ SCHEMA = vol.Schema(
     }
 )
 REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_PASSWORD): PASSWORD})
-PLACEHOLDERS = {"default_url": DEFAULT_SERVER_URL}
 SOURCE_SELECTOR = SelectSelector(
     SelectSelectorConfig(
         options=[SOURCE_DEVICE, SOURCE_ENTITIES],
@@ -173,7 +179,7 @@ class EvMonitorFlow(EvCloudFlow):
     ) -> ConfigFlowResult:
         """The account form, filled in with the entry's settings."""
         data = self._get_reconfigure_entry().data
-        current = {**data, SECTION_ADVANCED: {CONF_SERVER_URL: data[CONF_SERVER_URL]}}
+        current = {**data, **advanced_section(data[CONF_SERVER_URL])}
         return self._evmonitor_form(current, {})
 
     # --- helpers ----------------------------------------------------------------
@@ -181,14 +187,8 @@ class EvMonitorFlow(EvCloudFlow):
     def _evmonitor_form(
         self, suggested: Mapping[str, Any] | None, errors: dict[str, str]
     ) -> ConfigFlowResult:
-        return self.async_show_form(
-            step_id=NAME,
-            data_schema=self.add_suggested_values_to_schema(
-                SCHEMA,
-                suggested or {SECTION_ADVANCED: {CONF_SERVER_URL: DEFAULT_SERVER_URL}},
-            ),
-            description_placeholders=PLACEHOLDERS,
-            errors=errors,
+        return self.async_show_service_form(
+            NAME, SCHEMA, suggested, errors, DEFAULT_SERVER_URL
         )
 
     def _evmonitor_create(self, options: dict[str, Any]) -> ConfigFlowResult:
@@ -220,7 +220,7 @@ class EvMonitorFlow(EvCloudFlow):
         candidate = {
             CONF_USERNAME: current[CONF_USERNAME],
             CONF_PASSWORD: user_input[CONF_PASSWORD],
-            SECTION_ADVANCED: {CONF_SERVER_URL: current[CONF_SERVER_URL]},
+            **advanced_section(current[CONF_SERVER_URL]),
         }
         data, vehicles, errors = await self._async_validate_evmonitor(candidate)
         data[CONF_VEHICLE] = current[CONF_VEHICLE]
@@ -231,8 +231,7 @@ class EvMonitorFlow(EvCloudFlow):
         self, user_input: Mapping[str, Any]
     ) -> tuple[dict[str, Any], list[EvMonitorVehicle], dict[str, str]]:
         """Log in and list the account's vehicles."""
-        text = user_input.get(SECTION_ADVANCED, {}).get(CONF_SERVER_URL, "")
-        server_url = valid_url(text) if text.strip() else DEFAULT_SERVER_URL
+        server_url = advanced_url(user_input, DEFAULT_SERVER_URL)
         data: dict[str, Any] = {
             CONF_PROVIDER: NAME,
             CONF_SERVER_URL: (server_url or "").rstrip("/"),

@@ -20,6 +20,7 @@ from homeassistant.const import (
     ATTR_LATITUDE,
     ATTR_LONGITUDE,
     ATTR_UNIT_OF_MEASUREMENT,
+    PERCENTAGE,
     STATE_UNAVAILABLE,
     STATE_UNKNOWN,
     UnitOfLength,
@@ -83,6 +84,7 @@ CHARGING_STATES: Final = frozenset({"on", "charging", "true", "1", "yes"})
 DC_ABOVE_KW: Final = 22.0
 # Units of a value whose entity states none.
 _DEFAULT_UNITS: Final[Mapping[str, str]] = {
+    FIELD_SOC: PERCENTAGE,
     FIELD_RANGE: UnitOfLength.KILOMETERS,
     FIELD_ODOMETER: UnitOfLength.KILOMETERS,
     FIELD_SPEED: UnitOfSpeed.KILOMETERS_PER_HOUR,
@@ -148,10 +150,10 @@ def _measurement(field: str, state: State | None) -> float | None:
     """The state as a number in EV-Monitor's unit; None without one."""
     if (state := _known(state)) is None or (value := _float(state.state)) is None:
         return None
-    converter = _CONVERTERS.get(field)
-    if converter is None:  # state of charge: a percentage
-        return value
     unit = state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) or _DEFAULT_UNITS[field]
+    converter = _CONVERTERS.get(field)
+    if converter is None:  # state of charge: a percentage, nothing else
+        return value if unit == PERCENTAGE else None
     if unit not in converter.VALID_UNITS:
         return None  # a unit that cannot mean this field
     return converter.convert(value, unit, _DEFAULT_UNITS[field])
