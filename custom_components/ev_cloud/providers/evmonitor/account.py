@@ -262,9 +262,9 @@ class EvMonitorAccount(EvCloudAccount):
             dropped=self.queue.dropped,
             model=extra.get("model") if isinstance(extra.get("model"), str) else None,
         )
-        return DeviceData(
-            status, online=status.last_error is None, data_time=last_upload
-        )
+        # Always online: a failed upload is the last-error entity's (and the
+        # log's) business, not a device that "stopped reporting".
+        return DeviceData(status, online=True, data_time=last_upload)
 
     @callback
     def _publish(self) -> None:
