@@ -14,7 +14,9 @@ What it does, in order:
 3. starts Home Assistant, onboards it through its HTTP API (or logs in, when an earlier
    run did that already) and waits until it is RUNNING;
 4. adds one config entry per provider through the config-flow REST API, as a user
-   clicking through the UI would, unless one exists already;
+   clicking through the UI would, unless one exists already; in registry order,
+   so that a provider whose form picks another one's device (``DEMO.after``)
+   finds it;
 5. follows the log until Ctrl-C or SIGTERM, then stops Home Assistant with the
    ``homeassistant.stop`` action (so it writes ``.storage``) and the simulators.
 

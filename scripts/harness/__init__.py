@@ -10,13 +10,15 @@ library. One module per job:
 - ``common``: paths, the error type, progress lines;
 - ``processes``: ports and stopping child processes;
 - ``simulators``: one ``python -m tests.simulators NAME`` process per provider of
-  the integration's ``PROVIDERS`` registry, and what it printed;
+  the integration's ``PROVIDERS`` registry, and what it printed; the registry's
+  order is the order entries are added in (checked against ``DEMO.after``);
 - ``api``: ``HomeAssistantApi``, the REST, auth and websocket client;
 - ``home_assistant``: ``HomeAssistant``, the ``python -m homeassistant`` process:
   config dir, onboarding or login, waiting until RUNNING, restart, clean stop;
 - ``flows``: config entries: the config flow as a user clicks it (an OAuth
-  sign-in included: application credential, external step, re-authentication),
-  waiting for setup, an entry's devices and entities;
+  sign-in included: application credential, external step, re-authentication;
+  forms may pick another entry's device, ``device:<identifier>``), waiting for
+  setup, an entry's devices and entities;
 - ``logs``: HA's log records and the ones about ev_cloud.
 
 Nothing here knows a provider: each one's simulator module has a ``DEMO``

@@ -132,9 +132,16 @@ class HomeAssistantApi:
             {"type": command} if isinstance(command, str) else dict(command)
             for command in commands
         ]
+        # Failures incl. timeouts, and a socket HA closes (stopping, killed) before
+        # it answers (a close message where a reply was due).
         try:
             return asyncio.run(self._websocket(messages))
-        except (aiohttp.ClientError, OSError, ValueError) as err:  # incl. timeouts
+        except (
+            aiohttp.ClientError,
+            aiohttp.WSMessageTypeError,
+            OSError,
+            ValueError,
+        ) as err:
             names = ", ".join(message["type"] for message in messages)
             raise HarnessError(f"websocket {names}: {err!r}") from err
 

@@ -1,5 +1,9 @@
 """Config entries: the config flow as a user clicks it, setup, devices, entities.
 
+The forms get the simulator's printed values and, as ``device:<identifier>``, the
+registry id of each device of the integration (a form may ask for a device that
+another provider's entry made; ``SimulatorDemo.after`` says which come first).
+
 A demo that signs in through OAuth (``SimulatorDemo.application_credential`` and
 ``external``) is played as a user does it in the browser: add the OAuth client
 under Settings > Application credentials, walk the menus and forms, open the
@@ -13,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tests.simulators.demo import SimulatorDemo
+from tests.simulators.demo import SimulatorDemo, device_key
 
 from .api import HomeAssistantApi
 from .common import DOMAIN, HarnessError, say
@@ -68,9 +72,19 @@ def run_config_flow(
         for choice in demo.menu_path:
             expect_step(step, "menu", choice_in=choice)
             step = flow_post(api, f"{FLOW}/{flow_id}", {"next_step_id": choice})
+        values = form_values(api, sim)
         for step_id, user_input in demo.forms:
             expect_step(step, "form", step_id=step_id)
-            step = flow_post(api, f"{FLOW}/{flow_id}", user_input(sim))
+            try:
+                typed = user_input(values)
+            except KeyError as err:
+                raise HarnessError(
+                    f"{demo.label}: form {step_id!r} needs {err}, which neither the"
+                    " simulator printed nor names a device of the integration"
+                    f" (entries of {list(demo.after)} first?);"
+                    f" known: {sorted(values)}"
+                ) from None
+            step = flow_post(api, f"{FLOW}/{flow_id}", typed)
         if demo.external:
             step = sign_in_externally(api, step, credential)
         expect_step(step, "create_entry")
@@ -79,6 +93,22 @@ def run_config_flow(
         api.request("DELETE", f"{FLOW}/{flow_id}")
         raise
     return dict(step["result"])
+
+
+def device_ids(api: HomeAssistantApi) -> dict[str, str]:
+    """The integration's devices: ``device:<identifier>`` -> device registry id."""
+    (devices,) = api.websocket("config/device_registry/list")
+    return {
+        device_key(str(identifier)): str(device["id"])
+        for device in devices
+        for domain, identifier in device["identifiers"]
+        if domain == DOMAIN
+    }
+
+
+def form_values(api: HomeAssistantApi, sim: dict[str, str]) -> dict[str, str]:
+    """What the forms are filled from: the printed values and the device ids."""
+    return device_ids(api) | sim
 
 
 def sign_in_again(

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 import shutil
+import signal
 import subprocess
 import time
 from typing import Any
@@ -353,6 +354,23 @@ class HomeAssistant:
             before_start()
         self.start()
         self.wait_running()
+
+    def kill(self) -> None:
+        """SIGKILL Home Assistant, as a crash or a power cut ends it.
+
+        Nothing is written on the way out (no stop event, no ``.storage`` flush);
+        what HA wrote before stays. ``start()`` and ``wait_running()`` bring it
+        back on the same config dir (the tokens stay valid).
+        """
+        assert self.proc is not None
+        say(f"Killing Home Assistant (SIGKILL to pid {self.proc.pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        # Helpers it started (pip installs, ...) die with it, as in a crash.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        say(f"Home Assistant was killed (code {self.proc.returncode})")
 
     def stop(self) -> None:
         """Stop HA with the homeassistant.stop action; SIGTERM/SIGKILL as fallbacks."""

@@ -14,13 +14,30 @@ import subprocess
 import threading
 import time
 
-from tests.simulators.demo import load_demo, provider_names
+from tests.simulators.demo import (
+    check_order,
+    load_demo,
+    provider_names as registry_names,
+)
 
 from .common import PYTHON, ROOT, HarnessError
 from .processes import never, port_is_free, stop_process
 
-# provider_names: for the callers, which start one simulator per provider.
 __all__ = ["Simulator", "SimulatorInfo", "provider_names"]
+
+
+def provider_names() -> list[str]:
+    """The providers in the order their entries are added: the registry's.
+
+    A demo whose forms need another provider's devices (``SimulatorDemo.after``)
+    must come after it; HarnessError otherwise.
+    """
+    names = registry_names()
+    try:
+        check_order(names)
+    except ValueError as err:
+        raise HarnessError(f"{err}: reorder PROVIDERS") from err
+    return names
 
 
 @dataclass

@@ -35,7 +35,7 @@ from custom_components.ev_cloud.providers.evmonitor.state import LogbookStatus
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
 from tests.evmonitor.fixtures import EMAIL, PASSWORD, SOURCE, START, rocket
-from tests.simulators.evmonitor import EvMonitorSimulator
+from tests.simulators.evmonitor import EvMonitorFault, EvMonitorSimulator
 
 QUEUE = "sensor.ev_monitor_the_rocket_upload_queue"
 LAST_UPLOAD = "sensor.ev_monitor_the_rocket_last_upload"
@@ -567,3 +567,26 @@ def test_long_errors_fit_a_state() -> None:
     assert isinstance(value, str)
     assert len(value) == 255
     assert value.endswith("…")
+
+
+async def test_new_snapshots_do_not_hurry_a_retry(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    evmonitor_entry: MockConfigEntry,
+    evmonitor_sim: EvMonitorSimulator,
+) -> None:
+    """While uploads fail, driving snapshots keep coming but retries back off."""
+    evmonitor_sim.fault = EvMonitorFault.SERVER_ERROR
+    park(hass)
+    await setup_entry(hass, evmonitor_entry)
+    for second in range(60, 1200, 60):
+        await tick(hass, freezer, evmonitor_sim, 60)
+        park(hass, speed=50, odometer=12345.6 + second / 60)
+        await hass.async_block_till_done()
+    # Attempts at 300 s and 600 s (each a refused login); the next at 1200 s.
+    assert len(evmonitor_sim.requests) == 2
+    assert queued(hass) == 20
+    evmonitor_sim.fault = EvMonitorFault.NONE
+    await tick(hass, freezer, evmonitor_sim, 60)
+    assert queued(hass) == 0
+    assert len(evmonitor_sim.datasets) == 20

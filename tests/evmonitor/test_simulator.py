@@ -41,12 +41,19 @@ class Env:
         self.foreign = sim.add_vehicle(other, "Not yours")
 
     async def post(
-        self, endpoint: str, form: Any = None, *, json_body: Any = None
+        self,
+        endpoint: str,
+        form: Any = None,
+        *,
+        json_body: Any = None,
+        client_timeout: float | None = None,
     ) -> tuple[int, Any]:
         """POST a form (dict or list of pairs) or a JSON body to /api/<endpoint>."""
         kwargs: dict[str, Any] = (
             {"json": json_body} if json_body is not None else {"data": form or {}}
         )
+        if client_timeout is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=client_timeout)
         async with self.client.post(f"{self.sim.api_url}/{endpoint}", **kwargs) as r:
             text = await r.text()
             try:
@@ -63,6 +70,30 @@ class Env:
         assert body["SUCCESS"] == "OK"
         return body["token"]
 
+    async def control(self, name: str, body: Any = None) -> tuple[int, Any]:
+        """GET /_sim/<name> (no body), or POST the JSON `body` to it."""
+        url = f"{self.sim.url}/_sim/{name}"
+        if body is None:
+            request = self.client.get(url)
+        else:
+            request = self.client.post(url, json=body)
+        async with request as response:
+            text = await response.text()
+            try:
+                return response.status, json.loads(text)
+            except ValueError:
+                return response.status, text
+
+    async def push_soon(self, form: dict[str, str]) -> asyncio.Task[tuple[int, Any]]:
+        """Start a push; return once the simulator has handled it (held or not)."""
+        before = len(self.sim.pushes)
+        task = asyncio.create_task(self.post("push", form))
+        for _ in range(200):
+            if len(self.sim.pushes) > before or task.done():
+                return task
+            await asyncio.sleep(0.01)
+        pytest.fail("the push never reached the simulator")
+
     def dataset(self, index: int = 0, **general: Any) -> dict[str, str]:
         """Form fields of a minimal dataset `data[index]` (plus `general` fields)."""
         fields = {"vehicle_id": self.rocket.id, "timestamp": str(int(START))}
@@ -70,15 +101,24 @@ class Env:
         return {f"data[{index}][general][{k}]": v for k, v in fields.items()}
 
 
-@pytest.fixture
-async def env(socket_enabled: None) -> AsyncIterator[Env]:
-    """The simulator with its accounts, and a client session."""
-    sim = EvMonitorSimulator(start_time=START)
+@pytest.fixture(params=[False], ids=["api"])
+async def env(
+    socket_enabled: None, request: pytest.FixtureRequest
+) -> AsyncIterator[Env]:
+    """The simulator with its accounts, and a client session.
+
+    Parametrised indirectly with True: with the control endpoint (`ctl`).
+    """
+    sim = EvMonitorSimulator(start_time=START, control=request.param)
     async with aiohttp.ClientSession() as client:
         environment = Env(sim, client)
         await sim.start()
         yield environment
         await sim.stop()
+
+
+# The simulator with its control endpoint, as the demo runs it.
+ctl = pytest.mark.parametrize("env", [True], ids=["control"], indirect=True)
 
 
 def error(message: str) -> tuple[int, dict[str, str]]:
@@ -427,7 +467,7 @@ async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) 
     """The demo prints its settings; its account logs in and pushes."""
     demo = load_demo("evmonitor")
     assert demo.menu_path == ("evmonitor",)
-    assert demo.identifier == "username"
+    assert demo.identifier == "vehicles"
     stop = asyncio.Event()
     args = argparse.Namespace(host="127.0.0.1", port=0, local_port=0)
     task = asyncio.create_task(evmonitor.DEMO.run(args, stop))
@@ -450,6 +490,14 @@ async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) 
         "password": settings["password"],
         "advanced": {"server_url": settings["server_url"]},
     }
+    # Then the vehicle, fed from a device of the OVMS demo's entry (made first).
+    assert demo.after == ("ovms",)
+    assert set(demo.needs) <= set(settings)
+    values = settings | {"device:ovms_DEMO": "0123abcd"}
+    assert [(step, form(values)) for step, form in demo.forms[1:]] == [
+        ("evmonitor_vehicle", {"vehicle": settings["vehicles"], "source": "device"}),
+        ("evmonitor_device", {"source_device": "0123abcd"}),
+    ]
     async with aiohttp.ClientSession() as client:
         async with client.post(
             f"{settings['api_url']}/login",
@@ -476,6 +524,206 @@ async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) 
         output += capsys.readouterr().out
         if "event=dataset" in output:
             break
-    assert f"event=dataset vehicle={settings['vehicles']}" in output
+    assert f"event=dataset vehicle={settings['vehicles']} batch=None" in output
+    # The demo serves the control endpoint; its switches are printed.
+    async with aiohttp.ClientSession() as client:
+        async with client.post(
+            f"{settings['server_url']}/_sim/hold", json={"hold": True}
+        ) as response:
+            assert await response.json() == {"hold": True}
+        async with client.get(f"{settings['server_url']}/_sim/datasets") as response:
+            state = await response.json()
+    assert [d["vehicle_id"] for d in state["datasets"]] == [settings["vehicles"]]
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        output += capsys.readouterr().out
+        if "event=hold" in output:
+            break
+    assert "event=hold on=True" in output
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_control_needs_control(env: Env) -> None:
+    """Without `control=True`, /_sim/ is a path like any other outside /api/."""
+    assert (await env.control("down", {"down": True}))[0] == 404
+    assert (await env.control("datasets"))[0] == 404
+    assert not env.sim.down
+
+
+@ctl
+async def test_control_down(env: Env) -> None:
+    """POST /_sim/down drops every API connection; the endpoint still answers."""
+    assert await env.control("down", {"down": True}) == (200, {"down": True})
+    assert env.sim.down
+    with pytest.raises(aiohttp.ClientError):
+        await env.login()
+    assert (await env.control("datasets"))[0] == 200
+    assert await env.control("down", {"down": False}) == (200, {"down": False})
+    assert await env.login()
+
+
+@ctl
+async def test_control_refuses_bad_requests(env: Env) -> None:
+    """Unknown switches and methods are 404, a body without the boolean 400."""
+    assert (await env.control("fault", {"fault": True}))[0] == 404
+    assert (await env.control("down"))[0] == 404  # GET
+    assert (await env.control("datasets", {"datasets": True}))[0] == 404  # POST
+    status, text = await env.control("hold", {"hold": "yes"})
+    assert (status, text) == (400, 'body must be {"hold": true|false}\n')
+    assert (await env.control("down", {}))[0] == 400
+    async with env.client.post(f"{env.sim.url}/_sim/down", data="no json") as r:
+        assert r.status == 400
+    assert not env.sim.down
+    assert not env.sim.hold
+    # The API's own paths are untouched by the control endpoint.
+    assert env.sim.requests == []
+
+
+@ctl
+async def test_control_datasets(env: Env) -> None:
+    """GET /_sim/datasets: every accepted dataset, every push, held answers."""
+    assert await env.control("datasets") == (
+        200,
+        {"datasets": [], "pushes": [], "held": 0},
+    )
+    token = await env.login()
+    form = {"token": token, "batch_id": "b-1"}
+    form |= env.dataset(0, speed=7) | env.dataset(1, timestamp=int(START) + 10)
+    form["data[0][general][gps][lat]"] = "48.1"
+    form["data[0][general][gps][lng]"] = "11.5"
+    form["data[0][general][gps][acc]"] = "5"
+    assert await env.post("push", form) == (200, OK)
+    assert await env.post("push", form) == (200, OK)
+    env.sim.advance(30)
+    assert await env.post("push", {"token": token} | env.dataset()) == (200, OK)
+    assert (await env.post("push", {"token": token, "batch_id": "b-2"}))[1][
+        "SUCCESS"
+    ] == "ERROR"
+    status, state = await env.control("datasets")
+    assert status == 200
+    rocket = env.rocket.id
+    assert state["datasets"] == [
+        {
+            "vehicle_id": rocket,
+            "batch_id": "b-1",
+            "general": {
+                "vehicle_id": rocket,
+                "timestamp": int(START),
+                "speed": 7,
+                "gps": {"lat": 48.1, "lng": 11.5, "acc": 5},
+            },
+            "received": START,
+        },
+        {
+            "vehicle_id": rocket,
+            "batch_id": "b-1",
+            "general": {"vehicle_id": rocket, "timestamp": int(START) + 10},
+            "received": START,
+        },
+        {
+            "vehicle_id": rocket,
+            "batch_id": None,
+            "general": {"vehicle_id": rocket, "timestamp": int(START)},
+            "received": START + 30,
+        },
+    ]
+    assert state["pushes"] == [
+        {"batch_id": "b-1", "datasets": 2, "result": "stored"},
+        {"batch_id": "b-1", "datasets": 0, "result": "duplicate"},
+        {"batch_id": None, "datasets": 1, "result": "stored"},
+        {"batch_id": "b-2", "datasets": 0, "result": "error"},
+    ]
+    assert state["held"] == 0
+
+
+@ctl
+async def test_hold_stores_but_holds_the_answer(env: Env) -> None:
+    """With `hold`, a push is stored at once; its answer waits for the release."""
+    token = await env.login()
+    assert await env.control("hold", {"hold": True}) == (200, {"hold": True})
+    form = {"token": token, "batch_id": "b-1"} | env.dataset(speed=3)
+    pending = await env.push_soon(form)
+    assert [(d.batch_id, d.general["speed"]) for d in env.sim.datasets] == [("b-1", 3)]
+    assert env.sim.pushes == [("b-1", 1, "stored")]
+    # Other calls are answered meanwhile; the answer is not sent.
+    assert (await env.post("get_vehicles", {"token": token}))[1]["SUCCESS"] == "OK"
+    await asyncio.sleep(0.2)
+    assert not pending.done()
+    assert (await env.control("datasets"))[1]["held"] == 1
+    # A resend of the batch is a duplicate, held as well.
+    again = await env.push_soon(form)
+    assert env.sim.pushes[-1] == ("b-1", 0, "duplicate")
+    assert env.sim.held == 2
+    assert await env.control("hold", {"hold": False}) == (200, {"hold": False})
+    assert await asyncio.wait_for(pending, 5) == (200, OK)
+    assert await asyncio.wait_for(again, 5) == (200, OK)
+    assert env.sim.held == 0
+    assert len(env.sim.datasets) == 1
+
+
+@ctl
+async def test_hold_holds_refusals_too(env: Env) -> None:
+    """A refused push is held as well; only push answers are held."""
+    token = await env.login()
+    env.sim.hold = True
+    pending = await env.push_soon({"token": token, "data[0][general][speed]": "1"})
+    assert env.sim.pushes == [(None, 0, "error")]
+    assert not pending.done()
+    assert await env.login()  # login answers
+    env.sim.hold = False
+    status, body = await asyncio.wait_for(pending, 5)
+    assert status == 200
+    assert body["SUCCESS"] == "ERROR"
+
+
+@ctl
+async def test_hold_until_the_client_gives_up(env: Env) -> None:
+    """A client that closes the connection ends the held request; stored stays."""
+    token = await env.login()
+    env.sim.hold = True
+    form = {"token": token, "batch_id": "b-1"} | env.dataset()
+    with pytest.raises(TimeoutError):
+        await env.post("push", form, client_timeout=0.3)
+    assert [d.batch_id for d in env.sim.datasets] == ["b-1"]
+    for _ in range(100):
+        if env.sim.held == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert env.sim.held == 0, "the closed connection's answer is still held"
+    env.sim.hold = False
+    # The client sends the batch again (it never heard): acknowledged, not stored.
+    assert await env.post("push", form) == (200, OK)
+    assert env.sim.pushes == [("b-1", 1, "stored"), ("b-1", 0, "duplicate")]
+    assert len(env.sim.datasets) == 1
+
+
+@ctl
+async def test_down_drops_held_answers(env: Env) -> None:
+    """Going down while an answer is held closes its connection: no answer."""
+    token = await env.login()
+    env.sim.hold = True
+    pending = await env.push_soon({"token": token} | env.dataset())
+    assert await env.control("down", {"down": True}) == (200, {"down": True})
+    with pytest.raises(aiohttp.ClientError):
+        await asyncio.wait_for(pending, 5)
+    assert len(env.sim.datasets) == 1
+    assert env.sim.held == 0
+    # Released while down: still no answer for new pushes (down drops them).
+    env.sim.hold = False
+    with pytest.raises(aiohttp.ClientError):
+        await env.post("push", {"token": token} | env.dataset())
+
+
+@ctl
+async def test_stop_ends_held_answers(env: Env) -> None:
+    """stop() drops a held answer instead of waiting for the release."""
+    token = await env.login()
+    env.sim.hold = True
+    pending = await env.push_soon({"token": token} | env.dataset())
+    start = time.monotonic()
+    await env.sim.stop()
+    assert time.monotonic() - start < 5
+    with pytest.raises(aiohttp.ClientError):
+        await asyncio.wait_for(pending, 5)
+    assert env.sim.held == 0

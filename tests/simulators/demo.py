@@ -8,14 +8,22 @@ reads the `key=value` lines it prints and clicks through the config flow with
 the printed client id and secret in `DEMO.application_credential` (the harness
 adds them under Settings > Application credentials first) and sets `DEMO.external`:
 after the forms the flow sends the user's browser to the service's sign-in page,
-which the harness follows as a browser would. Adding a provider therefore needs
-its simulator module with a `DEMO` and its registry line, and no edit here or in
-the harness.
+which the harness follows as a browser would.
+
+A form may need a Home Assistant device of this integration that another
+provider's entry made (a sink that logs a vehicle, say): besides the printed
+values, each form gets one value per device of the integration,
+`device:<identifier>` (`device_key`, the identifier as in the device registry's
+`(DOMAIN, identifier)`) -> the device's registry id. `DEMO.after` names the
+providers whose entries must exist first; the harness adds entries in registry
+order, and `check_order` refuses an order in which a demo comes before one it
+names. Adding a provider therefore needs its simulator module with a `DEMO` and
+its registry line, and no edit here or in the harness.
 """
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import contextlib
 from dataclasses import dataclass
 import importlib
@@ -23,8 +31,16 @@ from typing import Any
 
 # Runs the demo until `stop` is set; `args` has host, port and local_port.
 type Runner = Callable[[argparse.Namespace, asyncio.Event], Awaitable[None]]
-# What the user types into one form, from the simulator's printed values.
+# What the user types into one form, from the simulator's printed values (and
+# the `device:<identifier>` values of the integration's devices, see `device_key`).
 type FormInput = Callable[[dict[str, str]], dict[str, Any]]
+
+DEVICE_KEY_PREFIX = "device:"
+
+
+def device_key(identifier: str) -> str:
+    """The key of the value holding device `identifier`'s id ("device:ovms_DEMO")."""
+    return f"{DEVICE_KEY_PREFIX}{identifier}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,9 @@ class SimulatorDemo:
     # user's browser to the service (OAuth sign-in), which sends it back to Home
     # Assistant's callback; then the flow creates the entry.
     external: bool = False
+    # Providers whose entries (and devices) must exist before this demo's flow
+    # runs: its forms use their `device:<identifier>` values.
+    after: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse a demo the harness could not play."""
@@ -63,6 +82,18 @@ def provider_names() -> list[str]:
     from custom_components.ev_cloud.providers import PROVIDERS
 
     return list(PROVIDERS)
+
+
+def check_order(names: Sequence[str]) -> None:
+    """Refuse an order of providers in which a demo comes before its `after`."""
+    for index, name in enumerate(names):
+        for needed in load_demo(name).after:
+            if needed not in names[:index]:
+                where = "after it" if needed in names else "nowhere"
+                raise ValueError(
+                    f"the {name} demo needs the {needed} entry first, but {needed}"
+                    f" comes {where} in {list(names)}"
+                )
 
 
 def load_demo(name: str) -> SimulatorDemo:

@@ -42,8 +42,27 @@ Every accepted dataset is recorded in `datasets` (`SimDataset`: user, vehicle id
 batch id, user-agent, encoding, the parsed `general` object, simulated receive
 time).
 
+`hold` (True): a push is read, validated, stored and recorded as usual, but its
+answer is not sent: the request waits until the client gives up (closes the
+connection), `hold` is switched off (then the answer goes out, unless the
+simulator is `down` by then: the connection is closed) or the server stops. A
+crash between the service storing a batch and the client hearing of it.
+
+Control endpoint (only with `EvMonitorSimulator(control=True)`, as in the demo
+that `python -m tests.simulators evmonitor` runs), outside `/api/` so that no
+client of the real API can reach it, and exempt from `down`, `hold` and faults:
+
+    POST /_sim/down   body {"down": true} (or false)  -> 200 {"down": true}
+    POST /_sim/hold   body {"hold": true} (or false)  -> 200 {"hold": true}
+    GET  /_sim/datasets  -> 200 {"datasets": [{"vehicle_id", "batch_id", "general",
+        "received"}, ...] (every accepted dataset, in arrival order), "pushes":
+        [{"batch_id", "datasets", "result"}, ...], "held": <pushes waiting now>}
+
+Anything else under `/_sim/` answers 404, a bad body 400.
+
 `DEMO` (at the end) is what `python -m tests.simulators evmonitor` runs: one user
-with one vehicle nicknamed "The Rocket".
+with one vehicle nicknamed "The Rocket", and the control endpoint. Its entry logs
+the OVMS demo's car DEMO (a device of that provider's entry, `DEMO.after`).
 """
 
 import argparse
@@ -64,11 +83,14 @@ from typing import Any
 from aiohttp import web
 
 from .common import SimServer, close_connection
-from .demo import SimulatorDemo, emit, every_second
+from .demo import SimulatorDemo, device_key, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+CONTROL_PREFIX = "/_sim/"
+CONTROL_SWITCHES = ("down", "hold")  # POST /_sim/<switch> {"<switch>": bool}
+HOLD_POLL = 0.05  # seconds between looks at `hold` while an answer is held
 ENDPOINTS = ("login", "get_vehicles", "get_make", "get_model", "push")
 PUSH_ENDPOINT = "push"  # UNCONFIRMED path
 TOKEN_LIFETIME = 600.0  # simulated seconds ("valid for 10 minutes")
@@ -192,7 +214,8 @@ class EvMonitorSimulator(SimServer):
     """EV-Monitor's API on one port.
 
     Control attributes: `fault` (EvMonitorFault), `slow_seconds`, `down` (True:
-    every connection is closed without an answer), `in_band_error` (a message:
+    every connection is closed without an answer), `hold` (True: push answers
+    are held back, see the module docstring), `in_band_error` (a message:
     push answers `{"SUCCESS": "ERROR", "error": in_band_error}` and stores nothing),
     `token_lifetime`, `mandatory` (general fields a dataset needs), `strict`
     (unknown fields are errors). Methods: `add_user`, `add_vehicle`, `advance`,
@@ -200,19 +223,30 @@ class EvMonitorSimulator(SimServer):
     Logs: `requests` ((method, path) of every /api/ request), `datasets`
     (SimDataset of every stored dataset), `pushes` ((batch id, number of datasets,
     "stored" | "duplicate" | "error") of every push after authentication),
-    `tokens_issued`.
+    `tokens_issued`; `held`: pushes whose answer waits now.
     """
 
     label = "EV-Monitor simulator"
 
     def __init__(
-        self, *, host: str = "127.0.0.1", start_time: float | None = None
+        self,
+        *,
+        host: str = "127.0.0.1",
+        start_time: float | None = None,
+        control: bool = False,
     ) -> None:
-        """Prepare the simulator; nothing listens until `start()`."""
+        """Prepare the simulator; nothing listens until `start()`.
+
+        `control=True` serves the control endpoint under /_sim/ (see the module
+        docstring), for another process.
+        """
         super().__init__(host)
+        self.control = control
         self.fault = EvMonitorFault.NONE
         self.slow_seconds = 30.0
         self.down = False
+        self.hold = False
+        self.held = 0
         self.in_band_error: str | None = None
         self.token_lifetime = TOKEN_LIFETIME
         self.mandatory: tuple[str, ...] = MANDATORY_GENERAL
@@ -304,9 +338,11 @@ class EvMonitorSimulator(SimServer):
         return f"{self.url}/api"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if self.control and path.startswith(CONTROL_PREFIX):
+            return await self._control(request)
         if self.down:
             return close_connection(request)
-        path = request.path
         if not path.startswith(API_PREFIX):
             return web.Response(status=404, text="Not Found")
         self.requests.append((request.method, path))
@@ -329,9 +365,67 @@ class EvMonitorSimulator(SimServer):
             return _json({"SUCCESS": "ERROR", "error": "POST only"}, 405)
         try:
             body, encoding = await _read_body(request)
-            return _json(self._api(endpoint, body, encoding))
+            answer = self._api(endpoint, body, encoding)
         except _Error as error:
-            return _json({"SUCCESS": "ERROR", "error": error.message})
+            answer = {"SUCCESS": "ERROR", "error": error.message}
+        if endpoint == PUSH_ENDPOINT and not await self._answer_held():
+            return close_connection(request)
+        return _json(answer)
+
+    async def _answer_held(self) -> bool:
+        """Wait while `hold` is on; False: send no answer (down, or stopping).
+
+        The push is done by now (stored or refused). A client that gives up
+        meanwhile closes the connection, which cancels this handler.
+        """
+        if not self.hold:
+            return True
+        self.held += 1
+        try:
+            while self.hold and not self.down:
+                if not await self._sleep(HOLD_POLL):
+                    return False  # the server stops
+        finally:
+            self.held -= 1
+        return not self.down
+
+    async def _control(self, request: web.Request) -> web.Response:
+        """The control endpoint: switches and what was stored, for another process."""
+        name = request.path.removeprefix(CONTROL_PREFIX).rstrip("/")
+        if name == "datasets" and request.method == "GET":
+            return _json(self.control_state())
+        if name not in CONTROL_SWITCHES or request.method != "POST":
+            return web.Response(status=404, text="not found\n")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get(name), bool):
+            return web.Response(
+                status=400, text=f'body must be {{"{name}": true|false}}\n'
+            )
+        setattr(self, name, body[name])
+        _LOGGER.debug("%s: %s", name, body[name])
+        return _json({name: body[name]})
+
+    def control_state(self) -> dict[str, Any]:
+        """What GET /_sim/datasets answers: the stored datasets, pushes, held."""
+        return {
+            "datasets": [
+                {
+                    "vehicle_id": dataset.vehicle_id,
+                    "batch_id": dataset.batch_id,
+                    "general": dataset.general,
+                    "received": dataset.received,
+                }
+                for dataset in self.datasets
+            ],
+            "pushes": [
+                {"batch_id": batch_id, "datasets": count, "result": result}
+                for batch_id, count, result in self.pushes
+            ],
+            "held": self.held,
+        }
 
     def _api(self, endpoint: str, body: dict[str, Any], encoding: str) -> Any:
         if endpoint == "login":
@@ -622,17 +716,18 @@ DEMO_PASSWORD = "evmonitor-demo-password"  # a simulator demo account
 
 
 def demo_simulator(host: str = "127.0.0.1") -> tuple[EvMonitorSimulator, SimUser]:
-    """The demo's set-up: one user with one vehicle, "The Rocket"."""
-    simulator = EvMonitorSimulator(host=host)
+    """The demo's set-up: one user with one vehicle, "The Rocket"; control on."""
+    simulator = EvMonitorSimulator(host=host, control=True)
     user = simulator.add_user(DEMO_EMAIL, DEMO_PASSWORD)
     simulator.add_vehicle(user, "The Rocket", make="Energica", model="SS9")
     return simulator, user
 
 
 async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
-    """One user with "The Rocket"; prints an event line for each accepted push.
+    """One user with "The Rocket"; prints an event line for each accepted dataset.
 
     The clock follows the wall clock, so tokens expire after 10 real minutes.
+    Switches made through the control endpoint are printed as events too.
     """
     simulator, user = demo_simulator(args.host)
     (vehicle,) = simulator.vehicles.values()
@@ -645,12 +740,22 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         emit(password=user.password)
         emit(vehicles=vehicle.id)
         seen = 0
+        switches = dict.fromkeys(CONTROL_SWITCHES, False)
         async for _ in every_second(stop):
             simulator.advance(1)
             while seen < len(simulator.datasets):
                 dataset = simulator.datasets[seen]
                 seen += 1
-                emit(event="dataset", vehicle=dataset.vehicle_id)
+                emit(
+                    event="dataset",
+                    vehicle=dataset.vehicle_id,
+                    batch=dataset.batch_id,
+                    timestamp=dataset.general.get("timestamp"),
+                )
+            for name in CONTROL_SWITCHES:
+                if getattr(simulator, name) != switches[name]:
+                    switches[name] = getattr(simulator, name)
+                    emit(event=name, on=switches[name])
     finally:
         await simulator.stop()
 
@@ -658,8 +763,9 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
 DEMO = SimulatorDemo(
     run=run_demo,
     label="EV-Monitor",
-    needs=("server_url", "username", "password"),
-    identifier="username",  # the account e-mail
+    needs=("server_url", "username", "password", "vehicles"),
+    # The logbook's vehicle id: its device's identifier (one entry per logbook).
+    identifier="vehicles",
     menu_path=("evmonitor",),
     forms=(
         (
@@ -670,5 +776,15 @@ DEMO = SimulatorDemo(
                 "advanced": {"server_url": sim["server_url"]},
             },
         ),
+        (
+            "evmonitor_vehicle",
+            lambda sim: {"vehicle": sim["vehicles"], "source": "device"},
+        ),
+        # The OVMS demo's car DEMO, as the user picks it in the device selector.
+        (
+            "evmonitor_device",
+            lambda sim: {"source_device": sim[device_key("ovms_DEMO")]},
+        ),
     ),
+    after=("ovms",),
 )

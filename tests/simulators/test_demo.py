@@ -6,7 +6,24 @@ import pytest
 
 from custom_components.ev_cloud.providers import PROVIDERS
 from tests.simulators import __main__ as simulators_main
-from tests.simulators.demo import SimulatorDemo, load_demo, provider_names
+from tests.simulators.demo import (
+    DEVICE_KEY_PREFIX,
+    SimulatorDemo,
+    check_order,
+    device_key,
+    load_demo,
+    provider_names,
+)
+
+
+class FormValues(dict[str, str]):
+    """Printed values, and an id for every `device:<identifier>` (as the harness)."""
+
+    def __missing__(self, key: str) -> str:
+        """A device id for a device key; KeyError for anything else."""
+        if key.startswith(DEVICE_KEY_PREFIX):
+            return f"registry-id-of-{key.removeprefix(DEVICE_KEY_PREFIX)}"
+        raise KeyError(key)
 
 
 def test_provider_names_are_the_registry_keys() -> None:
@@ -23,10 +40,12 @@ def test_each_provider_has_a_demo(name: str) -> None:
     assert demo.identifier in demo.needs
     assert demo.menu_path, "the flow starts with a menu of providers"
     assert demo.forms
-    values = {key: f"{key}-value" for key in demo.needs}
+    values = FormValues({key: f"{key}-value" for key in demo.needs})
     for step_id, user_input in demo.forms:
         assert step_id
         assert isinstance(user_input(values), dict)
+    # The entries it needs first are other providers' (see test_registry_order).
+    assert set(demo.after) <= set(PROVIDERS) - {name}
     if demo.application_credential is not None:
         assert set(demo.application_credential) <= set(demo.needs)
         assert demo.external, "an OAuth client is for a sign-in in the browser"
@@ -55,6 +74,28 @@ def test_an_oauth_demo_names_printed_keys() -> None:
         _demo(application_credential=("client_id", "secret"), external=True)
     with pytest.raises(ValueError, match="identifier"):
         _demo(identifier="serial")
+
+
+def test_registry_order_puts_needed_entries_first() -> None:
+    """The harness adds entries in registry order: each demo's `after` comes first."""
+    check_order(list(PROVIDERS))
+
+
+def test_check_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A demo before the provider it needs, or needing an unknown one, is refused."""
+    first, *others = list(PROVIDERS)
+    assert others, "a dependency needs two providers"
+    demos = {name: load_demo(name) for name in PROVIDERS}
+    demos[others[0]] = _demo(after=(first,))
+    monkeypatch.setattr(
+        "tests.simulators.demo.load_demo", lambda name: demos.get(name) or _demo()
+    )
+    check_order([first, others[0]])
+    with pytest.raises(ValueError, match=f"needs the {first} entry first"):
+        check_order([others[0], first])
+    with pytest.raises(ValueError, match="comes nowhere"):
+        check_order([others[0]])
+    assert device_key("ovms_DEMO") == "device:ovms_DEMO"
 
 
 def test_a_module_without_demo_is_refused() -> None:

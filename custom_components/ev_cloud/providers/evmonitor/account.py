@@ -267,9 +267,8 @@ class EvMonitorAccount(EvCloudAccount):
             dropped=self.queue.dropped,
             model=extra.get("model") if isinstance(extra.get("model"), str) else None,
         )
-        # Always "online": the logbook has no Online entity, and a failed upload
-        # is said once by `_async_failed` (and the last-error entity); offline
-        # would add the coordinator's "stopped reporting" line to it.
+        # Always online: a failed upload is the last-error entity's (and the
+        # log's) business, not a device that "stopped reporting".
         return DeviceData(status, online=True, data_time=last_upload)
 
     @callback
@@ -366,6 +365,8 @@ class EvMonitorAccount(EvCloudAccount):
         self._saves.add(task)
         task.add_done_callback(self._saves.discard)
         self._publish()
+        if self._failures:
+            return  # the retry is scheduled; a new snapshot does not hurry it
         interval = self._option(CONF_UPLOAD_INTERVAL, DEFAULT_UPLOAD_INTERVAL)
         self._schedule_upload(0 if ended else interval)
 
@@ -417,7 +418,7 @@ class EvMonitorAccount(EvCloudAccount):
             if self.queue.extra.pop("last_error", None) is not None:
                 await self.queue.async_save()
                 self._publish()
-        if not self._names_read:
+        if not self._names_read and not self._closing:
             await self._async_read_names()
 
     async def _async_send_all(self) -> None:
