@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 import logging
 from typing import Any
+from unittest.mock import MagicMock
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -33,8 +34,10 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.ev_cloud.api import AuthenticationError
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
+from custom_components.ev_cloud.providers.evenergy.oauth import OAuthToken
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
 from tests.evenergy.fixtures import (
@@ -285,6 +288,51 @@ async def test_refused_refresh_starts_reauth(
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == ["reauth"]
     assert flows[0]["step_id"] == "evenergy_reauth_oauth"
+
+
+async def test_token_the_service_dropped_early_is_renewed(
+    hass: HomeAssistant,
+    evenergy_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A token refused before it expires is renewed once: no reauth.
+
+    A server that forgot it, or a clock ahead of ours, must not send the user to
+    sign in while the refresh token works.
+    """
+    await setup_entry(hass, evenergy_entry)
+    old = evenergy_entry.data["token"]["access_token"]
+    evenergy_sim.expire_tokens()
+    await _tick(hass, freezer, evenergy_sim, 600)
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert evenergy_sim.token_requests == ["refresh_token"]
+    assert evenergy_entry.data["token"]["access_token"] != old
+    assert hass.states.get("sensor.zoe_battery").state != STATE_UNAVAILABLE
+    # Refused again after the renewal: the user signs in again.
+    evenergy_sim.revoke(USER_ID)
+    await _tick(hass, freezer, evenergy_sim, 600)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+
+
+async def test_oauth_token_is_marked_expired_only_while_current(
+    hass: HomeAssistant, evenergy_entry: MockConfigEntry
+) -> None:
+    """A refusal of a token renewed meanwhile changes nothing; no session, no token."""
+    evenergy_entry.add_to_hass(hass)
+    session = MagicMock(hass=hass, config_entry=evenergy_entry)
+    session.token = evenergy_entry.data["token"]
+    token = OAuthToken(lambda: session)
+    expires_at = session.token["expires_at"]
+    token.invalidate("an older token")
+    assert evenergy_entry.data["token"]["expires_at"] == expires_at
+    token.invalidate(session.token["access_token"])
+    assert evenergy_entry.data["token"]["expires_at"] == 0
+    nobody = OAuthToken(lambda: None)
+    nobody.invalidate()
+    with pytest.raises(AuthenticationError):
+        await nobody()
 
 
 async def test_refresh_that_cannot_connect_is_retried(

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import json
 import math
 import re
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote_plus
 
 import aiohttp
@@ -129,6 +129,21 @@ def new_budget(limit: int = DEFAULT_RATE_LIMIT) -> RequestBudget:
 
 type TokenGetter = Callable[[], Awaitable[str]]
 """Returns a valid access token; may raise AuthenticationError / CommunicationError."""
+
+
+@runtime_checkable
+class RenewableToken(Protocol):
+    """A TokenGetter that can be told the service refused its token.
+
+    A request the service answers 401 is sent once more with the token the
+    getter returns after `invalidate`.
+    """
+
+    async def __call__(self) -> str:
+        """A valid access token."""
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Renew the token at the next call (only if it is `token`, when given)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -959,7 +974,7 @@ class EvEnergyClient:
         """Send a request and return a 2xx answer, or raise the error it means.
 
         `what` names the resource for a 404, `scope` the permission for a 403.
-        A client-credentials token the server refuses is renewed once.
+        A token the server refuses is renewed once (when the getter can renew).
         """
         if self._budget is not None:
             self._budget.acquire(command=command)
@@ -984,7 +999,7 @@ class EvEnergyClient:
             if (
                 answer.status == 401
                 and attempt == 0
-                and isinstance(self._token, ClientCredentials)
+                and isinstance(self._token, RenewableToken)
             ):
                 self._token.invalidate(token)
                 continue

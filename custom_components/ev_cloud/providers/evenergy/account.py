@@ -46,7 +46,7 @@ from ...device import (
 from ...models import EvCloudConfigEntry
 from .const import AUTH_OAUTH, CONF_AUTH, CONF_BASE_URL, CONF_USER_ID, NAME
 from .entities import CHARGER_ENTITIES, VEHICLE_ENTITIES
-from .oauth import EvEnergyOAuth, async_access_token
+from .oauth import EvEnergyOAuth, OAuthToken
 from .state import ChargerState, VehicleState
 
 POLICY = PollPolicy(active=60, idle=300, min_active=30, min_idle=60)
@@ -108,12 +108,7 @@ class EvEnergyAccount(EvCloudAccount):
                 data["client_secret"],
             )
 
-        async def token() -> str:
-            if self._session is None:
-                raise AuthenticationError("Not signed in")
-            return await async_access_token(self._session)
-
-        return token
+        return OAuthToken(lambda: self._session)
 
     async def async_setup(self) -> None:
         """Find the entry's application credential (OAuth entries)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import ClientError, ClientResponseError
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.config_entry_oauth2_flow import (
@@ -64,3 +66,37 @@ async def async_access_token(session: OAuth2Session) -> str:
             f"Renewing the sign-in failed: {type(err).__name__}"
         ) from None
     return str(session.token["access_token"])
+
+
+class OAuthToken:
+    """The access token of the entry's OAuth session (a `RenewableToken`).
+
+    Home Assistant's session refreshes it shortly before it expires. When the
+    service refuses it earlier (it dropped the token, or its clock is ahead of
+    ours), `invalidate` marks it expired, so that the next call refreshes it:
+    the user is asked to sign in again only when the refresh is refused.
+    """
+
+    def __init__(self, session: Callable[[], OAuth2Session | None]) -> None:
+        """Tokens of the session `session()` returns (None: not signed in yet)."""
+        self._session = session
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Refresh at the next call, unless the token was renewed meanwhile."""
+        session = self._session()
+        if session is None:
+            return
+        current = session.token
+        if token is not None and current.get("access_token") != token:
+            return
+        entry = session.config_entry
+        session.hass.config_entries.async_update_entry(
+            entry, data={**entry.data, "token": {**current, "expires_at": 0}}
+        )
+
+    async def __call__(self) -> str:
+        """A valid access token."""
+        session = self._session()
+        if session is None:
+            raise AuthenticationError("Not signed in")
+        return await async_access_token(session)
