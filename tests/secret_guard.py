@@ -49,7 +49,7 @@ import importlib
 import logging
 from typing import Any
 
-from homeassistant.core import EventBus
+from homeassistant.core import EventBus, State
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.issue_registry import IssueRegistry
 import pytest
@@ -115,23 +115,28 @@ class SecretGuard:
         self._static = tuple(static_secrets)
         self._identities = tuple(identities)
         self._exceptions: list[BaseException] = []
+        self._guarded: tuple[int, list[str]] = (-1, [])
         self.leaks: list[str] = []
 
     # --- what is secret ---------------------------------------------------------
 
     def secrets(self) -> list[str]:
         """The credentials guarded now (the simulators may have issued more)."""
-        return [
-            secret
-            for secret in (*self._static, *ISSUED)
-            if len(secret) >= MIN_SECRET_LENGTH
-        ]
+        issued, guarded = self._guarded
+        if issued != len(ISSUED):
+            guarded = [
+                secret
+                for secret in (*self._static, *ISSUED)
+                if len(secret) >= MIN_SECRET_LENGTH
+            ]
+            self._guarded = (len(ISSUED), guarded)
+        return guarded
 
     def check(self, where: str, text: str, *, identities: bool = False) -> None:
         """Note a leak when `text` holds a secret (or, with `identities`, a name)."""
         guarded = self.secrets()
         if identities:
-            guarded += self._identities
+            guarded = [*guarded, *self._identities]
         for secret in guarded:
             if secret in text:
                 self.leaks.append(f"{where}: {secret[:4]}… in {text[:300]!r}")
@@ -169,6 +174,21 @@ class SecretGuard:
         self.check_exceptions()
         leaks, self.leaks = self.leaks, []
         assert not leaks, "secrets leaked:\n" + "\n".join(leaks)
+
+
+def _event_text(data: Mapping[str, Any]) -> str:
+    """The event's data as text.
+
+    A state (of a state change) is read without the cost of its repr; the old
+    state of a change was new once, and checked then.
+    """
+    return " ".join(
+        f"{value.entity_id} {value.state} {value.attributes!r}"
+        if isinstance(value, State)
+        else repr(value)
+        for key, value in data.items()
+        if key != "old_state"
+    )
 
 
 class _LogHandler(logging.Handler):
@@ -257,7 +277,7 @@ def _guarding(
         **kwargs: Any,
     ) -> None:
         if event_data:
-            guard.check(f"event {event_type}", repr(event_data))
+            guard.check(f"event {event_type}", _event_text(event_data))
         fire(self, event_type, event_data, *args, **kwargs)
 
     monkeypatch.setattr(EventBus, "async_fire_internal", fire_and_check)
