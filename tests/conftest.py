@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-import importlib
 import logging
 from unittest.mock import PropertyMock, patch
 
@@ -14,6 +13,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 # Import our package before Home Assistant's loader looks for custom integrations,
 # so it finds the repository's custom_components instead of the harness's own.
 from custom_components.ev_cloud.providers import PROVIDERS
+from tests.secret_guard import SecretGuard, guarding
 
 # Each provider's fixtures (tests/<name>/fixtures.py) serve every test, so that
 # shared behaviour is tested once for all providers (see test_shared.py).
@@ -23,35 +23,20 @@ pytest_plugins = [
 ]
 
 
-def provider_secrets() -> list[str]:
-    """Every provider's credentials (its fixtures' SECRETS): none may reach a log."""
-    return [
-        secret
-        for name in PROVIDERS
-        for secret in importlib.import_module(f"tests.{name}.fixtures").SECRETS
-    ]
-
-
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Every test may load custom integrations."""
 
 
 @pytest.fixture(autouse=True)
-def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """No test may see a credential in any log record, traceback included."""
+def secret_guard(caplog: pytest.LogCaptureFixture) -> Iterator[SecretGuard]:
+    """No test may show a credential anywhere (see tests/secret_guard.py).
+
+    Logs at DEBUG with tracebacks, errors, diagnostics, repair issues, events.
+    """
     caplog.set_level(logging.DEBUG)
-    yield
-    for record in caplog.get_records("setup") + caplog.get_records("call"):
-        if record.name == "pytest_homeassistant_custom_component.common":
-            # The test harness's stand-in for HA's storage logs what it writes
-            # (application credentials included); Home Assistant itself does not.
-            continue
-        text = record.getMessage()
-        if record.exc_info:
-            text += logging.Formatter().formatException(record.exc_info)
-        for secret in provider_secrets():
-            assert secret not in text, f"secret logged by {record.name}: {text[:200]}"
+    with guarding() as guard:
+        yield guard
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from custom_components.ev_cloud import async_remove_config_entry_device
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
 from custom_components.ev_cloud.providers import PROVIDERS
-from tests.conftest import provider_secrets, setup_entry
+from tests.conftest import setup_entry
+from tests.secret_guard import provider_secrets
 
 
 @pytest.fixture(params=list(PROVIDERS))

@@ -32,7 +32,12 @@ CLIENT_SECRET = "sim-evenergy-client-secret"
 ORG_CLIENT_ID = "sim-evenergy-organisation"
 ORG_CLIENT_SECRET = "sim-evenergy-organisation-secret"
 CREDENTIAL = "evenergy_credential"  # the application credential's id
+EMAIL = "driver@example.com"
 SECRETS = (CLIENT_SECRET, ORG_CLIENT_SECRET)
+# The user's e-mail names the entry ("ev.energy <e-mail>"), which Home Assistant
+# shows and logs by design; it signs nobody in. So it may appear where the title
+# does (log lines, texts that name the entry), never in diagnostics.
+IDENTITIES = (EMAIL,)
 
 
 # The simulated service's clock and Home Assistant's (frozen) start here.
@@ -49,7 +54,7 @@ async def evenergy_sim(
     """
     freezer.move_to(START)
     simulator = EvEnergySimulator(start_time=START.timestamp())
-    simulator.add_user("driver@example.com", user_id=USER_ID)
+    simulator.add_user(EMAIL, user_id=USER_ID)
     simulator.add_client(CLIENT_ID, CLIENT_SECRET, redirect_uris=[ANY_REDIRECT_URI])
     simulator.add_client(ORG_CLIENT_ID, ORG_CLIENT_SECRET, organisation_users=[USER_ID])
     zoe = simulator.add_vehicle(
@@ -97,7 +102,7 @@ async def evenergy_entry(
     await import_credential(hass)
     return MockConfigEntry(
         domain=DOMAIN,
-        title="ev.energy driver@example.com",
+        title=f"ev.energy {EMAIL}",
         unique_id=USER_ID,
         entry_id="01JEVENERGYENTRY000000000",
         data=oauth_data(evenergy_sim),
@@ -109,7 +114,7 @@ def evenergy_organisation_entry(evenergy_sim: EvEnergySimulator) -> MockConfigEn
     """An ev.energy entry of an organisation acting for the user."""
     return MockConfigEntry(
         domain=DOMAIN,
-        title="ev.energy driver@example.com",
+        title=f"ev.energy {EMAIL}",
         unique_id=USER_ID,
         entry_id="01JEVENERGYORGENTRY000000",
         data={

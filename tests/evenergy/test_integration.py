@@ -323,6 +323,32 @@ async def test_refused_refresh_starts_reauth(
     assert flows[0]["step_id"] == "evenergy_reauth_oauth"
 
 
+async def test_token_the_service_dropped_early_is_renewed(
+    hass: HomeAssistant,
+    evenergy_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """A token refused before it expires is renewed once: no reauth.
+
+    A server that forgot it, or a clock ahead of ours, must not send the user to
+    sign in while the refresh token works.
+    """
+    await setup_entry(hass, evenergy_entry)
+    old = evenergy_entry.data["token"]["access_token"]
+    evenergy_sim.expire_tokens()
+    await _tick(hass, freezer, evenergy_sim, 600)
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert evenergy_sim.token_requests == ["refresh_token"]
+    assert evenergy_entry.data["token"]["access_token"] != old
+    assert hass.states.get("sensor.zoe_battery").state != STATE_UNAVAILABLE
+    # Refused again after the renewal: the user signs in again.
+    evenergy_sim.revoke(USER_ID)
+    await _tick(hass, freezer, evenergy_sim, 600)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+
+
 async def test_refresh_that_cannot_connect_is_retried(
     hass: HomeAssistant,
     evenergy_entry: MockConfigEntry,

@@ -18,6 +18,12 @@ WEBHOOK_ID = "evlinkha-test-webhook-id"
 # The webhook id is no credential of ours to guard in logs: Home Assistant logs
 # the paths it serves, webhooks included, at debug level.
 SECRETS = (API_KEY,)
+EMAIL = "driver@example.com"
+# The user's e-mail names the entry ("EVLinkHA <e-mail>"), which Home Assistant
+# shows and logs by design; it signs nobody in (the API key does). So it may
+# appear where the title does (log lines, texts that name the entry), never in
+# diagnostics.
+IDENTITIES = (EMAIL,)
 # The simulated service's clock and Home Assistant's (frozen) start here.
 START = datetime(2027, 1, 1, 12, tzinfo=UTC)
 
@@ -33,9 +39,7 @@ async def evlinkha_sim(
     freezer.move_to(START)
     simulator = EvLinkSimulator(start_time=START.timestamp())
     simulator.counted_paths = {"vehicles", "status", "charging"}
-    user = simulator.add_user(
-        "driver@example.com", "pro", api_key=API_KEY, user_id=USER_ID
-    )
+    user = simulator.add_user(EMAIL, "pro", api_key=API_KEY, user_id=USER_ID)
     g6 = simulator.add_vehicle(SimVehicle(user.id, display_name="G6"))
     simulator.plug_in(g6.id)
     simulator.add_vehicle(
@@ -53,7 +57,7 @@ def evlinkha_entry(evlinkha_sim: EvLinkSimulator) -> MockConfigEntry:
     """An EVLinkHA entry (not yet added to hass)."""
     return MockConfigEntry(
         domain=DOMAIN,
-        title="EVLinkHA driver@example.com",
+        title=f"EVLinkHA {EMAIL}",
         unique_id=USER_ID,
         entry_id="01JEVLINKHAENTRY000000000",
         data={

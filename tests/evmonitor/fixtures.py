@@ -12,9 +12,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.ev_cloud.const import DOMAIN
 from tests.simulators.evmonitor import EvMonitorSimulator, SimVehicle
 
-EMAIL = "driver@example.com"
+EMAIL = "logbook-owner@example.com"
 PASSWORD = "evm-sim-password-secret-0001"
-SECRETS = (PASSWORD,)
+# The e-mail is the user name EV-Monitor signs in with, a credential: it may
+# appear nowhere (the entry is titled after the logbook, diagnostics redact it).
+SECRETS = (PASSWORD, EMAIL)
 # The simulated service's clock and Home Assistant's (frozen) start here.
 START = datetime(2027, 1, 1, 12, tzinfo=UTC)
 # The entities an entry of the fixture reads (set by the tests as plain states).

@@ -20,6 +20,17 @@ from aiohttp import web
 
 _LOGGER = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 2.0  # seconds a stopping server waits for open answers
+# Every credential a simulator registered or handed out (passwords, API keys,
+# session ids, access and refresh tokens, authorization codes): the tests'
+# secret guard (tests/secret_guard.py) treats each as a secret, and empties this
+# before each test.
+ISSUED: set[str] = set()
+
+
+def issued(secret: str) -> str:
+    """Record a credential the simulator knows or hands out; return it."""
+    ISSUED.add(secret)
+    return secret
 
 
 def bind(host: str, port: int) -> socket.socket:

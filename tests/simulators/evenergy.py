@@ -58,7 +58,7 @@ import uuid
 from aiohttp import web
 from yarl import URL
 
-from .common import SimServer, close_connection
+from .common import SimServer, close_connection, issued
 from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
@@ -510,7 +510,7 @@ class EvEnergySimulator(SimServer):
             raise ValueError(f"duplicate client {client_id}")
         client = SimClient(
             client_id,
-            client_secret,
+            issued(client_secret),
             tuple(redirect_uris),
             set(scopes),
             None if organisation_users is None else set(organisation_users),
@@ -766,8 +766,8 @@ class EvEnergySimulator(SimServer):
             client.client_id,
             user_id,
             scopes,
-            secrets.token_urlsafe(24),
-            None if user_id is None else secrets.token_urlsafe(24),
+            issued(secrets.token_urlsafe(24)),
+            None if user_id is None else issued(secrets.token_urlsafe(24)),
             self.now + self.token_lifetime,
         )
         self._access[grant.access_token] = grant
@@ -904,7 +904,7 @@ class EvEnergySimulator(SimServer):
         method = query.get("code_challenge_method", "plain")
         if method not in ("plain", "S256"):
             return redirect(error="invalid_request")
-        code = secrets.token_urlsafe(24)
+        code = issued(secrets.token_urlsafe(24))
         self._codes[code] = _Code(
             client.client_id,
             user_id,

@@ -63,7 +63,7 @@ import uuid
 import aiohttp
 from aiohttp import web
 
-from .common import SimServer, close_connection
+from .common import SimServer, close_connection, issued
 from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
@@ -406,7 +406,7 @@ class EvLinkSimulator(SimServer):
             raise ValueError(f"unknown tier {tier}")
         user = SimUser(
             user_id or self._new_id("user"),
-            api_key or f"evlink_{secrets.token_urlsafe(24)}",
+            issued(api_key or f"evlink_{secrets.token_urlsafe(24)}"),
             email,
             tier,
             **({"window_start": self.now} | attributes),

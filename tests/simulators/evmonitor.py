@@ -82,7 +82,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .common import SimServer, close_connection
+from .common import SimServer, close_connection, issued
 from .demo import SimulatorDemo, device_key, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ class EvMonitorSimulator(SimServer):
 
     def add_user(self, email: str, password: str) -> SimUser:
         """Register an account (the e-mail is the login name)."""
-        user = SimUser(self._new_id("user"), email, password)
+        user = SimUser(self._new_id("user"), email, issued(password))
         self.users[email] = user
         return user
 
@@ -452,7 +452,7 @@ class EvMonitorSimulator(SimServer):
             raise _Error(LOGIN_FAILED)
         if not secrets.compare_digest(user.password.encode(), password.encode()):
             raise _Error(LOGIN_FAILED)
-        token = "".join(secrets.choice(_ID_CHARS) for _ in range(15))
+        token = issued("".join(secrets.choice(_ID_CHARS) for _ in range(15)))
         self._tokens[token] = _Token(user.id, self.now)
         self.tokens_issued += 1
         return {"SUCCESS": "OK", "token": token}

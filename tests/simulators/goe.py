@@ -26,7 +26,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from .common import HttpFault, bind, close_connection, fault_middleware
+from .common import HttpFault, bind, close_connection, fault_middleware, issued
 from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class SimCharger:
             raise ValueError(f"model must be {HOME} or {CORE}")
         if self.variant not in MAX_CURRENT_BY_VARIANT:
             raise ValueError("variant must be 11 or 22")
+        issued(self.token)
         max_current = MAX_CURRENT_BY_VARIANT[self.variant]
         defaults: dict[str, Any] = {
             "amp": 16,

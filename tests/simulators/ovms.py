@@ -54,7 +54,7 @@ import uuid
 
 from aiohttp import web
 
-from .common import SimServer, close_connection
+from .common import SimServer, close_connection, issued
 from .demo import SimulatorDemo, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
@@ -744,7 +744,7 @@ class OvmsSimulator(SimServer):
         """Register an account; each token gets the default permit `auth`."""
         if username in self.users:
             raise ValueError(f"duplicate user {username}")
-        self.users[username] = OvmsUser(username, password)
+        self.users[username] = OvmsUser(username, issued(password))
         for token in tokens:
             self.add_token(username, token)
 
@@ -759,7 +759,7 @@ class OvmsSimulator(SimServer):
     ) -> OvmsToken:
         """Register an API token; its `permit` lists the rights (`*` = all)."""
         created = utc_time(self.now)
-        entry = OvmsToken(token, permit, application, purpose, created, created)
+        entry = OvmsToken(issued(token), permit, application, purpose, created, created)
         self.users[username].tokens[token] = entry
         return entry
 
@@ -998,7 +998,7 @@ class OvmsSimulator(SimServer):
     def _cookie_login(self, call: _Call) -> web.Response:
         if call.session_id in self.sessions:
             self._delete_session(call.session_id)
-        new_id = str(uuid.uuid4()).upper()  # Data::UUID style
+        new_id = issued(str(uuid.uuid4()).upper())  # Data::UUID style
         self.sessions[new_id] = OvmsSession(call.username, call.permissions, self.now)
         response = _text(200, "Login ok\n", "Ok")
         # Set directly: no Path/Expires attributes, as the real server sends it.

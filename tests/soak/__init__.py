@@ -1,0 +1,1 @@
+"""The soak: many devices of every provider over simulated hours, with faults."""
