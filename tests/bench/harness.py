@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time as dt_time, timedelta
 from functools import partial
 import math
+import random
 import statistics
 import threading
 import time
@@ -125,6 +126,7 @@ class Recorder:
         monkeypatch.setattr(aiohttp.ClientSession, "_request", _request)
 
 
+RANDOM_SEED = 2027
 # Seconds the frozen clock moves at each early retry (see `Updates`).
 EARLY_RETRY_SECONDS = 0.01
 
@@ -448,6 +450,10 @@ class BenchRun:
         freezegun.api.call_stack_inspection_limit = 0
         memory = None
         patches = pytest.MonkeyPatch()
+        # Home Assistant spreads its timers at random within a second: the same
+        # spread for every run of a case.
+        randomness = random.getstate()
+        random.seed(RANDOM_SEED)
         try:
             self.recorder.install(patches)
             self.updates.install(patches)
@@ -474,6 +480,7 @@ class BenchRun:
             memory.sample()
             await self._async_remove()
         finally:
+            random.setstate(randomness)
             patches.undo()
             peak = memory.stop() if memory is not None else None
             hass.loop.set_debug(debug)
