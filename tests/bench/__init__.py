@@ -1,0 +1,1 @@
+"""The benchmark: requests, freshness and cost of every provider (scripts/bench)."""

@@ -1,0 +1,102 @@
+"""Print the benchmark's results as a Markdown table (what the README shows).
+
+python -m tests.bench.report [.bench/results.json]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import sys
+from typing import Any
+
+NONE = "n/a"
+NAMES = {
+    "goe": "go-e (cloud)",
+    "ovms": "OVMS",
+    "evenergy": "ev.energy",
+    "evlinkha": "EVLinkHA (free)",
+    "evmonitor": "EV-Monitor (sink)",
+}
+COLUMNS = (
+    "Provider",
+    "Devices",
+    "Requests/h per device",
+    "Use of the service's limit",
+    "HTTP 429",
+    "Failed reads",
+    "Reads with new data",
+    "Data age while charging (median / worst)",
+    "Data shown (story / charging)",
+    "CPU per update (median)",
+    "Setup",
+    "Peak memory",
+)
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds, minutes or hours, as fits."""
+    if seconds is None:
+        return NONE
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def share(value: float | None) -> str:
+    """A share as a percentage."""
+    return NONE if value is None else f"{value * 100:.0f} %"
+
+
+def row(result: dict[str, Any]) -> list[str]:
+    """One result as the table's cells."""
+    cpu = result["cpu_per_update_median_ms"]
+    memory = result["peak_memory_kib"]
+    setup = f"{result['setup_wall_s'] * 1000:.0f} ms"
+    if result["devices_at_setup"] < result["devices"]:
+        setup += f" ({result['devices_at_setup']} of {result['devices']} read)"
+    return [
+        NAMES.get(result["provider"], result["provider"]),
+        str(result["devices"]),
+        f"{result['requests_per_hour_per_device']:g}",
+        result["quota"]["text"],
+        str(result["http_429"]),
+        str(result["failed_updates"]),
+        share(result["new_data_share"]),
+        f"{duration(result['charging_age_median_s'])} / "
+        f"{duration(result['charging_age_max_s'])}",
+        f"{share(result['shown_share'])} / {share(result['charging_shown_share'])}",
+        NONE if cpu is None else f"{cpu:.2f} ms",
+        setup,
+        NONE if memory is None else f"{memory / 1024:.1f} MiB",
+    ]
+
+
+def table(data: dict[str, Any]) -> str:
+    """The Markdown table of a results file's contents."""
+    story = ", ".join(
+        f"{part['phase']} {duration(part['hours'] * 3600)}" for part in data["story"]
+    )
+    lines = [
+        f"{data['form'].capitalize()} form: {duration(data['hours'] * 3600)} "
+        f"simulated ({story}); Home Assistant {data.get('home_assistant')}, "
+        f"Python {data.get('python')}, {data.get('machine')}, {data.get('date')}.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    lines += ["| " + " | ".join(row(result)) + " |" for result in data["results"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Print the table of the results file named (or the default one)."""
+    path = Path(argv[0] if argv else ".bench/results.json")
+    print(table(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

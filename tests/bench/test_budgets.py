@@ -1,0 +1,242 @@
+"""The budgets the benchmark's figures must meet, in its short form (every test run).
+
+Each provider at 1, 10 and 50 devices goes once through the short story (see
+`story.py`, one simulated hour) at its default options; the tests share these
+runs. A budget that EV Cloud does not meet yet is a strict xfail that says what
+was measured, so that a fix shows up as an unexpected pass. EVLinkHA's monthly
+allowance at 1 and 2 vehicles over 30 days is tested in
+tests/evlinkha/test_integration.py (`test_free_tier_month_stays_within_300_calls`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+import contextlib
+import importlib
+import logging
+import pkgutil
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+import pytest
+
+from custom_components import ev_cloud
+from custom_components.ev_cloud.providers import PROVIDERS
+
+from .drivers import DRIVERS, driver_for
+from .harness import BenchRun, Result
+from .story import SIZES, STORIES, Form
+
+STORY = STORIES[Form.SHORT]
+# Event-loop CPU per device update (median), at 10 devices per account.
+CPU_BUDGET_MS = 1.0
+CPU_DEVICES = 10
+CPU_ATTEMPTS = 3
+# EVLinkHA's free tier reads every 2.4 hours: no update in the short story. For
+# its CPU, an allowance that lets it read at the shortest intervals (the cost
+# of an update does not depend on how often it comes).
+CPU_OPTIONS: Mapping[str, Mapping[str, Any]] = {
+    "evlinkha": {
+        "allowance_free": 100_000,
+        "active_interval": 60,
+        "idle_interval": 300,
+    },
+}
+
+# Budgets EV Cloud does not meet yet, with what was measured (short form, and
+# the full day of scripts/bench). See the README's "Measured budgets".
+KNOWN_429 = {
+    ("ovms", 50): (
+        "OVMS, 50 vehicles: 40-110 HTTP 429 in the short form (968 in a day): the "
+        "client's budget runs the server's quota to 0; each car also reads the "
+        "vehicle list"
+    ),
+}
+KNOWN_UNREADABLE = {
+    ("ovms", 50): (
+        "OVMS, 50 vehicles: 29 of 50 read at setup (4 requests a car, 120 at "
+        "once), then thousands of refused reads; shown 50-90 % of the charging time"
+    ),
+    ("evenergy", 50): (
+        "ev.energy, 50 vehicles: shown 0 % of the charging time; the budget's one "
+        "token goes to GET /v2/vehicles, GET /v2/evses is refused, and each retry "
+        "reads the vehicle list again (33,000 refused reads in the short form)"
+    ),
+}
+KNOWN_LIMIT = {
+    ("ovms", 50): "OVMS, 50 vehicles: the server's request quota reaches 0",
+}
+KNOWN_CPU = {
+    "ovms": (
+        "OVMS: 2.0-2.7 ms per car update (3.5-4.7 requests and 43 entity states a "
+        "poll; writing the states takes 0.9-1.3 ms of it)"
+    ),
+}
+
+_RUNS: dict[tuple[str, int, str], Result] = {}
+
+
+@contextlib.contextmanager
+def coverage_paused() -> Iterator[None]:
+    """Measure without the coverage tracer (it multiplies the CPU time).
+
+    Every module of the integration is imported first, while coverage runs:
+    what a module does when it is imported happens only once.
+    """
+    try:
+        import coverage
+    except ImportError:  # pragma: no cover - the test requirements have it
+        yield
+        return
+    current = coverage.Coverage.current()
+    if current is None:
+        yield
+        return
+    for module in pkgutil.walk_packages(ev_cloud.__path__, f"{ev_cloud.__name__}."):
+        importlib.import_module(module.name)
+    current.stop()
+    try:
+        yield
+    finally:
+        current.start()
+
+
+async def run(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    provider: str,
+    devices: int,
+    options: Mapping[str, Any] | None = None,
+) -> Result:
+    """A short-form run in `hass` (several may follow each other)."""
+    # What a user's Home Assistant logs by default: no debug records.
+    caplog.set_level(logging.INFO)
+    driver = driver_for(provider, devices, STORY, options)
+    with coverage_paused():
+        return await BenchRun(hass, freezer, driver, STORY).async_run()
+
+
+async def measured(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    provider: str,
+    devices: int,
+    options: Mapping[str, Any] | None = None,
+) -> Result:
+    """The figures of a short-form run (made by the first test that asks)."""
+    key = (provider, devices, repr(sorted((options or {}).items())))
+    if key not in _RUNS:
+        _RUNS[key] = await run(hass, freezer, caplog, provider, devices, options)
+    return _RUNS[key]
+
+
+def cases(known: Mapping[tuple[str, int], str]) -> list[Any]:
+    """Every provider at every size; the known failures as strict xfails."""
+    return [
+        pytest.param(
+            provider,
+            devices,
+            id=f"{provider}-{devices}",
+            marks=[pytest.mark.xfail(strict=True, reason=known[provider, devices])]
+            if (provider, devices) in known
+            else [],
+        )
+        for provider in PROVIDERS
+        for devices in SIZES
+    ]
+
+
+def test_every_provider_is_benchmarked() -> None:
+    """A new provider joins the benchmark (tests/bench/drivers.py)."""
+    assert set(DRIVERS) == set(PROVIDERS)
+
+
+@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.parametrize(("provider", "devices"), cases(KNOWN_429))
+async def test_no_http_429_at_defaults(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    provider: str,
+    devices: int,
+) -> None:
+    """No service ever answers 429 at the default options, at any size."""
+    result = await measured(hass, freezer, caplog, provider, devices)
+    assert result.http_429 == 0
+
+
+@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.parametrize(("provider", "devices"), cases(KNOWN_LIMIT))
+async def test_within_the_service_limit(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    provider: str,
+    devices: int,
+) -> None:
+    """The service's limit holds.
+
+    go-e: at most 1 request a second per charger; OVMS: the server's quota
+    never runs out; ev.energy: at most 1000 requests in any hour. EVLinkHA: see
+    the module docstring; EV-Monitor documents no limit.
+    """
+    result = await measured(hass, freezer, caplog, provider, devices)
+    assert result.quota.within is not False, result.quota.text
+
+
+@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.parametrize(("provider", "devices"), cases(KNOWN_UNREADABLE))
+async def test_devices_stay_readable_at_defaults(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    provider: str,
+    devices: int,
+) -> None:
+    """Every device is read at setup, no read is refused, data is always shown."""
+    result = await measured(hass, freezer, caplog, provider, devices)
+    assert result.devices_at_setup == devices
+    assert result.failed_updates == 0
+    assert result.charging_shown_share == 1.0
+
+
+@pytest.mark.usefixtures("socket_enabled")
+@pytest.mark.parametrize(
+    "provider",
+    [
+        pytest.param(
+            provider,
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_CPU[provider])]
+            if provider in KNOWN_CPU
+            else [],
+        )
+        for provider in PROVIDERS
+    ],
+)
+async def test_cpu_per_update(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    provider: str,
+) -> None:
+    """An update costs the event loop at most 1 ms of CPU (median of many).
+
+    What else runs on the machine only ever adds CPU time to the same work, so
+    a run above the budget is measured again, up to CPU_ATTEMPTS times, and the
+    best run counts (as `timeit` takes the best of its repeats).
+    """
+    options = CPU_OPTIONS.get(provider)
+    result = await measured(hass, freezer, caplog, provider, CPU_DEVICES, options)
+    assert result.updates >= 100
+    assert result.cpu_per_update_median_ms is not None
+    medians = [result.cpu_per_update_median_ms]
+    while medians[-1] is not None and medians[-1] > CPU_BUDGET_MS:
+        if len(medians) == CPU_ATTEMPTS:
+            break
+        again = await run(hass, freezer, caplog, provider, CPU_DEVICES, options)
+        medians.append(again.cpu_per_update_median_ms)
+    best = min(median for median in medians if median is not None)
+    assert best <= CPU_BUDGET_MS, f"{medians} ms per update"
