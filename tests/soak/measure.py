@@ -10,6 +10,7 @@ Memory is what tracemalloc traces, without what the test's own machinery holds
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 import fnmatch
@@ -20,6 +21,8 @@ import tracemalloc
 from types import ModuleType
 from typing import Any
 
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.web_protocol import RequestHandler
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HassJob, HomeAssistant
 
@@ -28,10 +31,12 @@ from custom_components.ev_cloud.device import EvCloudAccount, EvCloudDevice
 from custom_components.ev_cloud.entity import EvCloudEntity
 
 OURS = "custom_components.ev_cloud"
-# Frames kept per allocation. One (the line that allocated) keeps the cost of
-# tracing down (it makes the run several times slower already); more show who
-# allocated what grew, to find a leak: EV_CLOUD_SOAK_TRACE_DEPTH=12.
-TRACE_DEPTH = int(os.environ.get("EV_CLOUD_SOAK_TRACE_DEPTH", "1"))
+# Frames kept per allocation: the line that allocated and its caller, so that
+# what a simulator makes through a library (freezegun makes every strftime
+# string) is seen as the simulator's. Each frame costs time (tracing already
+# makes the run several times slower); more show who allocated what grew, to
+# find a leak: EV_CLOUD_SOAK_TRACE_DEPTH=12.
+TRACE_DEPTH = int(os.environ.get("EV_CLOUD_SOAK_TRACE_DEPTH", "2"))
 # Allocations made for the test's machinery, not for Home Assistant or EV Cloud:
 # (pattern, True: when any frame of the allocation matches; False: only when the
 # innermost does, since the test and the secret guard call into Home Assistant).
@@ -175,10 +180,11 @@ def growth(
     before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: int = 8
 ) -> list[str]:
     """Where memory grew most, for the report: by file, or by traceback."""
-    if TRACE_DEPTH == 1:
+    if TRACE_DEPTH <= 2:
         return [
-            f"{stat.size_diff / 1024:+.1f} KiB {stat.traceback[0].filename}"
-            for stat in after.compare_to(before, "filename")[:top]
+            f"{stat.size_diff / 1024:+.1f} KiB {stat.count_diff:+d} "
+            f"{stat.traceback[0].filename}:{stat.traceback[0].lineno}"
+            for stat in after.compare_to(before, "lineno")[:top]
         ]
     return [
         f"{stat.size_diff / 1024:+.1f} KiB\n" + "\n".join(stat.traceback.format())
@@ -195,18 +201,35 @@ STRUCTURE: dict[str, type] = {
 }
 
 
-def instances() -> dict[str, int]:
-    """Live objects of the integration: of each kind in STRUCTURE, and all."""
+# Plumbing whose objects a leak often keeps: asyncio tasks (done or not), and
+# the connections on both sides (the simulators' and Home Assistant's).
+PLUMBING: dict[str, type] = {
+    "asyncio_tasks": asyncio.Task,
+    "server_connections": RequestHandler,
+    "client_connections": ResponseHandler,
+}
+
+
+def instances() -> tuple[dict[str, int], Counter[str]]:
+    """Live objects of the integration: of each kind in STRUCTURE, all; by class.
+
+    And of each kind in PLUMBING (for the report).
+    """
     gc.collect()
-    found = dict.fromkeys(STRUCTURE, 0) | {"objects": 0}
+    found = dict.fromkeys([*STRUCTURE, "objects", *PLUMBING], 0)
+    by_class: Counter[str] = Counter()
     for obj in gc.get_objects():
-        if not type(obj).__module__.startswith(OURS):
+        kind = type(obj)
+        for name, plumbing in PLUMBING.items():
+            if kind is plumbing:
+                found[name] += 1
+        if not kind.__module__.startswith(OURS):
             continue
         found["objects"] += 1
+        by_class[kind.__qualname__] += 1
         # The class's MRO, not isinstance: an ABC's isinstance caches what it
         # saw, which would be memory this measurement grows.
-        bases = type(obj).__mro__
-        for name, kind in STRUCTURE.items():
-            if kind in bases:
+        for name, structure in STRUCTURE.items():
+            if structure in kind.__mro__:
                 found[name] += 1
-    return found
+    return found, by_class

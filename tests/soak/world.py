@@ -461,93 +461,113 @@ class EvEnergySoak(SoakProvider):
 
 
 class EvLinkSoak(SoakProvider):
-    """One EVLinkHA pro account with many vehicles (one entry), pushing changes."""
+    """EVLinkHA pro accounts (one entry each) with vehicles, pushing changes.
+
+    A pro account links at most five vehicles; each account has a simulator of
+    its own, since a simulator pushes to one webhook.
+    """
 
     name = "evlinkha"
     weight = 10
-    WEBHOOK_ID = "soak-evlinkha-webhook"
 
     async def async_start(self, devices: int) -> None:
-        """The account and its vehicles; changes are pushed to the webhook."""
-        self.sim = evlinkha.EvLinkSimulator(start_time=_now())
-        self.sim.counted_paths = {"vehicles", "status", "charging"}
-        user = self.sim.add_user(
-            EVLINKHA_EMAIL, "pro", api_key=API_KEY, user_id=EVLINKHA_USER
-        )
-        self.user = user
-        for index in range(devices):
-            vehicle = self.sim.add_vehicle(
-                evlinkha.SimVehicle(
-                    user.id,
-                    display_name=f"Soak Link {index}",
-                    battery_level=30.0 + index,
+        """The accounts and their vehicles; changes are pushed to the webhooks."""
+        per_account = evlinkha.MAX_LINKED_VEHICLES[evlinkha.PRO]
+        self.accounts: list[tuple[evlinkha.EvLinkSimulator, evlinkha.SimUser]] = []
+        self.ports: list[int] = []
+        for first in range(0, devices, per_account):
+            number = first // per_account
+            sim = evlinkha.EvLinkSimulator(start_time=_now())
+            sim.counted_paths = {"vehicles", "status", "charging"}
+            user = sim.add_user(
+                EVLINKHA_EMAIL,
+                evlinkha.PRO,
+                api_key=API_KEY if number == 0 else f"{API_KEY}-{number}",
+                user_id=EVLINKHA_USER if number == 0 else f"{EVLINKHA_USER}-{number}",
+            )
+            for index in range(first, min(first + per_account, devices)):
+                vehicle = sim.add_vehicle(
+                    evlinkha.SimVehicle(
+                        user.id,
+                        display_name=f"Soak Link {index}",
+                        battery_level=30.0 + index,
+                    )
+                )
+                if index % 2 == 0:
+                    sim.plug_in(vehicle.id)
+            await sim.start()
+            self.accounts.append((sim, user))
+            self.ports.append(port_of(sim.url))
+            webhook_id = f"soak-evlinkha-webhook-{number}"
+            webhook = self.world.http.make_url(f"/api/webhook/{webhook_id}")
+            sim.webhook_url = str(webhook)
+            sim.push_automatically = True
+            await self._add(
+                MockConfigEntry(
+                    domain=DOMAIN,
+                    title=f"EVLinkHA {EVLINKHA_EMAIL}",
+                    unique_id=user.id,
+                    data={
+                        "provider": "evlinkha",
+                        "server_url": sim.url,
+                        "api_key": user.api_key,
+                        "webhook_id": webhook_id,
+                    },
                 )
             )
-            if index % 2 == 0:
-                self.sim.plug_in(vehicle.id)
-        await self.sim.start()
-        self.port = port_of(self.sim.url)
-        webhook = self.world.http.make_url(f"/api/webhook/{self.WEBHOOK_ID}")
-        self.sim.webhook_url = str(webhook)
-        self.sim.push_automatically = True
-        await self._add(
-            MockConfigEntry(
-                domain=DOMAIN,
-                title=f"EVLinkHA {EVLINKHA_EMAIL}",
-                unique_id=EVLINKHA_USER,
-                data={
-                    "provider": "evlinkha",
-                    "server_url": self.sim.url,
-                    "api_key": API_KEY,
-                    "webhook_id": self.WEBHOOK_ID,
-                },
-            )
-        )
 
     async def async_stop(self) -> None:
-        """Stop the service (and its pushes)."""
-        await self.sim.stop()
+        """Stop the services (and their pushes)."""
+        for sim, _ in self.accounts:
+            await sim.stop()
 
     def advance(self, seconds: float) -> None:
         """Vehicles charge and report."""
-        self.sim.advance(seconds)
+        for sim, _ in self.accounts:
+            sim.advance(seconds)
 
     def story(self, rng: random.Random) -> None:
         """Vehicles plug in, or drive."""
-        for vehicle in self.sim.vehicles:
-            if rng.random() >= 0.1:
-                continue
-            if vehicle.plugged_in:
-                self.sim.drive(vehicle.id, rng.uniform(1, 30))
-            else:
-                self.sim.plug_in(vehicle.id)
+        for sim, _ in self.accounts:
+            for vehicle in sim.vehicles:
+                if rng.random() >= 0.1:
+                    continue
+                if vehicle.plugged_in:
+                    sim.drive(vehicle.id, rng.uniform(1, 30))
+                else:
+                    sim.plug_in(vehicle.id)
 
     async def async_begin(self, fault: Fault, rng: random.Random) -> None:
-        """The service fails."""
-        match fault:
-            case Fault.OUTAGE:
-                await self.sim.stop()
-            case Fault.SERVER_ERROR:
-                self.sim.fault = evlinkha.EvLinkFault.SERVER_ERROR
-            case Fault.SLOW:
-                self.sim.fault = evlinkha.EvLinkFault.SLOW
-                self.sim.slow_seconds = rng.uniform(*SLOW_SECONDS)
-            case Fault.AUTH_EXPIRY:
-                self.user.api_key = REVOKED
+        """The service fails (for every account)."""
+        slow = rng.uniform(*SLOW_SECONDS)
+        for sim, user in self.accounts:
+            match fault:
+                case Fault.OUTAGE:
+                    await sim.stop()
+                case Fault.SERVER_ERROR:
+                    sim.fault = evlinkha.EvLinkFault.SERVER_ERROR
+                case Fault.SLOW:
+                    sim.fault = evlinkha.EvLinkFault.SLOW
+                    sim.slow_seconds = slow
+                case Fault.AUTH_EXPIRY:
+                    user.api_key = f"{REVOKED}-{user.id}"
 
     async def async_end(self, fault: Fault) -> None:
         """Back to normal."""
-        match fault:
-            case Fault.OUTAGE:
-                await restart(self.sim, self.port)
-            case Fault.AUTH_EXPIRY:
-                self.user.api_key = API_KEY
-            case _:
-                self.sim.fault = evlinkha.EvLinkFault.NONE
+        for (sim, user), port, entry in zip(
+            self.accounts, self.ports, self.entries, strict=True
+        ):
+            match fault:
+                case Fault.OUTAGE:
+                    await restart(sim, port)
+                case Fault.AUTH_EXPIRY:
+                    user.api_key = entry.data["api_key"]
+                case _:
+                    sim.fault = evlinkha.EvLinkFault.NONE
 
     def reauth_input(self, entry: MockConfigEntry) -> dict[str, Any]:
-        """The API key."""
-        return {"api_key": API_KEY}
+        """The account's API key."""
+        return {"api_key": entry.data["api_key"]}
 
 
 # --- EV-Monitor ----------------------------------------------------------------------
