@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 import contextlib
+import os
 import importlib
 import logging
 import pkgutil
@@ -203,6 +204,14 @@ async def test_devices_stay_readable_at_defaults(
     assert result.charging_shown_share == 1.0
 
 
+@pytest.mark.skipif(
+    os.environ.get("EV_CLOUD_BENCH_CPU") != "1",
+    reason=(
+        "timed: a CPU figure depends on the machine and its load, so the unit "
+        "suite does not judge it; EV_CLOUD_BENCH_CPU=1 runs it, scripts/bench "
+        "reports it"
+    ),
+)
 @pytest.mark.usefixtures("socket_enabled")
 @pytest.mark.parametrize(
     "provider",
