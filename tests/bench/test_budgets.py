@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 import contextlib
-import os
 import importlib
 import logging
+import os
 import pkgutil
 from typing import Any
 
