@@ -7,11 +7,12 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import UpdateFailed
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ev_cloud.api import RateLimitedError
 from custom_components.ev_cloud.const import DOMAIN
-from custom_components.ev_cloud.coordinator import EvCloudCoordinator
+from custom_components.ev_cloud.coordinator import EvCloudCoordinator, translate_error
 from custom_components.ev_cloud.descriptions import DeviceEntities
 from custom_components.ev_cloud.device import DeviceData, EvCloudDevice, PollPolicy
 
@@ -36,6 +37,18 @@ class RateLimitedDevice(EvCloudDevice[None]):
         return DeviceInfo(identifiers={(DOMAIN, self.key)})
 
 
+@pytest.mark.parametrize(
+    ("wait", "expected"), [(0.2, 2), (1.0, 2), (59.5, 61), (None, None)]
+)
+def test_retry_after_never_comes_early(
+    wait: float | None, expected: int | None
+) -> None:
+    """A wait under a second is not retried within the same second, again and again."""
+    error = translate_error(RateLimitedError("Slow down", wait), "update")
+    assert isinstance(error, UpdateFailed)
+    assert error.retry_after == expected
+
+
 async def test_rate_limit_passes_retry_after(hass: HomeAssistant) -> None:
     """429 becomes UpdateFailed with the server's Retry-After."""
     entry = MockConfigEntry(domain=DOMAIN, data={"provider": "fake"})
@@ -45,6 +58,7 @@ async def test_rate_limit_passes_retry_after(hass: HomeAssistant) -> None:
     assert not coordinator.last_update_success
     error = coordinator.last_exception
     assert isinstance(error, UpdateFailed)
-    assert error.retry_after == 42
+    # One second more: Home Assistant schedules from whole seconds of its clock.
+    assert error.retry_after == 43
     assert error.translation_key == "rate_limited"
     assert not RateLimitedDevice("1").is_active(None)

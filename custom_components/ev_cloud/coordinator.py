@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import timedelta
+import math
 from typing import Literal
 
 from homeassistant.core import HomeAssistant
@@ -83,13 +84,25 @@ def translate_error(err: EvCloudError, phase: Phase) -> HomeAssistantError:
             translation_domain=DOMAIN,
             translation_key=key,
             translation_placeholders=placeholders,
-            retry_after=err.retry_after if isinstance(err, RateLimitedError) else None,
+            retry_after=_retry_after(err),
         )
     return HomeAssistantError(
         translation_domain=DOMAIN,
         translation_key=key,
         translation_placeholders=placeholders,
     )
+
+
+def _retry_after(err: EvCloudError) -> float | None:
+    """Seconds before the next poll may go after a refusal, None for the interval.
+
+    The coordinator schedules from the loop clock cut to whole seconds, so a
+    poll may fire up to a second early: without the extra second, a wait under
+    a second would come back before the budget refilled, again and again.
+    """
+    if not isinstance(err, RateLimitedError) or err.retry_after is None:
+        return None
+    return math.ceil(err.retry_after) + 1
 
 
 class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):

@@ -9,12 +9,25 @@ host) between every config entry that uses it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+import contextlib
+from contextvars import ContextVar
+from dataclasses import dataclass
 import math
 import time
 from typing import NotRequired, Required, Self, TypedDict, Unpack
 
 from .errors import RateLimitedError
+
+
+@dataclass(slots=True)
+class _Prepaid:
+    budget: RequestBudget
+    left: int
+
+
+# The requests a task took ahead for its unit of work (`RequestBudget.prepaid`).
+_PREPAID: ContextVar[_Prepaid | None] = ContextVar("prepaid", default=None)
 
 
 class RequestBudget:
@@ -66,17 +79,53 @@ class RequestBudget:
         refuses it. Services whose limit counts commands too keep a share of it
         for them (see `follow`).
         """
+        prepaid = _PREPAID.get()
+        if (
+            not command
+            and prepaid is not None
+            and prepaid.budget is self
+            and prepaid.left > 0
+            and self._refill() >= self._paused_until
+        ):
+            prepaid.left -= 1
+            return
+        self._take(0 if command else 1)
+
+    def _take(self, count: int) -> None:
+        """Take `count` requests, or raise RateLimitedError with the wait for them.
+
+        None (0) only waits for a pause to end.
+        """
         now = self._refill()
         if now < self._paused_until:
             raise RateLimitedError(
                 "The server asked to slow down", self._paused_until - now
             )
-        if command:
-            return
-        if self._tokens < 1:
-            wait = (1 - self._tokens) * 60 / self.per_minute
+        if count and self._tokens < count:
+            wait = (count - self._tokens) * 60 / self.per_minute
             raise RateLimitedError("The request budget is used up", wait)
-        self._tokens -= 1
+        self._tokens -= count
+
+    @contextlib.contextmanager
+    def prepaid(self, count: int) -> Iterator[None]:
+        """Take the `count` requests a unit of work (one poll) may send, at once.
+
+        Polls that take their requests one by one, interleaved, can each get
+        the first and be refused the next: every poll fails while the budget
+        still refills. A poll that takes all it may need first either runs
+        whole or waits (RateLimitedError) until they fit. Requests it then
+        sends in this task use what it took; what it did not use goes back.
+        """
+        count = min(count, self.maximum)
+        self._take(count)
+        prepaid = _Prepaid(self, count)
+        reset = _PREPAID.set(prepaid)
+        try:
+            yield
+        finally:
+            _PREPAID.reset(reset)
+            if self._refill() >= self._paused_until:  # a 429 keeps them spent
+                self._tokens = min(float(self.maximum), self._tokens + prepaid.left)
 
     def pause(self, seconds: float) -> None:
         """Send nothing for `seconds` (the server refused a request)."""

@@ -59,6 +59,9 @@ NO_SESSION = "-"
 # Seconds to wait after a 429 that carries no Retry-After (the server sends none).
 DEFAULT_RETRY_AFTER = 60.0
 PSI_TO_KPA = 6.894757
+# A 401 sooner than this after a login is no session timeout (the server
+# restarted, or the session was logged out): it says nothing of their lifetime.
+MIN_SESSION_LIFETIME = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +497,11 @@ class OvmsClient:
         self._budget = budget
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session_id: str | None = None
+        self._session_started = 0.0  # event loop time of the login
+        # Sessions end a fixed time after their login (the server's timeout_api,
+        # 120 or 300 s): learnt from the first that ended, so that the next
+        # one is renewed before a request is refused and sent again.
+        self._session_lifetime: float | None = None
         self._logins = 0
         self._query_credentials = False
         self._login_lock = asyncio.Lock()
@@ -511,6 +519,16 @@ class OvmsClient:
     def uses_session(self) -> bool:
         """False once the server refused a session and credentials travel each time."""
         return not self._query_credentials
+
+    @property
+    def login_due(self) -> bool:
+        """True when the next request logs in first (no session, or an old one)."""
+        if self._query_credentials:
+            return False
+        lifetime = self._session_lifetime
+        return self._session_id is None or (
+            lifetime is not None and self._session_age() >= lifetime
+        )
 
     @property
     def login_count(self) -> int:
@@ -596,6 +614,7 @@ class OvmsClient:
         if not answer.session_id:
             raise InvalidResponseError("The OVMS server did not start a session")
         self._session_id = answer.session_id
+        self._session_started = asyncio.get_running_loop().time()
         self._query_credentials = False
         self._logins += 1
         return answer.session_id
@@ -612,12 +631,22 @@ class OvmsClient:
                 return NO_SESSION
             return await self._login()
 
+    def _session_age(self) -> float:
+        return asyncio.get_running_loop().time() - self._session_started
+
     async def _request(self, method: str, path: str) -> _Answer:
         """Send a request in the session; log in again once when it has expired."""
-        session_id = self._session_id or await self._session_for(None)
+        session_id = self._session_id
+        if session_id is None or self.login_due:
+            session_id = await self._session_for(session_id)
         answer = await self._send_as(method, path, session_id)
         if answer.status == 401 and session_id != NO_SESSION:
-            # The server forgets idle sessions (a few minutes): one new login.
+            # The server ended the session (a few minutes after its login).
+            if (
+                session_id == self._session_id
+                and (age := self._session_age()) >= MIN_SESSION_LIFETIME
+            ):
+                self._session_lifetime = min(self._session_lifetime or age, age)
             session_id = await self._session_for(session_id)
             answer = await self._send_as(method, path, session_id)
         if answer.status == 401:

@@ -57,6 +57,8 @@ POLICY = PollPolicy(active=60, idle=300, min_active=30, min_idle=60)
 EXTRAS_EVERY: Final = 10
 EXTRA_REQUESTS_PER_POLL: Final = 2 / EXTRAS_EVERY
 LIST_REQUESTS: Final = 2
+VEHICLES: Final = "vehicles"
+EVSES: Final = "evses"
 # Data is stale when it is older than the poll interval plus this grace.
 STALE_GRACE: Final = 60
 EVENT_COMMAND: Final = f"{DOMAIN}_command"
@@ -91,7 +93,7 @@ class EvEnergyAccount(EvCloudAccount):
         self.chargers: dict[str, EvEnergyCharger] = {}
         self._vehicle_list: dict[str, Vehicle] = {}
         self._evse_list: dict[str, Evse] = {}
-        self._read_at: datetime | None = None
+        self._read_at: dict[str, datetime] = {}  # list -> when it was read
         self._lists_lock = asyncio.Lock()
         # Each device's current poll interval (s): the lists are read once per
         # the shortest of them, however the devices' polls fall.
@@ -139,7 +141,7 @@ class EvEnergyAccount(EvCloudAccount):
 
     async def async_list_devices(self) -> list[EvCloudDevice[Any]]:
         """Every vehicle that is not disabled, and every charger."""
-        await self._async_read_lists(force=True)
+        await self._async_read_lists(VEHICLES, EVSES, force=True)
         for vehicle_id in self._vehicle_list:
             if vehicle_id not in self.vehicles:
                 self.vehicles[vehicle_id] = EvEnergyVehicle(self, vehicle_id)
@@ -159,23 +161,30 @@ class EvEnergyAccount(EvCloudAccount):
             self._intervals.pop(self.chargers.pop(gone).key, None)
         self.budget.consumers = len(self.vehicles) + len(self.chargers)
 
-    async def _async_read_lists(self, *, force: bool = False) -> None:
-        """Read all vehicles and chargers, at most once per poll cycle.
+    async def _async_read_lists(self, *lists: str, force: bool = False) -> None:
+        """Read the named lists (VEHICLES, EVSES), each at most once per poll cycle.
 
         The devices' polls often fall together: the first reads, the others
-        wait for it and take its result.
+        wait for it and take its result. Each list keeps its own read time, so
+        one that was read is not read again because the other was refused.
         """
         async with self._lists_lock:
             now = dt_util.utcnow()
             shortest = min(self._intervals.values(), default=float(POLICY.min_active))
             fresh = timedelta(seconds=shortest * 0.9)
-            if not force and self._read_at is not None and now - self._read_at < fresh:
-                return
-            vehicles = await self.client.async_get_vehicles()
-            evses = await self.client.async_get_evses()
-            self._vehicle_list = {v.vehicle_id: v for v in vehicles if not v.disabled}
-            self._evse_list = {e.evse_id: e for e in evses}
-            self._read_at = now
+            for name in lists:
+                read_at = self._read_at.get(name)
+                if not force and read_at is not None and now - read_at < fresh:
+                    continue
+                if name == VEHICLES:
+                    vehicles = await self.client.async_get_vehicles()
+                    self._vehicle_list = {
+                        v.vehicle_id: v for v in vehicles if not v.disabled
+                    }
+                else:
+                    evses = await self.client.async_get_evses()
+                    self._evse_list = {e.evse_id: e for e in evses}
+                self._read_at[name] = now
 
     def poll_interval(self, device: EvCloudDevice[Any], usual: timedelta) -> timedelta:
         """`usual`, or longer when the account's hourly budget needs it.
@@ -193,18 +202,18 @@ class EvEnergyAccount(EvCloudAccount):
 
     def forget_lists(self) -> None:
         """After a command: the next read asks the service again."""
-        self._read_at = None
+        self._read_at.clear()
 
     async def async_vehicle(self, vehicle_id: str) -> Vehicle:
         """The vehicle as the newest list read shows it."""
-        await self._async_read_lists()
+        await self._async_read_lists(VEHICLES)
         if (vehicle := self._vehicle_list.get(vehicle_id)) is None:
             raise DeviceOfflineError("The vehicle is no longer listed by ev.energy")
         return vehicle
 
     async def async_evse(self, evse_id: str) -> Evse:
         """The charger as the newest list read shows it."""
-        await self._async_read_lists()
+        await self._async_read_lists(EVSES)
         if (evse := self._evse_list.get(evse_id)) is None:
             raise DeviceOfflineError("The charger is no longer listed by ev.energy")
         return evse
@@ -429,16 +438,15 @@ class EvEnergyCharger(EvCloudDevice[ChargerState]):
 
 
 def _moment(vehicle: Vehicle) -> tuple[object, ...]:
-    """What changes when a command took effect or a trip ended."""
+    """What changes when a command took effect or a trip started or ended.
+
+    Not the odometer: it changes with every poll while driving, and reading the
+    location and commands each time would use the requests of ten polls.
+    """
     status = vehicle.status
     if status is None:
         return ()
-    return (
-        status.is_charging,
-        status.is_plugged_in,
-        status.state,
-        status.odometer_meters,
-    )
+    return (status.is_charging, status.is_plugged_in, status.state)
 
 
 def _error(

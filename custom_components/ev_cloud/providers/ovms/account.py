@@ -8,6 +8,7 @@ slows down; record ages decide whether what is shown is stale.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
@@ -40,10 +41,15 @@ from .const import CONF_LIVE_VEHICLES, NAME
 from .entities import ENTITIES
 from .state import OvmsCarState
 
-# The server's limiter (ApiHttp.pm): 120 at once, then 60 a minute, at most 240.
-BUDGET_BURST: Final = 120
+# The server's limiter (ApiHttp.pm) gives a client 120 requests, adds 60 at each
+# full minute of its own clock (up to 240), forgets a client idle for 300 s (who
+# then starts at 120 again) and refuses the request that would leave nothing.
+# Our bucket refills evenly, up to a minute's grant ahead of the server's steps:
+# holding at most 59, it never counts a request the server has not granted, even
+# right after the server forgot us.
+BUDGET_BURST: Final = 59
 BUDGET_PER_MINUTE: Final = 60
-BUDGET_MAXIMUM: Final = 240
+BUDGET_MAXIMUM: Final = 59
 # One budget per server host, shared by every entry that uses it.
 BUDGETS: HassKey[BudgetRegistry[RequestBudget]] = HassKey(f"{DOMAIN}_ovms_budgets")
 
@@ -105,21 +111,32 @@ class OvmsAccount(EvCloudAccount):
         self.cars: dict[str, OvmsCar] = {}
         self._vehicles: list[OvmsVehicle] = []
         self._vehicles_time: float | None = None
+        self._vehicles_lock = asyncio.Lock()
 
     async def async_setup(self) -> None:
         """Log in."""
         await self.client.async_login()
 
-    async def async_vehicles(self) -> list[OvmsVehicle]:
-        """The account's vehicles, read at most once a minute for all of them."""
-        now = dt_util.utcnow().timestamp()
-        if (
+    @property
+    def vehicles_due(self) -> bool:
+        """True when the next `async_vehicles` asks the server."""
+        return (
             self._vehicles_time is None
-            or now - self._vehicles_time >= VEHICLE_LIST_MAX_AGE.total_seconds()
-        ):
-            self._vehicles = await self.client.async_get_vehicles()
-            self._vehicles_time = now
-        return self._vehicles
+            or dt_util.utcnow().timestamp() - self._vehicles_time
+            >= VEHICLE_LIST_MAX_AGE.total_seconds()
+        )
+
+    async def async_vehicles(self) -> list[OvmsVehicle]:
+        """The account's vehicles, read at most once a minute for all of them.
+
+        Cars' polls often fall together: the first reads, the others wait for
+        it and take its result.
+        """
+        async with self._vehicles_lock:
+            if self.vehicles_due:
+                self._vehicles = await self.client.async_get_vehicles()
+                self._vehicles_time = dt_util.utcnow().timestamp()
+            return self._vehicles
 
     async def async_list_devices(self) -> list[EvCloudDevice[Any]]:
         """The vehicles the user did not exclude."""
@@ -190,10 +207,40 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         self.account.budget.consumers -= 1
 
     async def async_fetch(self) -> DeviceData[OvmsCarState]:
-        """Read the records that may have changed since the last poll."""
+        """Read the records that may have changed since the last poll.
+
+        The poll takes the requests it may need from the budget first, so that
+        it runs whole or waits, instead of being refused halfway.
+        """
+        with self.account.budget.prepaid(self._requests_needed()):
+            return await self._async_fetch()
+
+    def _requests_needed(self) -> int:
+        """The most requests the next poll sends."""
+        last = self._last
+        client = self.account.client
+        return (
+            2  # status, and charge when the car sent a new status
+            + self.account.vehicles_due
+            + client.login_due
+            + (self.is_live and self._connected_login != client.login_count)
+            + (last is None or bool(last.status.car_on) or self._location_due)
+            + (last is None or self._polls % TPMS_EVERY == 0)
+        )
+
+    @property
+    def is_live(self) -> bool:
+        """True when the user switched live updates on for this car."""
+        return self.account.is_live(self.device_id)
+
+    @property
+    def _location_due(self) -> bool:
+        return self._polls % LOCATION_EVERY == 0
+
+    async def _async_fetch(self) -> DeviceData[OvmsCarState]:
         client = self.account.client
         vehicle_id = self.device_id
-        live = self.account.is_live(vehicle_id)
+        live = self.is_live
         vehicles = {v.vehicle_id: v for v in await self.account.async_vehicles()}
         status = await client.async_get_status(vehicle_id)
         last = self._last
@@ -205,7 +252,7 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
             charge = last.charge  # the same S record: nothing new to read
         else:
             charge = await client.async_get_charge(vehicle_id)
-        if last is None or status.car_on or self._polls % LOCATION_EVERY == 0:
+        if last is None or status.car_on or self._location_due:
             location = await client.async_get_location(vehicle_id)
         else:
             location = last.location
