@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
+import hashlib
+import hmac
 import logging
 from pathlib import Path
 import socket
 from typing import Any
 
+from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
+from cryptography.hazmat.primitives.ciphers import Cipher
 import pytest
 
 from custom_components.ev_cloud.api import (
@@ -139,6 +143,16 @@ def test_rc4_classic_vectors_and_streaming() -> None:
     )
     with pytest.raises(ValueError, match="key"):
         Rc4(b"")
+
+
+def test_session_cipher_against_another_rc4() -> None:
+    """The session cipher equals ARC4 of `cryptography` keyed with the session key."""
+    key = hmac.new(b"pw", b"SERVERTOKEN" + b"CLIENTTOKEN", hashlib.md5).digest()
+    other = Cipher(ARC4(key), mode=None).encryptor()
+    other.update(bytes(1024))
+    message = b"MP-0 C11"
+    ours = ovms_v2.session_ciphers("pw", "SERVERTOKEN", "CLIENTTOKEN")
+    assert ours.crypt(message) == other.update(message)
 
 
 def test_token_digest_rfc2104() -> None:
@@ -322,8 +336,12 @@ async def test_connection_ends_before_peer_status(
         app.writer.close()
 
     monkeypatch.setattr(v2, "_send_records", drop)
+    recorder = Recorder()
+    client = make_client(v2, recorder=recorder)
     with pytest.raises(CommunicationError, match="closed the connection"):
-        await make_client(v2).connect()
+        await client.connect()
+    assert recorder.errors == []  # connect() raised it; no drop to report
+    assert not client.connected
 
 
 # --- TLS ------------------------------------------------------------------------

@@ -318,6 +318,8 @@ class OvmsV2Client:
             await self._abort()
             raise
         _LOGGER.debug("Logged in to %s for %s", self._where, self.vehicle_id)
+        # A drop before connect() returns is its error, not a reported drop.
+        on_disconnect, self._on_disconnect = self._on_disconnect, None
         self._tasks.append(asyncio.create_task(self._read_loop()))
         if self._keepalive:
             self._tasks.append(asyncio.create_task(self._keepalive_loop()))
@@ -327,7 +329,9 @@ class OvmsV2Client:
             async with asyncio.timeout(self._timeout):
                 await self._wait_any(self._peer_status)
         if self._error is not None:
+            await self._abort()
             raise self._error
+        self._on_disconnect = on_disconnect
 
     async def _login(self) -> None:
         assert self._reader is not None
