@@ -746,3 +746,15 @@ async def test_no_secret_in_logs(
     assert "sent command 22" in text
     for secret in [*secrets_of(v2), "wrong-pin-secret", "wrong-password-secret"]:
         assert secret not in text
+
+
+async def test_car_checks_its_arguments(v2: OvmsV2Server, sim: OvmsSimulator) -> None:
+    """The simulated car refuses an unknown mode number or a car without a PIN."""
+    sim.vehicle("ROADSTER").car_online = True
+    async with make_client(v2) as client:
+        with pytest.raises(CommandRejectedError, match="unknown charge mode"):
+            await client.command(10, 2)
+    async with make_client(v2, "ROADSTER", ROADSTER_PASSWORD) as client:
+        with pytest.raises(CommandRejectedError):
+            await client.unlock("any-pin-at-all")
+    assert sim.vehicle("ROADSTER").locked
