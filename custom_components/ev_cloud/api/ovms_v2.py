@@ -188,6 +188,11 @@ class OvmsV2Client:
     (S, D, L, W, Y, F, Z, T, E, ...), from the reader task; `records` keeps the
     latest data per code. `on_disconnect(error)` is called once when the
     connection drops (not after `close()`); `wait_closed()` returns that error.
+    Command answers nobody waits for (late ones, another app's) go to `on_message`.
+
+    `server_password` is the car's server password (the module's v2 password the
+    server keeps per vehicle), not the account's web password. A client connects
+    once; make a new one to reconnect. Commands are sent one at a time.
     """
 
     def __init__(
