@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 import json
 import math
@@ -16,7 +17,7 @@ from custom_components.ev_cloud.api.budget import (
     QuotaBudget,
     RequestBudget,
 )
-from custom_components.ev_cloud.api.errors import RateLimitedError
+from custom_components.ev_cloud.api.errors import PollPostponedError, RateLimitedError
 
 START = 1_750_000_000.0  # epoch seconds, June 2025
 MONTH = 30 * DAY
@@ -155,6 +156,74 @@ def test_request_budget_commands_only_wait_for_a_pause() -> None:
     assert caught.value.retry_after == 30
     clock.advance(30)
     budget.acquire(command=True)
+
+
+def test_request_budget_prepaid_takes_a_poll_whole() -> None:
+    """A poll takes all it may send at once; its requests use them; the rest return."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=5, per_minute=60, maximum=5, clock=clock)
+    with budget.prepaid(3):
+        assert budget.available == 2
+        budget.acquire()
+        budget.acquire()
+        assert budget.available == 2  # the poll's own requests were taken already
+    assert budget.available == 3  # the one it did not send came back
+    with budget.prepaid(1):
+        budget.acquire()
+        budget.acquire()  # one more than it took: from the bucket
+    assert budget.available == 1
+
+
+def test_request_budget_prepaid_refuses_the_whole_poll() -> None:
+    """A poll whose requests do not all fit waits for all of them, sending nothing."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=2, per_minute=60, maximum=10, clock=clock)
+    with (
+        pytest.raises(PollPostponedError, match="used up") as caught,
+        budget.prepaid(4),
+    ):
+        pytest.fail("the poll ran")  # pragma: no cover - must not run
+    assert caught.value.retry_after == pytest.approx(2.0)  # 2 more at 1 a second
+    assert budget.available == 2
+    # A poll never asks for more than the bucket can ever hold.
+    clock.advance(60)
+    with budget.prepaid(50):
+        assert budget.available == 0
+
+
+async def test_request_budget_prepaid_belongs_to_its_task() -> None:
+    """Requests of another task (another device's poll) do not use a poll's tokens."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=3, per_minute=60, maximum=3, clock=clock)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def poll() -> None:
+        with budget.prepaid(2):
+            entered.set()
+            await release.wait()
+
+    task = asyncio.create_task(poll())
+    await entered.wait()
+    budget.acquire()  # the last token, from the bucket
+    with pytest.raises(RateLimitedError):
+        budget.acquire()
+    release.set()
+    await task
+    assert budget.available == 2
+
+
+def test_request_budget_prepaid_after_a_refusal() -> None:
+    """A 429 during a poll pauses its remaining requests and keeps them spent."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=5, per_minute=60, maximum=5, clock=clock)
+    with budget.prepaid(3):
+        budget.acquire()
+        budget.pause(30)
+        with pytest.raises(RateLimitedError, match="slow down"):
+            budget.acquire()
+    assert budget.available == 0
+    clock.advance(30)
+    assert budget.available == 5
 
 
 def test_request_budget_set_rate() -> None:

@@ -41,6 +41,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: EvCloudConfigEntry) -> b
     account = provider.create_account(hass, entry)
     entry.runtime_data = EvCloudRuntimeData(provider, account)
     entry.async_on_unload(account.async_unload)
+    entry.async_on_unload(entry.runtime_data.cancel_pending)
     try:
         await account.async_setup()
         await async_sync_devices(hass, entry, initial=True)

@@ -35,6 +35,10 @@ class EvCloudBinarySensor(EvCloudEntity, BinarySensorEntity):
 
     entity_description: EvCloudBinarySensorEntityDescription[Any]
 
+    def shown(self) -> object:
+        """On or off."""
+        return self.is_on
+
     @property
     def is_on(self) -> bool | None:
         """The value from the latest reading."""

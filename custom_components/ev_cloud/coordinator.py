@@ -30,6 +30,7 @@ from .api import (
     DeviceOfflineError,
     EvCloudError,
     NotSupportedError,
+    PollPostponedError,
     RateLimitedError,
     StaleDataError,
     VehicleNotAvailableError,
@@ -39,6 +40,10 @@ from .device import DeviceData, EvCloudDevice
 from .models import EvCloudConfigEntry
 
 type Phase = Literal["setup", "update", "command"]
+
+# Seconds a poll put off by our own budget may wait with the values it showed
+# before (longer, and the device shows it cannot be read).
+MAX_POSTPONE = 60
 
 # api error -> exception translation (first match wins); the message of the api
 # error fills {error}. The phase decides the exception class (`translate_error`).
@@ -129,6 +134,9 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
             LOGGER,
             config_entry=entry,
             name=f"{DOMAIN} {device.key}",
+            # A reading equal to the one shown (nothing new, or a poll put off)
+            # writes no entity state.
+            always_update=False,
         )
         self.update_interval = device.initial_interval(entry.options)
         device.set_push_listener(self.async_push)
@@ -146,6 +154,13 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
     async def _async_update_data(self) -> DeviceData[StateT]:
         try:
             return await self._async_read()
+        except PollPostponedError as err:
+            wait = _retry_after(err)
+            if self.data is None or wait is None or wait > MAX_POSTPONE:
+                raise translate_error(err, "update") from err
+            # Nothing failed: the values shown stay, and are read in a moment.
+            self.update_interval = timedelta(seconds=wait)
+            return self.data
         except EvCloudError as err:
             raise translate_error(err, "update") from err
 

@@ -36,6 +36,10 @@ class EvCloudTracker(EvCloudEntity, TrackerEntity):
     entity_description: EvCloudTrackerEntityDescription[Any]
     _attr_source_type = SourceType.GPS
 
+    def shown(self) -> object:
+        """The position."""
+        return self.entity_description.position_fn(self.coordinator.data.state)
+
     @property
     def latitude(self) -> float | None:
         """Latitude from the latest reading."""

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+import math
+from typing import Any
+
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_call_later
 
-from .api import AuthenticationError, EvCloudError
+from .api import AuthenticationError, EvCloudError, PollPostponedError
 from .const import DOMAIN, LOGGER
 from .coordinator import EvCloudCoordinator
+from .device import EvCloudDevice
 from .models import EvCloudConfigEntry, signal_device_added
 
 
@@ -34,7 +40,33 @@ async def async_sync_devices(
         return
     listed = {device.key: device for device in devices}
     runtime.listed = set(listed)
+    failures = await _async_read_new(hass, entry, listed, initial=initial)
+    if initial and failures and not runtime.coordinators:
+        raise failures[0]
+    for key in set(runtime.coordinators) - set(listed):
+        LOGGER.info("%s: device %s is gone", entry.title, key)
+        await runtime.coordinators.pop(key).async_shutdown()
+    _remove_unlisted_devices(hass, entry)
+
+
+async def _async_read_new(
+    hass: HomeAssistant,
+    entry: EvCloudConfigEntry,
+    listed: dict[str, EvCloudDevice[Any]],
+    *,
+    initial: bool,
+    announce: bool = True,
+) -> list[EvCloudError]:
+    """Read each listed device that has no coordinator yet; return the failures.
+
+    A device whose first read our own budget put off (the other devices' first
+    reads took it) is read again as soon as the budget allows, not at the next
+    listing.
+    """
+    runtime = entry.runtime_data
     failures: list[EvCloudError] = []
+    postponed: dict[str, EvCloudDevice[Any]] = {}
+    wait = 0.0
     for key, device in listed.items():
         if key in runtime.coordinators:
             continue
@@ -45,22 +77,48 @@ async def async_sync_devices(
             await coordinator.async_shutdown()
             raise
         except EvCloudError as err:
+            failures.append(err)
+            await coordinator.async_shutdown()
+            if isinstance(err, PollPostponedError):
+                postponed[key] = device
+                wait = max(wait, err.retry_after or 0.0)
+                continue
             # One unreadable vehicle must not keep the others of the account away.
             log = LOGGER.info if initial else LOGGER.debug
             log("%s: %s cannot be read yet: %s", entry.title, key, err)
-            failures.append(err)
-            await coordinator.async_shutdown()
             continue
         runtime.coordinators[key] = coordinator
         if not initial:
-            LOGGER.info("%s: new device %s", entry.title, key)
+            if announce:
+                LOGGER.info("%s: new device %s", entry.title, key)
             async_dispatcher_send(hass, signal_device_added(entry), coordinator)
-    if initial and failures and not runtime.coordinators:
-        raise failures[0]
-    for key in set(runtime.coordinators) - set(listed):
-        LOGGER.info("%s: device %s is gone", entry.title, key)
-        await runtime.coordinators.pop(key).async_shutdown()
-    _remove_unlisted_devices(hass, entry)
+    if postponed:
+        _read_later(hass, entry, postponed, wait)
+    return failures
+
+
+def _read_later(
+    hass: HomeAssistant,
+    entry: EvCloudConfigEntry,
+    devices: dict[str, EvCloudDevice[Any]],
+    wait: float,
+) -> None:
+    """Read `devices` for the first time in `wait` seconds, if still listed."""
+    runtime = entry.runtime_data
+
+    async def _async_read(_now: datetime) -> None:
+        runtime.cancel_read_later = None
+        still = {key: d for key, d in devices.items() if key in runtime.listed}
+        await _async_read_new(hass, entry, still, initial=False, announce=False)
+
+    runtime.cancel_pending()
+    LOGGER.debug(
+        "%s: %d devices are read in %.0f s (request budget)",
+        entry.title,
+        len(devices),
+        wait,
+    )
+    runtime.cancel_read_later = async_call_later(hass, math.ceil(wait) + 1, _async_read)
 
 
 def _remove_unlisted_devices(hass: HomeAssistant, entry: EvCloudConfigEntry) -> None:

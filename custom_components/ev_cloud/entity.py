@@ -20,6 +20,18 @@ from .models import EvCloudConfigEntry, signal_device_added
 type AnyCoordinator = EvCloudCoordinator[Any]
 
 
+class _Never:
+    """Equal to nothing: an entity that cannot say what it shows always writes."""
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = object.__hash__
+
+
+_NEVER = _Never()
+
+
 class EvCloudEntity(CoordinatorEntity[AnyCoordinator]):
     """An entity of one device, described by an EvCloudEntityDescription."""
 
@@ -36,6 +48,29 @@ class EvCloudEntity(CoordinatorEntity[AnyCoordinator]):
         device = coordinator.device
         self._attr_unique_id = f"{device.key}_{description.key}"
         self._attr_device_info = device.device_info(coordinator.data.state)
+        self._written: object = _NEVER
+
+    def shown(self) -> object:
+        """What the entity shows of the latest reading (its platform says)."""
+        return _NEVER
+
+    async def async_added_to_hass(self) -> None:
+        """Remember what the first state (written when added) shows."""
+        await super().async_added_to_hass()
+        self._written = (self.available, self.shown())
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """Write the state only when what the entity shows changed.
+
+        A poll rewrites few of a device's values: the others would cost the
+        event loop a state write each, for nothing.
+        """
+        shown = (self.available, self.shown())
+        if shown == self._written:
+            return
+        self._written = shown
+        super()._handle_coordinator_update()
 
 
 @callback

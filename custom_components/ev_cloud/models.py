@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant
 
 from .const import DOMAIN
 from .descriptions import DeviceEntities
@@ -73,6 +73,14 @@ class EvCloudRuntimeData:
     account: EvCloudAccount
     coordinators: dict[str, EvCloudCoordinator[Any]] = field(default_factory=dict)
     listed: set[str] = field(default_factory=set)
+    # Cancels the pending first read of devices the request budget put off.
+    cancel_read_later: CALLBACK_TYPE | None = None
+
+    def cancel_pending(self) -> None:
+        """Read no device later (the entry unloads)."""
+        if self.cancel_read_later is not None:
+            self.cancel_read_later()
+            self.cancel_read_later = None
 
 
 type EvCloudConfigEntry = ConfigEntry[EvCloudRuntimeData]

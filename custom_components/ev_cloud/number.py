@@ -32,6 +32,10 @@ class EvCloudNumber(EvCloudEntity, NumberEntity):
 
     entity_description: EvCloudNumberEntityDescription[Any, Any]
 
+    def shown(self) -> object:
+        """The value and its range."""
+        return (self.native_value, self.native_min_value, self.native_max_value)
+
     @property
     def native_value(self) -> float | None:
         """The value from the latest reading."""

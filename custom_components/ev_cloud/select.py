@@ -31,6 +31,10 @@ class EvCloudSelect(EvCloudEntity, SelectEntity):
 
     entity_description: EvCloudSelectEntityDescription[Any, Any]
 
+    def shown(self) -> object:
+        """The option chosen."""
+        return self.current_option
+
     @property
     def current_option(self) -> str | None:
         """The option from the latest reading."""

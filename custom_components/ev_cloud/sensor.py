@@ -38,6 +38,10 @@ class EvCloudSensor(EvCloudEntity, SensorEntity):
         """The value from the latest reading."""
         return self.entity_description.value_fn(self.coordinator.data)
 
+    def shown(self) -> object:
+        """The value and its unit."""
+        return (self.native_value, self.native_unit_of_measurement)
+
     @property
     def native_unit_of_measurement(self) -> str | None:
         """The device's own unit where it has one."""

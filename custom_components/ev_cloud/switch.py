@@ -31,6 +31,10 @@ class EvCloudSwitch(EvCloudEntity, SwitchEntity):
 
     entity_description: EvCloudSwitchEntityDescription[Any, Any]
 
+    def shown(self) -> object:
+        """On or off."""
+        return self.is_on
+
     @property
     def is_on(self) -> bool | None:
         """The value from the latest reading."""

@@ -37,6 +37,7 @@ import aiohttp
 import freezegun.api
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from homeassistant.util.async_ import get_scheduled_timer_handles
@@ -44,7 +45,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from yarl import URL
 
-from custom_components.ev_cloud.api import RateLimitedError
+from custom_components.ev_cloud.api import PollPostponedError, RateLimitedError
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.coordinator import EvCloudCoordinator
 from custom_components.ev_cloud.device import DeviceData
@@ -151,6 +152,7 @@ class Updates:
     failed: int = 0
     pushed: int = 0
     early_retries: int = 0
+    postponed: int = 0  # reads our own budget put off (the values shown stay)
     new_data: int = 0  # reads whose data time moved on
     entity_cpu: float = 0.0  # seconds the entities took to write their states
     _data_times: dict[str, datetime] = field(default_factory=dict)
@@ -164,6 +166,7 @@ class Updates:
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Count through the coordinator class for the rest of the test."""
         read = EvCloudCoordinator._async_read
+        update_data = EvCloudCoordinator._async_update_data
         push = EvCloudCoordinator.async_push
         update_listeners = EvCloudCoordinator.async_update_listeners
         updates = self
@@ -182,7 +185,12 @@ class Updates:
             try:
                 data = await read(coordinator)
             except RateLimitedError as err:
-                updates.failed += 1
+                # A poll put off by our own budget fails only if the coordinator
+                # lets it (see `_async_update_data` below, and setup).
+                if isinstance(err, PollPostponedError):
+                    updates.postponed += 1
+                else:
+                    updates.failed += 1
                 if err.retry_after is not None:
                     updates._retry_at[key] = time.time() + err.retry_after
                 raise
@@ -192,11 +200,22 @@ class Updates:
             updates.read(key, data)
             return data
 
+        async def _async_update_data(coordinator: EvCloudCoordinator[Any]) -> Any:
+            try:
+                return await update_data(coordinator)
+            except UpdateFailed as err:
+                if isinstance(err.__cause__, PollPostponedError):
+                    updates.failed += 1
+                raise
+
         def async_push(coordinator: EvCloudCoordinator[Any], data: Any) -> None:
             updates.pushed += 1
             push(coordinator, data)
 
         monkeypatch.setattr(EvCloudCoordinator, "_async_read", _async_read)
+        monkeypatch.setattr(
+            EvCloudCoordinator, "_async_update_data", _async_update_data
+        )
         monkeypatch.setattr(EvCloudCoordinator, "async_push", async_push)
         monkeypatch.setattr(
             EvCloudCoordinator, "async_update_listeners", async_update_listeners
@@ -249,8 +268,10 @@ class Result:
     cpu_entity_states_per_update_ms: float | None  # part: writing entity states
     updates: int  # reads and pushed readings that brought data
     failed_updates: int
+    postponed_updates: int
     early_retries: int
     devices_at_setup: int
+    all_devices_after_s: float | None  # until every device was read (None: never)
     setup_wall_s: float
     setup_cpu_s: float
     peak_memory_kib: float | None
@@ -409,6 +430,7 @@ class BenchRun:
         self.clock: ClockCost | None = None
         self.t = 0.0  # seconds since the start of the story (Home Assistant's)
         self.sim_t = 0.0  # the same for the simulated services
+        self.all_devices_at: float | None = None  # story seconds
         # Each step: (CPU seconds, frozen clock reads, updates that brought data).
         self.steps: list[tuple[float, int, int]] = []
         self.samples = self.shown = 0  # (device, moment) samples; data shown
@@ -470,6 +492,8 @@ class BenchRun:
             memory.sample()
             setup_wall, setup_cpu = await self._async_setup()
             devices_at_setup = self._devices()
+            if devices_at_setup >= driver.devices:
+                self.all_devices_at = 0.0
             memory.sample()
             self._shown = driver.shown_data_times(self.entries)
             while self.t < story.seconds:
@@ -589,6 +613,8 @@ class BenchRun:
         cpu = time.thread_time() - cpu
         self.steps.append((cpu, self.clock.reads - reads, self.updates.count - updates))
         driver.after_step(self.t)
+        if self.all_devices_at is None and self._devices() >= driver.devices:
+            self.all_devices_at = self.t
         self._shown = driver.shown_data_times(self.entries)
 
     async def _async_remove(self) -> None:
@@ -670,8 +696,10 @@ class BenchRun:
             ),
             updates=updates.count,
             failed_updates=updates.failed,
+            postponed_updates=updates.postponed,
             early_retries=updates.early_retries,
             devices_at_setup=devices_at_setup,
+            all_devices_after_s=self.all_devices_at,
             setup_wall_s=round(setup_wall, 3),
             setup_cpu_s=round(setup_cpu, 3),
             peak_memory_kib=None if peak_kib is None else round(peak_kib, 1),

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from freezegun.api import FrozenDateTimeFactory
 import pytest
 
 from custom_components.ev_cloud.api import (
@@ -730,6 +731,45 @@ async def test_expired_session_logs_in_once_more(
     ]
     assert client.login_count == 2
     assert len(sim.sessions) == 1
+
+
+async def test_session_renewed_before_it_ends(
+    session: aiohttp.ClientSession, sim: OvmsSimulator, freezer: FrozenDateTimeFactory
+) -> None:
+    """Once a session ended, the next is renewed at that age: no refused request."""
+    client = ovms(session, sim)
+    await client.async_get_vehicles()
+    freezer.tick(130)
+    sim.advance(130)
+    await client.async_get_status("KMCAR")  # refused, login, sent again
+    assert logins(sim) == 2
+    assert not client.login_due
+    freezer.tick(129)
+    sim.advance(129)
+    assert not client.login_due
+    freezer.tick(1)
+    sim.advance(1)
+    assert client.login_due
+    sent = len(sim.requests)
+    await client.async_get_status("KMCAR")
+    assert sim.requests[sent:] == [
+        ("GET", "/api/cookie"),
+        ("GET", "/api/status/KMCAR"),
+    ]
+
+
+async def test_early_session_end_teaches_nothing(
+    session: aiohttp.ClientSession, sim: OvmsSimulator, freezer: FrozenDateTimeFactory
+) -> None:
+    """A session that ends soon after its login (a server restart) sets no lifetime."""
+    client = ovms(session, sim)
+    await client.async_get_vehicles()
+    freezer.tick(30)
+    sim.expire_sessions()
+    await client.async_get_status("KMCAR")  # refused, login, sent again
+    assert logins(sim) == 2
+    freezer.tick(3600)
+    assert not client.login_due
 
 
 async def test_explicit_login_replaces_the_old_session(

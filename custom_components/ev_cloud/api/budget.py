@@ -17,7 +17,7 @@ import math
 import time
 from typing import NotRequired, Required, Self, TypedDict, Unpack
 
-from .errors import RateLimitedError
+from .errors import PollPostponedError, RateLimitedError
 
 
 @dataclass(slots=True)
@@ -113,11 +113,15 @@ class RequestBudget:
         Polls that take their requests one by one, interleaved, can each get
         the first and be refused the next: every poll fails while the budget
         still refills. A poll that takes all it may need first either runs
-        whole or waits (RateLimitedError) until they fit. Requests it then
-        sends in this task use what it took; what it did not use goes back.
+        whole or is put off (PollPostponedError) before it sends anything.
+        Requests it then sends in this task use what it took; what it did not
+        use goes back.
         """
         count = min(count, self.maximum)
-        self._take(count)
+        try:
+            self._take(count)
+        except RateLimitedError as err:
+            raise PollPostponedError(str(err), err.retry_after) from None
         prepaid = _Prepaid(self, count)
         reset = _PREPAID.set(prepaid)
         try:

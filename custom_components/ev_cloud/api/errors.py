@@ -32,6 +32,14 @@ class RateLimitedError(EvCloudError):
         self.retry_after = retry_after
 
 
+class PollPostponedError(RateLimitedError):
+    """Our own request budget put a poll off for `retry_after` seconds.
+
+    Nothing was sent: the poll's requests did not all fit the budget yet (other
+    devices' polls that fell at the same time took them).
+    """
+
+
 class QuotaExhaustedError(RateLimitedError):
     """The service's call allowance of this period is used up.
 

@@ -210,22 +210,22 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         """Read the records that may have changed since the last poll.
 
         The poll takes the requests it may need from the budget first, so that
-        it runs whole or waits, instead of being refused halfway.
+        it runs whole (or a few seconds later) instead of being refused halfway.
         """
         with self.account.budget.prepaid(self._requests_needed()):
             return await self._async_fetch()
 
     def _requests_needed(self) -> int:
         """The most requests the next poll sends."""
-        last = self._last
         client = self.account.client
         return (
-            2  # status, and charge when the car sent a new status
+            # Status; charge when the car sent a new status; location when the
+            # car is on, which the status tells only then.
+            3
             + self.account.vehicles_due
             + client.login_due
             + (self.is_live and self._connected_login != client.login_count)
-            + (last is None or bool(last.status.car_on) or self._location_due)
-            + (last is None or self._polls % TPMS_EVERY == 0)
+            + (self._last is None or self._polls % TPMS_EVERY == 0)
         )
 
     @property
