@@ -24,7 +24,7 @@ COLUMNS = (
     "Requests/h per device",
     "Use of the service's limit",
     "HTTP 429",
-    "Failed reads",
+    "Failed reads (put off)",
     "Reads with new data",
     "Data age while charging (median / worst)",
     "Data shown (story / charging)",
@@ -56,14 +56,19 @@ def row(result: dict[str, Any]) -> list[str]:
     memory = result["peak_memory_kib"]
     setup = f"{result['setup_wall_s'] * 1000:.0f} ms"
     if result["devices_at_setup"] < result["devices"]:
-        setup += f" ({result['devices_at_setup']} of {result['devices']} read)"
+        setup += f" ({result['devices_at_setup']} of {result['devices']} read"
+        after = result.get("all_devices_after_s")
+        setup += ")" if after is None else f", all after {duration(after)})"
+    failed = str(result["failed_updates"])
+    if result.get("postponed_updates"):
+        failed += f" ({result['postponed_updates']})"
     return [
         NAMES.get(result["provider"], result["provider"]),
         str(result["devices"]),
         f"{result['requests_per_hour_per_device']:g}",
         result["quota"]["text"],
         str(result["http_429"]),
-        str(result["failed_updates"]),
+        failed,
         share(result["new_data_share"]),
         f"{duration(result['charging_age_median_s'])} / "
         f"{duration(result['charging_age_max_s'])}",

@@ -55,7 +55,8 @@ POLICY = PollPolicy(active=60, idle=300, min_active=30, min_idle=60)
 # every EXTRAS_EVERY polls. The two list reads (vehicles, chargers) are shared
 # by every device of the account, once per poll cycle.
 EXTRAS_EVERY: Final = 10
-EXTRA_REQUESTS_PER_POLL: Final = 2 / EXTRAS_EVERY
+EXTRA_REQUESTS: Final = 2  # the location and the command history
+EXTRA_REQUESTS_PER_POLL: Final = EXTRA_REQUESTS / EXTRAS_EVERY
 LIST_REQUESTS: Final = 2
 VEHICLES: Final = "vehicles"
 EVSES: Final = "evses"
@@ -280,7 +281,16 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
         self._interval = float(POLICY.idle)
 
     async def async_fetch(self) -> DeviceData[VehicleState]:
-        """The vehicle from the account's list; location and commands when needed."""
+        """The vehicle from the account's list; location and commands when needed.
+
+        The poll takes the requests it may need from the budget first (the
+        list, the location and the command history), so that it runs whole or
+        comes a few seconds later instead of being refused halfway.
+        """
+        with self.account.budget.prepaid(1 + EXTRA_REQUESTS):
+            return await self._async_fetch()
+
+    async def _async_fetch(self) -> DeviceData[VehicleState]:
         vehicle = await self.account.async_vehicle(self.device_id)
         last = self._last
         extras = (
@@ -407,8 +417,9 @@ class EvEnergyCharger(EvCloudDevice[ChargerState]):
         self._interval = float(POLICY.idle)
 
     async def async_fetch(self) -> DeviceData[ChargerState]:
-        """The charger from the account's list."""
-        evse = await self.account.async_evse(self.device_id)
+        """The charger from the account's list (a refused read comes a bit later)."""
+        with self.account.budget.prepaid(1):
+            evse = await self.account.async_evse(self.device_id)
         sampled = evse.status.sampled_at if evse.status else None
         age = (dt_util.utcnow() - sampled).total_seconds() if sampled else None
         online = age is not None and age <= self._interval + STALE_GRACE
