@@ -28,8 +28,10 @@ from ...api.ovms import (
     OvmsClient,
     OvmsVehicle,
 )
+from ...api.ovms_v2 import OvmsV2Client
 from ...const import CONF_EXCLUDED_DEVICES, CONF_SERVER_URL, DOMAIN, LOGGER
 from ...device import (
+    ChargeControl,
     DeviceData,
     EvCloudAccount,
     EvCloudDevice,
@@ -37,6 +39,7 @@ from ...device import (
     RepairIssue,
 )
 from ...models import EvCloudConfigEntry
+from .commands import OvmsCommands, car_secrets, v2_server
 from .const import CONF_LIVE_VEHICLES, NAME
 from .entities import ENTITIES
 from .state import OvmsCarState
@@ -200,7 +203,29 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         self._polls = 0
         self._interval = float(POLICY.idle)
         self._connected_login: int | None = None
+        secrets = car_secrets(account.entry.data, vehicle_id)
+        self.commands = (
+            OvmsCommands(self, v2_server(account.entry.data), secrets)
+            if secrets is not None
+            else None
+        )
         account.budget.consumers += 1
+
+    @property
+    def charge_control(self) -> ChargeControl[OvmsCarState] | None:
+        """Start and stop over the v2 protocol, once the server password is known."""
+        return self.commands
+
+    @property
+    def live_client(self) -> OvmsV2Client | None:
+        """The car's open v2 connection (Live updates), if it is up."""
+        return None
+
+    def command(self) -> OvmsCommands:
+        """The car's commands (its command entities exist only when it has them)."""
+        if self.commands is None:
+            raise RuntimeError("the car has no server password")
+        return self.commands
 
     def release(self) -> None:
         """The vehicle left the account (or the entry unloads)."""
@@ -275,6 +300,8 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
             charge=charge,
             location=location,
             tpms=tpms,
+            commands=self.commands is not None,
+            lock_control=self.commands is not None and self.commands.has_pin,
         )
         self._last = state
         age = status.s_time.msg_age
