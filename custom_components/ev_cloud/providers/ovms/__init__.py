@@ -2,7 +2,7 @@
 
 from ...models import Provider
 from .account import POLICY, create_account
-from .const import CONF_LIVE_VEHICLES, NAME
+from .const import CONF_LIVE_VEHICLES, CONF_V2_SERVER, CONF_VEHICLE_COMMANDS, NAME
 from .entities import ENTITIES
 
 PROVIDER = Provider(
@@ -10,6 +10,8 @@ PROVIDER = Provider(
     create_account=create_account,
     entities=(ENTITIES,),
     poll_policy=lambda _data: POLICY,
-    # Vehicle ids are often plates or VINs.
-    redact=frozenset({"vehicle_id", CONF_LIVE_VEHICLES}),
+    # Vehicle ids are often plates or VINs; the command secrets are keyed by them.
+    redact=frozenset(
+        {"vehicle_id", CONF_LIVE_VEHICLES, CONF_VEHICLE_COMMANDS, CONF_V2_SERVER}
+    ),
 )

@@ -203,6 +203,9 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         self._polls = 0
         self._interval = float(POLICY.idle)
         self._connected_login: int | None = None
+        # A command changed the car: read its charge record even if the status
+        # record looks the same (the car may not have sent a new one yet).
+        self.commanded = False
         secrets = car_secrets(account.entry.data, vehicle_id)
         self.commands = (
             OvmsCommands(self, v2_server(account.entry.data), secrets)
@@ -271,6 +274,7 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         last = self._last
         if (
             last is not None
+            and not self.commanded
             and last.charge.received
             and status.s_time.msg_time == last.charge.s_time.msg_time
         ):
@@ -286,6 +290,7 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         else:
             tpms = last.tpms
         self._polls += 1
+        self.commanded = False
         if live and self._connected_login != client.login_count:
             # A new login (the session expired) disconnected the car: connect again.
             await client.async_connect_vehicle(vehicle_id)

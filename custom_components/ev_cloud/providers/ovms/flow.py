@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigFlowResult
-from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME, Platform
+from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import section
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.selector import (
     BooleanSelector,
     SelectSelector,
@@ -25,11 +28,12 @@ else:
 
 from ...api import AuthenticationError, EvCloudError, RateLimitedError
 from ...api.ovms import DEFAULT_SERVER_URL
-from ...api.ovms_v2 import OvmsV2Address, v2_address
+from ...api.ovms_v2 import PLAIN_PORT, TLS_PORT, OvmsV2Address, v2_address
 from ...const import (
     CONF_EXCLUDED_DEVICES,
     CONF_PROVIDER,
     CONF_SERVER_URL,
+    DOMAIN,
     LOGGER,
     SECTION_ADVANCED,
 )
@@ -55,6 +59,7 @@ from .const import (
     CONF_VEHICLE_COMMANDS,
     NAME,
 )
+from .entities import ENTITIES
 
 SCHEMA = vol.Schema(
     {
@@ -234,8 +239,7 @@ def parse_address(text: str, tls: bool) -> OvmsV2Address | None:
         return None
     if not parts.hostname or parts.path or parts.query or parts.username:
         return None
-    default = v2_address(f"{'https' if tls else 'http'}://{parts.hostname}")
-    return OvmsV2Address(parts.hostname, port or default.port, tls)
+    return OvmsV2Address(parts.hostname, port or (TLS_PORT if tls else PLAIN_PORT), tls)
 
 
 class OvmsOptions(EvCloudOptionsFlow):
@@ -332,7 +336,32 @@ class OvmsOptions(EvCloudOptionsFlow):
             }
         hass = self.hass
         hass.config_entries.async_update_entry(entry, data=data)
+        _remove_command_entities(hass, vehicle, keep=bool(password), lock=bool(pin))
         password_accepted_id(hass, entry.entry_id, vehicle)
         if self._ovms_options == dict(entry.options):
             # Unchanged options do not reload the entry; the new entities need it.
             hass.config_entries.async_schedule_reload(entry.entry_id)
+
+
+def _remove_command_entities(
+    hass: HomeAssistant, vehicle: str, *, keep: bool, lock: bool
+) -> None:
+    """Drop the registry entries of commands the car no longer has.
+
+    Otherwise they would stay behind as unavailable entities.
+    """
+    dropped: list[tuple[Platform, tuple[EntityDescription, ...]]] = []
+    if not keep:
+        dropped += [
+            (Platform.NUMBER, ENTITIES.number),
+            (Platform.SELECT, ENTITIES.select),
+            (Platform.BUTTON, ENTITIES.button),
+        ]
+    if not (keep and lock):
+        dropped.append((Platform.LOCK, ENTITIES.lock))
+    registry = er.async_get(hass)
+    for platform, descriptions in dropped:
+        for description in descriptions:
+            unique_id = f"{NAME}_{vehicle}_{description.key}"
+            if entity_id := registry.async_get_entity_id(platform, DOMAIN, unique_id):
+                registry.async_remove(entity_id)
