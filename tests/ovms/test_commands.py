@@ -49,6 +49,7 @@ from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagno
 from custom_components.ev_cloud.providers.ovms.commands import issue_id
 from custom_components.ev_cloud.providers.ovms.flow import (
     format_address,
+    kept_data,
     parse_address,
 )
 from tests.conftest import setup_entry
@@ -556,3 +557,34 @@ async def test_without_password_the_car_is_read_only(
         assert hass.states.get(entity_id) is None
     car = entry.runtime_data.coordinators["ovms_DEMO"].device
     assert car.charge_control is None
+
+
+async def test_reconfigure_keeps_the_command_secrets(
+    hass: HomeAssistant, ovms_command_entry: MockConfigEntry, ovms_sim: OvmsSimulator
+) -> None:
+    """The same server again: the cars' secrets and the v2 address stay."""
+    await setup_entry(hass, ovms_command_entry)
+    before = dict(ovms_command_entry.data)
+    result = await ovms_command_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {"server_url": ovms_sim.url, "username": "demo", "password": OVMS_PASSWORD},
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert ovms_command_entry.data == before
+
+
+def test_another_server_url_forgets_the_v2_address() -> None:
+    """A v2 address set for one server says nothing about another."""
+    current = {
+        "server_url": "http://a.example:6868",
+        "vehicle_commands": {"CAR": {"server_password": "x"}},
+        "v2_server": {"host": "a.example", "port": 7000, "tls": False},
+    }
+    assert kept_data(current, {"server_url": "https://a.example:6869"}) == {
+        "vehicle_commands": {"CAR": {"server_password": "x"}}
+    }
+    assert kept_data(current, {"server_url": "http://a.example:6868"}) == {
+        "vehicle_commands": current["vehicle_commands"],
+        "v2_server": current["v2_server"],
+    }

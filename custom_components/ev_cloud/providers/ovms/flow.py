@@ -110,7 +110,7 @@ class OvmsFlow(EvCloudFlow):
             return self._ovms_form(user_input, errors)
         account = unique_id(data[CONF_SERVER_URL], data[CONF_USERNAME])
         if self.source == SOURCE_RECONFIGURE:
-            data |= _kept_data(self._get_reconfigure_entry().data, data)
+            data |= kept_data(self._get_reconfigure_entry().data, data)
         if done := await self.async_set_unique_id_or_finish(account, data):
             return done
         self._ovms_data = data
@@ -213,7 +213,7 @@ class OvmsFlow(EvCloudFlow):
         return data, vehicles, {}
 
 
-def _kept_data(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+def kept_data(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """The command secrets survive a reconfigure; a v2 address only on that server."""
     kept = {key: current[key] for key in KEPT_DATA if key in current}
     if current.get(CONF_SERVER_URL) != new.get(CONF_SERVER_URL):
