@@ -10,7 +10,12 @@ import aiohttp
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, STATE_OFF
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    SERVICE_TURN_OFF,
+    SERVICE_TURN_ON,
+    STATE_OFF,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -221,7 +226,7 @@ async def test_live_updates_off_closes_the_connection(
     ovms_v2: OvmsV2Server,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Switching Live updates off closes it; commands then connect each time."""
+    """Switching Live updates off closes the connection, on opens it again."""
     await setup_entry(hass, live_entry)
     await _until(freezer, lambda: len(ovms_v2.apps) == 1)
     await hass.services.async_call(
@@ -230,6 +235,13 @@ async def test_live_updates_off_closes_the_connection(
     assert hass.states.get(DEMO_LIVE).state == STATE_OFF
     await _until(freezer, lambda: not ovms_v2.apps)
     assert _car(live_entry).live_client is None
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: DEMO_LIVE}, blocking=True
+    )
+    await _until(freezer, lambda: _car(live_entry).live_client is not None)
+    assert len(ovms_v2.apps) == 1
+    await hass.config_entries.async_unload(live_entry.entry_id)
+    await _until(freezer, lambda: not ovms_v2.apps)
 
 
 async def test_refused_password_stops_the_link_with_a_repair(
