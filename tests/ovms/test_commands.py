@@ -14,6 +14,7 @@ from homeassistant.components.number import (
     DOMAIN as NUMBER_DOMAIN,
     SERVICE_SET_VALUE,
 )
+from homeassistant.components.repairs import ConfirmRepairFlow
 from homeassistant.components.select import (
     ATTR_OPTION,
     DOMAIN as SELECT_DOMAIN,
@@ -36,6 +37,7 @@ from homeassistant.helpers import (
     issue_registry as ir,
 )
 from homeassistant.helpers.json import JSONEncoder
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -52,6 +54,8 @@ from custom_components.ev_cloud.providers.ovms.flow import (
     kept_data,
     parse_address,
 )
+from custom_components.ev_cloud.providers.ovms.repairs import create_repair_flow
+from custom_components.ev_cloud.repairs import async_create_fix_flow
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
 from tests.ovms.fixtures import (
@@ -70,6 +74,7 @@ DEMO_CURRENT = "number.ovms_demo_charge_current"
 DEMO_MODE = "select.ovms_demo_charge_mode"
 DEMO_WAKE = "button.ovms_demo_wake_up"
 DEMO_LOCK = "lock.ovms_demo_lock"
+NEW_V2_PASSWORD = "changed-on-the-module-secret"
 NEW_ENTITIES = (DEMO_CURRENT, DEMO_MODE, DEMO_WAKE, DEMO_LOCK)
 
 
@@ -103,6 +108,11 @@ async def _charge(
         "start_charging" if start else "stop_charging",
         {"device_id": _device_id(hass, entry, name)},
     )
+
+
+def repairs_flow_manager(hass: HomeAssistant) -> Any:
+    """Home Assistant's repairs flow manager (what the fix button talks to)."""
+    return hass.data["repairs"]["flow_manager"]
 
 
 def _codes(v2: OvmsV2Server) -> list[tuple[str, int]]:
@@ -588,3 +598,58 @@ def test_another_server_url_forgets_the_v2_address() -> None:
         "vehicle_commands": current["vehicle_commands"],
         "v2_server": current["v2_server"],
     }
+
+
+async def test_repair_flow_takes_the_new_server_password(
+    hass: HomeAssistant,
+    ovms_command_entry: MockConfigEntry,
+    ovms_v2: OvmsV2Server,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The issue's fix flow checks the new password, stores it beside the PIN."""
+    assert await async_setup_component(hass, "repairs", {})
+    await setup_entry(hass, ovms_command_entry)
+    ovms_v2.cars["DEMO"].password = NEW_V2_PASSWORD
+    with pytest.raises(HomeAssistantError):
+        await _charge(hass, ovms_command_entry, "DEMO", start=False)
+    issue = issue_registry.async_get_issue(
+        DOMAIN, issue_id(ovms_command_entry.entry_id, "DEMO")
+    )
+    assert issue is not None
+    assert issue.is_fixable
+
+    flow = await repairs_flow_manager(hass).async_init(
+        DOMAIN, data={"issue_id": issue.issue_id}
+    )
+    assert flow["step_id"] == "server_password"
+    assert flow["description_placeholders"] == {"name": "OVMS demo", "vehicle": "DEMO"}
+    result = await repairs_flow_manager(hass).async_configure(
+        flow["flow_id"], {"server_password": "still-the-wrong-one"}
+    )
+    assert result["errors"] == {"base": "invalid_server_password"}
+    result = await repairs_flow_manager(hass).async_configure(
+        flow["flow_id"], {"server_password": NEW_V2_PASSWORD}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert issue_registry.async_get_issue(DOMAIN, issue.issue_id) is None
+    assert ovms_command_entry.data["vehicle_commands"]["DEMO"] == {
+        "server_password": NEW_V2_PASSWORD,
+        "pin": V2_PIN,
+    }
+    await hass.async_block_till_done()
+    assert ovms_command_entry.state is ConfigEntryState.LOADED
+    await _charge(hass, ovms_command_entry, "DEMO", start=False)
+    assert _codes(ovms_v2)[-1] == ("DEMO", 12)
+
+
+async def test_repair_flow_of_removed_commands_only_confirms(
+    hass: HomeAssistant, ovms_command_entry: MockConfigEntry
+) -> None:
+    """The car's commands were removed meanwhile: nothing to enter."""
+    await setup_entry(hass, ovms_command_entry)
+    flow = create_repair_flow(
+        hass, ovms_command_entry, "x", {"entry_id": "e", "vehicle": "ROADSTER"}
+    )
+    assert isinstance(flow, ConfirmRepairFlow)
+    flow = await async_create_fix_flow(hass, "x", {"entry_id": "nothing"})
+    assert isinstance(flow, ConfirmRepairFlow)

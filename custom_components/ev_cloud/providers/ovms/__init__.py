@@ -4,8 +4,9 @@ from ...models import Provider
 from .account import POLICY, create_account
 from .const import CONF_LIVE_VEHICLES, CONF_V2_SERVER, CONF_VEHICLE_COMMANDS, NAME
 from .entities import ENTITIES
+from .repairs import create_repair_flow
 
-PROVIDER = Provider(
+PROVIDER: Provider = Provider(
     name=NAME,
     create_account=create_account,
     entities=(ENTITIES,),
@@ -14,4 +15,5 @@ PROVIDER = Provider(
     redact=frozenset(
         {"vehicle_id", CONF_LIVE_VEHICLES, CONF_VEHICLE_COMMANDS, CONF_V2_SERVER}
     ),
+    repair_flow=create_repair_flow,
 )

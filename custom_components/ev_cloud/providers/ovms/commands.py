@@ -20,15 +20,17 @@ from homeassistant.util.ssl import get_default_context
 from ...api import AuthenticationError, EvCloudError
 from ...api.ovms import DEFAULT_SERVER_URL
 from ...api.ovms_v2 import CommandResult, OvmsV2Address, OvmsV2Client, v2_address
-from ...const import CONF_SERVER_URL, DOMAIN, LOGGER
+from ...const import CONF_SERVER_URL, DOMAIN, ISSUE_ENTRY_ID, LOGGER
 from .const import CONF_PIN, CONF_SERVER_PASSWORD, CONF_V2_SERVER, CONF_VEHICLE_COMMANDS
 from .state import OvmsCarState
 
 if TYPE_CHECKING:
     from .account import OvmsCar
 
-# The repair issue of a car whose server password the server refused.
+# The repair issue of a car whose server password the server refused, and the
+# key of its data that names the car.
 ISSUE_SERVER_PASSWORD = "ovms_server_password"
+ISSUE_VEHICLE = "vehicle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +103,11 @@ def password_refused(hass: HomeAssistant, car: OvmsCar) -> None:
         hass,
         DOMAIN,
         issue_id(entry.entry_id, car.device_id),
-        is_fixable=False,
+        is_fixable=True,
         severity=ir.IssueSeverity.ERROR,
         translation_key=ISSUE_SERVER_PASSWORD,
         translation_placeholders={"name": entry.title, "vehicle": car.device_id},
+        data={ISSUE_ENTRY_ID: entry.entry_id, ISSUE_VEHICLE: car.device_id},
     )
 
 
