@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import json
 import socket
@@ -46,6 +47,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.ev_cloud.api import CommunicationError
+from custom_components.ev_cloud.api.ovms_v2 import OvmsV2Client
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
 from custom_components.ev_cloud.providers.ovms.commands import issue_id
@@ -304,7 +307,16 @@ def test_v2_address_text() -> None:
     assert address is not None
     assert address.host == "::1"
     assert format_address(address) == "[::1]:6870"
-    for bad in ("", "http://x/y", "x:port", "x:70000", "a b", "user@host:1"):
+    for bad in (
+        "",
+        "http://x/y",
+        "x:port",
+        "x:70000",
+        "a b",
+        "user@host:1",
+        "ü" * 100 + ".example",
+        "host\r\n:1",
+    ):
         assert parse_address(bad, True) is None, bad
 
 
@@ -653,3 +665,19 @@ async def test_repair_flow_of_removed_commands_only_confirms(
     assert isinstance(flow, ConfirmRepairFlow)
     flow = await async_create_fix_flow(hass, "x", {"entry_id": "nothing"})
     assert isinstance(flow, ConfirmRepairFlow)
+
+
+async def test_a_host_name_that_cannot_be_encoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The v2 client reports it as a connection error, not a UnicodeError."""
+
+    async def encode_host(*args: Any, **kwargs: Any) -> None:
+        # What encoding a label over 63 characters raises (the test harness
+        # resolves no names at all).
+        raise UnicodeError("label too long")
+
+    monkeypatch.setattr(asyncio, "open_connection", encode_host)
+    client = OvmsV2Client("ü" * 100 + ".example", "DEMO", V2_PASSWORD, tls=False)
+    with pytest.raises(CommunicationError, match="invalid host name"):
+        await client.connect()

@@ -230,13 +230,12 @@ def format_address(address: OvmsV2Address) -> str:
 def parse_address(text: str, tls: bool) -> OvmsV2Address | None:
     """`host:port` (or a bare host: the standard port) as typed; None if invalid."""
     text = text.strip()
-    if not text or not text.isprintable() or any(c.isspace() for c in text):
+    # The URL check refuses what no connection can be opened to (spaces, a
+    # port out of range, a host name that cannot be encoded).
+    if not text or valid_url(f"http://{text}") is None:
         return None
-    try:
-        parts = urlsplit(f"//{text}")
-        port = parts.port
-    except ValueError:
-        return None
+    parts = urlsplit(f"//{text}")
+    port = parts.port
     if not parts.hostname or parts.path or parts.query or parts.username:
         return None
     return OvmsV2Address(parts.hostname, port or (TLS_PORT if tls else PLAIN_PORT), tls)
