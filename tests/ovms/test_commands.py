@@ -560,6 +560,7 @@ async def test_diagnostics_hide_the_command_secrets(
     for secret in (V2_PASSWORD, V2_PIN, "DEMO"):
         assert secret not in dumped
     assert result["entry"]["data"]["vehicle_commands"] == "**REDACTED**"
+    assert result["account"] == {"cars_with_commands": 1, "live_connections": 0}
 
 
 async def test_without_password_the_car_is_read_only(

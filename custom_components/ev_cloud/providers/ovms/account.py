@@ -173,6 +173,17 @@ class OvmsAccount(EvCloudAccount):
         """Every vehicle of the account, shown or left out."""
         return [vehicle.vehicle_id for vehicle in self._vehicles]
 
+    def diagnostics(self) -> dict[str, Any]:
+        """How many cars take commands and keep a v2 connection open (no ids)."""
+        return {
+            "cars_with_commands": sum(
+                car.commands is not None for car in self.cars.values()
+            ),
+            "live_connections": sum(
+                car.live_client is not None for car in self.cars.values()
+            ),
+        }
+
     def is_live(self, vehicle_id: str) -> bool:
         """True when the user switched live updates on for the vehicle."""
         return vehicle_id in self.entry.options.get(CONF_LIVE_VEHICLES, [])
