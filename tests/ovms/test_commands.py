@@ -682,3 +682,28 @@ async def test_a_host_name_that_cannot_be_encoded(
     client = OvmsV2Client("ü" * 100 + ".example", "DEMO", V2_PASSWORD, tls=False)
     with pytest.raises(CommunicationError, match="invalid host name"):
         await client.connect()
+
+
+@pytest.mark.parametrize(
+    ("user_input", "errors"),
+    [
+        ({"server_password": "pässwört 🚗" * 50}, {"base": "invalid_server_password"}),
+        ({"advanced": {"v2_address": "x" * 5000}}, {"advanced": "invalid_v2_address"}),
+        ({"advanced": {"v2_address": "[::1"}}, {"advanced": "invalid_v2_address"}),
+        ({"advanced": {"v2_address": "ü" * 100}}, {"advanced": "invalid_v2_address"}),
+    ],
+)
+async def test_options_commands_bad_input(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_v2: OvmsV2Server,
+    user_input: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """Unicode, very long and broken input: a form error, never an exception."""
+    await setup_entry(hass, ovms_entry)
+    form = await _open_commands_step(hass, ovms_entry)
+    result = await hass.config_entries.options.async_configure(
+        form["flow_id"], _commands_input(ovms_v2) | user_input
+    )
+    assert result["errors"] == errors

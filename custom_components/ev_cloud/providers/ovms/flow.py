@@ -238,7 +238,15 @@ def parse_address(text: str, tls: bool) -> OvmsV2Address | None:
     port = parts.port
     if not parts.hostname or parts.path or parts.query or parts.username:
         return None
+    if ":" not in parts.hostname and not _dns_name(parts.hostname):
+        return None
     return OvmsV2Address(parts.hostname, port or (TLS_PORT if tls else PLAIN_PORT), tls)
+
+
+def _dns_name(host: str) -> bool:
+    """Labels of 1 to 63 characters, 253 in all: what a resolver accepts."""
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(0 < len(label) <= 63 for label in labels)
 
 
 class OvmsOptions(EvCloudOptionsFlow):
