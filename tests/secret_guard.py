@@ -34,7 +34,8 @@ Where it looks, from the test's setup to its teardown, at DEBUG:
 - repair issues: everything an issue is created with (translation placeholders
   included);
 - events: the data of every event fired (state changes carry the states and
-  their attributes).
+  their attributes);
+- flow forms: their description placeholders and errors (shown in the browser).
 
 Leaks are collected and reported at the end of the test (or at `flush()`):
 raising inside Home Assistant's logging or event bus would change what the
@@ -50,6 +51,7 @@ import logging
 from typing import Any
 
 from homeassistant.core import EventBus, State
+from homeassistant.data_entry_flow import FlowHandler
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.issue_registry import IssueRegistry
 import pytest
@@ -286,6 +288,16 @@ def _guarding(
         fire(self, event_type, event_data, *args, **kwargs)
 
     monkeypatch.setattr(EventBus, "async_fire_internal", fire_and_check)
+
+    # Flow forms: the texts they fill in (placeholders, errors) reach the browser.
+    show_form = FlowHandler.async_show_form
+
+    def show_form_and_check(self: FlowHandler, *args: Any, **kwargs: Any) -> Any:
+        shown = (kwargs.get("description_placeholders"), kwargs.get("errors"))
+        guard.check("flow form", repr(shown))
+        return show_form(self, *args, **kwargs)
+
+    monkeypatch.setattr(FlowHandler, "async_show_form", show_form_and_check)
 
     root.addHandler(handler)
     try:

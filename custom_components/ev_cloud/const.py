@@ -19,3 +19,5 @@ CONF_IDLE_INTERVAL: Final = "idle_interval"
 # Options of accounts with several devices: the device ids the user left out
 # (stored as "excluded_vehicles" since the first release)
 CONF_EXCLUDED_DEVICES: Final = "excluded_vehicles"
+# The key of a fixable repair issue's data that names its config entry.
+ISSUE_ENTRY_ID: Final = "entry_id"

@@ -17,7 +17,9 @@ from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
     BinarySensorEntityDescription,
 )
+from homeassistant.components.button import ButtonEntityDescription
 from homeassistant.components.device_tracker import TrackerEntityDescription
+from homeassistant.components.lock import LockEntityDescription
 from homeassistant.components.number import NumberEntityDescription
 from homeassistant.components.select import SelectEntityDescription
 from homeassistant.components.sensor import (
@@ -115,6 +117,26 @@ class EvCloudSwitchEntityDescription[DeviceT, StateT](
 
 
 @dataclass(frozen=True, kw_only=True)
+class EvCloudButtonEntityDescription[DeviceT, StateT](
+    EvCloudEntityDescription[StateT], ButtonEntityDescription
+):
+    """A button that sends a command with `press_fn`."""
+
+    press_fn: Callable[[DeviceT, StateT], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvCloudLockEntityDescription[DeviceT, StateT](
+    EvCloudEntityDescription[StateT], LockEntityDescription
+):
+    """A lock read from the device state and turned with `lock_fn` / `unlock_fn`."""
+
+    value_fn: Callable[[StateT], bool | None]  # True: locked
+    lock_fn: Callable[[DeviceT, StateT], Awaitable[None]]
+    unlock_fn: Callable[[DeviceT, StateT], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeviceEntities[DeviceT, StateT]:
     """The entities of one kind of device, per platform."""
 
@@ -124,6 +146,8 @@ class DeviceEntities[DeviceT, StateT]:
     number: tuple[EvCloudNumberEntityDescription[DeviceT, StateT], ...] = ()
     select: tuple[EvCloudSelectEntityDescription[DeviceT, StateT], ...] = ()
     switch: tuple[EvCloudSwitchEntityDescription[DeviceT, StateT], ...] = ()
+    button: tuple[EvCloudButtonEntityDescription[DeviceT, StateT], ...] = ()
+    lock: tuple[EvCloudLockEntityDescription[DeviceT, StateT], ...] = ()
 
     @property
     def platforms(self) -> set[Platform]:

@@ -63,6 +63,11 @@ URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 # The options' and the flows' field for the devices of an account.
 CONF_VEHICLES = "vehicles"
 
+# Options-flow mixin hooks of a provider (see EvCloudOptionsFlow): fields added
+# to the options form (given the account's device ids), and what follows the form
+# (given the options to store; the mixin removes its own fields from them).
+type OptionsFields = Callable[[list[str]], dict[Any, Any]]
+type OptionsNext = Callable[[dict[str, Any]], Awaitable[ConfigFlowResult]]
 type StepHandler = Callable[[dict[str, Any] | None], Awaitable[ConfigFlowResult]]
 # Checks new credentials against the entry's data: (unique id, new data, errors).
 type Revalidator = Callable[
@@ -238,7 +243,12 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
 
 
 class EvCloudOptionsFlow(OptionsFlowWithReload):
-    """Poll intervals within the provider's bounds; which devices of an account."""
+    """Poll intervals within the provider's bounds; which devices of an account.
+
+    A provider's options mixin (listed in `config_flow.EvCloudOptions`) may add
+    fields to the form (`_<provider>_options_fields`) and steps after it
+    (`_<provider>_options_next`, which ends the flow).
+    """
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -268,6 +278,8 @@ class EvCloudOptionsFlow(OptionsFlowWithReload):
                 options[CONF_EXCLUDED_DEVICES] = sorted(set(known) - chosen)
             shared = {CONF_ACTIVE_INTERVAL, CONF_IDLE_INTERVAL, CONF_VEHICLES}
             options |= {k: v for k, v in user_input.items() if k not in shared}
+            if (next_step := self._provider_hook("options_next")) is not None:
+                return await cast(OptionsNext, next_step)(options)
             return self.async_create_entry(data=options)
         fields: dict[Any, Any] = {}
         if policy is not None:
@@ -278,6 +290,8 @@ class EvCloudOptionsFlow(OptionsFlowWithReload):
                 policy.min_idle, policy.maximum
             )
         fields |= extra
+        if (own_fields := self._provider_hook("options_fields")) is not None:
+            fields |= cast(OptionsFields, own_fields)(known)
         suggested = dict(entry.options if user_input is None else user_input)
         if known:
             excluded = set(entry.options.get(CONF_EXCLUDED_DEVICES, []))
@@ -290,6 +304,11 @@ class EvCloudOptionsFlow(OptionsFlowWithReload):
             ),
             errors=errors,
         )
+
+    def _provider_hook(self, hook: str) -> object | None:
+        """The entry's provider's options mixin method `_<provider>_<hook>`."""
+        provider = self.config_entry.data.get(CONF_PROVIDER)
+        return getattr(self, f"_{provider}_{hook}", None)
 
     def _known_devices(self) -> list[str]:
         """Devices of a loaded account entry that the user may choose from."""

@@ -15,7 +15,15 @@ from .descriptions import DeviceEntities
 from .device import EvCloudAccount, PollPolicy
 
 if TYPE_CHECKING:
+    from homeassistant.components.repairs import RepairsFlow
+
     from .coordinator import EvCloudCoordinator
+
+# A provider's fix flow for one of its repair issues: (hass, entry, issue id,
+# issue data); the issue's data names the entry (`const.ISSUE_ENTRY_ID`).
+type RepairFlowFactory = Callable[
+    [HomeAssistant, "EvCloudConfigEntry", str, Mapping[str, Any]], "RepairsFlow"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,8 @@ class Provider:
     check_options: (
         Callable[[HomeAssistant, Mapping[str, Any]], dict[str, str]] | None
     ) = None
+    # The fix flow of the provider's fixable repair issues.
+    repair_flow: RepairFlowFactory | None = None
 
     @property
     def platforms(self) -> list[Platform]:

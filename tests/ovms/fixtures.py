@@ -11,11 +11,16 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ev_cloud.const import CONF_PROVIDER, CONF_SERVER_URL, DOMAIN
 from tests.simulators.ovms import OvmsSimulator, SimVehicle
+from tests.simulators.ovms_v2 import OvmsV2Server
 
 OVMS_USER = "demo"
 OVMS_PASSWORD = "demo-password-secret"
 OVMS_TOKEN = "demo-api-token-secret"
-SECRETS = (OVMS_PASSWORD, OVMS_TOKEN)
+# The cars' v2 server passwords and DEMO's PIN (commands).
+V2_PASSWORD = "demo-v2-server-password-secret"
+ROADSTER_V2_PASSWORD = "roadster-v2-password-secret"
+V2_PIN = "pin-4711-secret"
+SECRETS = (OVMS_PASSWORD, OVMS_TOKEN, V2_PASSWORD, ROADSTER_V2_PASSWORD, V2_PIN)
 
 
 @pytest.fixture
@@ -65,5 +70,39 @@ def ovms_entry(ovms_sim: OvmsSimulator) -> MockConfigEntry:
         unique_id=f"{ovms_sim.url.removeprefix('http://')}/{OVMS_USER}",
         entry_id="01JOVMSENTRY0000000000000",
         data=ovms_data(ovms_sim),
+        options={"excluded_vehicles": []},
+    )
+
+
+@pytest.fixture
+async def ovms_v2(ovms_sim: OvmsSimulator) -> AsyncIterator[OvmsV2Server]:
+    """The simulated server's v2 port (plain TCP): DEMO with a PIN, ROADSTER without."""
+    server = OvmsV2Server(ovms_sim)
+    server.add_car("DEMO", V2_PASSWORD, pin=V2_PIN)
+    server.add_car("ROADSTER", ROADSTER_V2_PASSWORD)
+    async with server:
+        yield server
+
+
+def v2_data(v2: OvmsV2Server, **commands: dict[str, str]) -> dict[str, Any]:
+    """Entry data that gives cars their v2 secrets, at the simulator's v2 port."""
+    return {
+        "vehicle_commands": commands,
+        "v2_server": {"host": "127.0.0.1", "port": v2.port, "tls": False},
+    }
+
+
+@pytest.fixture
+def ovms_command_entry(
+    ovms_sim: OvmsSimulator, ovms_v2: OvmsV2Server
+) -> MockConfigEntry:
+    """An OVMS entry whose DEMO has commands (password and PIN), ROADSTER none."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"OVMS {OVMS_USER}",
+        unique_id=f"{ovms_sim.url.removeprefix('http://')}/{OVMS_USER}",
+        entry_id="01JOVMSENTRY0000000000000",
+        data=ovms_data(ovms_sim)
+        | v2_data(ovms_v2, DEMO={"server_password": V2_PASSWORD, "pin": V2_PIN}),
         options={"excluded_vehicles": []},
     )

@@ -414,6 +414,142 @@ def parse_tpms(raw: Mapping[str, Any]) -> OvmsTpms:
     )
 
 
+# --- v2 protocol records, turned into the REST API's answers ------------------------
+# The server's REST API (ApiHttpCore.pm) copies the fields of the car's stored
+# records into its answers; a car's v2 connection delivers those records as they
+# arrive. Field order of each message (OVMS-3 docs/source/protocol_v2/messages).
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_RECORD_S = _names(
+    """
+    soc units linevoltage chargecurrent chargestate mode idealrange estimatedrange
+    chargelimit chargeduration chargeb4 chargekwh chargesubstate chargestate_key
+    chargemode_key chargetimermode chargestarttime chargetimerstale cac100
+    charge_etr_full charge_etr_limit charge_limit_range charge_limit_soc
+    cooldown_active cooldown_tbattery cooldown_timelimit charge_estimate
+    charge_etr_range charge_etr_soc idealrange_max chargetype chargepower
+    battvoltage soh chargepowerinput chargerefficiency batt_current
+    batt_range_speed charge_kwh_grid charge_kwh_grid_total batt_capacity
+    """
+)
+_RECORD_D = _names(
+    """
+    doors1 doors2 lockunlock temperature_pem temperature_motor temperature_battery
+    tripmeter odometer speed parkingtimer temperature_ambient doors3 staletemps
+    staleambient vehicle12v doors4 vehicle12v_ref doors5 temperature_charger
+    vehicle12v_current temperature_cabin
+    """
+)
+_RECORD_L = _names(
+    """
+    latitude longitude direction altitude gpslock stalegps speed tripmeter
+    drivemode power energyused energyrecd invpower invefficiency
+    """
+)
+# The v2 TPMS record: pressure (PSI) and temperature per wheel, in this order.
+_RECORD_W = _names(
+    """
+    fr_pressure fr_temperature rr_pressure rr_temperature fl_pressure
+    fl_temperature rl_pressure rl_temperature staletpms
+    """
+)
+# REST flag -> (door byte of the D record, bit); the answer holds the bit's value.
+_DOOR_BITS: Mapping[str, tuple[str, int]] = {
+    "fl_dooropen": ("doors1", 0x01),
+    "fr_dooropen": ("doors1", 0x02),
+    "cp_dooropen": ("doors1", 0x04),
+    "pilotpresent": ("doors1", 0x08),
+    "charging": ("doors1", 0x10),
+    "handbrake": ("doors1", 0x40),
+    "caron": ("doors1", 0x80),
+    "carlocked": ("doors2", 0x08),
+    "valetmode": ("doors2", 0x10),
+    "bt_open": ("doors2", 0x40),
+    "tr_open": ("doors2", 0x80),
+    "charging_12v": ("doors5", 0x10),
+}
+
+
+def _fields(message: str, names: tuple[str, ...]) -> dict[str, str]:
+    """The named fields of a record; fields a shorter record lacks are left out."""
+    return dict(zip(names, message.split(","), strict=False))
+
+
+def _door_bits(doors: Mapping[str, str]) -> dict[str, int]:
+    bits = {}
+    for key, (byte, mask) in _DOOR_BITS.items():
+        try:
+            bits[key] = int(doors.get(byte) or 0) & mask
+        except ValueError:
+            bits[key] = 0
+    return bits
+
+
+def _tyres_y(message: str) -> dict[str, Any]:
+    """The extended TPMS record: counted lists of wheel names, then of kPa, °C, ..."""
+    values = message.split(",")
+    position = 0
+
+    def counted() -> list[str]:
+        nonlocal position
+        count = int(values[position])
+        items = values[position + 1 : position + 1 + count]
+        position += 1 + count
+        return items
+
+    names = [name.lower() for name in counted()]
+    pressures = counted()
+    position += 1  # each value list ends with its stale flag
+    temperatures = counted()
+    result: dict[str, Any] = {}
+    for name, pressure in zip(names, pressures, strict=False):
+        result[f"{name}_pressure_kpa"] = pressure
+    for name, temperature in zip(names, temperatures, strict=False):
+        result[f"{name}_temperature"] = temperature
+    return result
+
+
+def _times(code: str, received: datetime, now: datetime) -> dict[str, Any]:
+    return {
+        f"m_msgtime_{code}": received.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        f"m_msgage_{code}": max(0, math.floor((now - received).total_seconds())),
+    }
+
+
+def rest_answers(
+    records: Mapping[str, str], received: Mapping[str, datetime], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """The REST answers (status, charge, location, tpms) for a car's v2 records.
+
+    `records` maps a message code (S, D, L, W, Y) to its text, `received` to when
+    the server got it. Parse the answers with `parse_status`, `parse_charge`, ...;
+    an answer without its record is `{}`, as on the server. Encrypted (paranoid)
+    records cannot be read and are not passed in.
+    """
+    state: dict[str, Any] = {}
+    if (message := records.get("S")) is not None:
+        state |= _fields(message, _RECORD_S) | _times("s", received["S"], now)
+    if (message := records.get("D")) is not None:
+        fields = _fields(message, _RECORD_D)
+        state |= fields | _door_bits(fields) | _times("d", received["D"], now)
+    location: dict[str, Any] = {}
+    if (message := records.get("L")) is not None:
+        location = _fields(message, _RECORD_L) | _times("l", received["L"], now)
+    tpms: dict[str, Any] = {}
+    try:
+        if (message := records.get("Y")) is not None:
+            tpms = _tyres_y(message) | _times("y", received["Y"], now)
+    except ValueError, IndexError:
+        tpms = {}  # garbled: as if the car had not sent it
+    if not tpms and (message := records.get("W")) is not None:
+        tpms = _fields(message, _RECORD_W) | _times("w", received["W"], now)
+    return {"status": state, "charge": state, "location": location, "tpms": tpms}
+
+
 def _retry_after(value: str | None) -> float:
     try:
         seconds = float(value) if value else DEFAULT_RETRY_AFTER

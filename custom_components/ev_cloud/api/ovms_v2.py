@@ -319,6 +319,12 @@ class OvmsV2Client:
             raise CommunicationError(
                 f"Cannot connect to {self._where}: {err.strerror or type(err).__name__}"
             ) from None
+        except UnicodeError:
+            # A host name that cannot be encoded (a label over 63 characters).
+            await self._abort()
+            raise CommunicationError(
+                f"Cannot connect to {self._where}: invalid host name"
+            ) from None
         except EvCloudError:
             await self._abort()
             raise

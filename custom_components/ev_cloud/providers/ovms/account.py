@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -27,9 +28,16 @@ from ...api.ovms import (
     DEFAULT_SERVER_URL,
     OvmsClient,
     OvmsVehicle,
+    parse_charge,
+    parse_location,
+    parse_status,
+    parse_tpms,
+    rest_answers,
 )
+from ...api.ovms_v2 import OvmsV2Client
 from ...const import CONF_EXCLUDED_DEVICES, CONF_SERVER_URL, DOMAIN, LOGGER
 from ...device import (
+    ChargeControl,
     DeviceData,
     EvCloudAccount,
     EvCloudDevice,
@@ -37,8 +45,10 @@ from ...device import (
     RepairIssue,
 )
 from ...models import EvCloudConfigEntry
+from .commands import OvmsCommands, car_secrets, v2_server
 from .const import CONF_LIVE_VEHICLES, NAME
 from .entities import ENTITIES
+from .live import OvmsLiveLink
 from .state import OvmsCarState
 
 # The server's limiter (ApiHttp.pm) gives a client 120 requests, adds 60 at each
@@ -61,6 +71,9 @@ TPMS_EVERY: Final = 10  # polls
 # Data is stale when its record is older than the poll interval plus this grace.
 STALE_GRACE: Final = 60
 VEHICLE_LIST_MAX_AGE: Final = timedelta(seconds=55)
+# While a car's records arrive over its open v2 connection, REST polls are only
+# a check now and then.
+LIVE_LINK_INTERVAL: Final = 900
 
 
 def server_key(server_url: str) -> str:
@@ -148,7 +161,9 @@ class OvmsAccount(EvCloudAccount):
             if vehicle.vehicle_id not in excluded
         ]
         for vehicle_id in set(self.cars) - set(listed):
-            self.cars.pop(vehicle_id).release()
+            car = self.cars.pop(vehicle_id)
+            await car.async_stop_link()
+            car.release()
         for vehicle_id in listed:
             if vehicle_id not in self.cars:
                 self.cars[vehicle_id] = OvmsCar(self, vehicle_id)
@@ -157,6 +172,17 @@ class OvmsAccount(EvCloudAccount):
     def selectable_devices(self) -> list[str]:
         """Every vehicle of the account, shown or left out."""
         return [vehicle.vehicle_id for vehicle in self._vehicles]
+
+    def diagnostics(self) -> dict[str, Any]:
+        """How many cars take commands and keep a v2 connection open (no ids)."""
+        return {
+            "cars_with_commands": sum(
+                car.commands is not None for car in self.cars.values()
+            ),
+            "live_connections": sum(
+                car.live_client is not None for car in self.cars.values()
+            ),
+        }
 
     def is_live(self, vehicle_id: str) -> bool:
         """True when the user switched live updates on for the vehicle."""
@@ -174,6 +200,7 @@ class OvmsAccount(EvCloudAccount):
     async def async_unload(self) -> None:
         """Disconnect live vehicles and log out; errors do not matter any more."""
         for car in list(self.cars.values()):
+            await car.async_stop_link()
             car.release()
         self.cars.clear()
         try:
@@ -200,7 +227,92 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         self._polls = 0
         self._interval = float(POLICY.idle)
         self._connected_login: int | None = None
+        # A command changed the car: read its charge record even if the status
+        # record looks the same (the car may not have sent a new one yet).
+        self.commanded = False
+        self._last_data: DeviceData[OvmsCarState] | None = None
+        secrets = car_secrets(account.entry.data, vehicle_id)
+        self.commands: OvmsCommands | None = None
+        self.link: OvmsLiveLink | None = None
+        if secrets is not None:
+            address = v2_server(account.entry.data)
+            self.commands = OvmsCommands(self, address, secrets)
+            self.link = OvmsLiveLink(self, address, secrets)
+        self._link_started = False
         account.budget.consumers += 1
+
+    @property
+    def charge_control(self) -> ChargeControl[OvmsCarState] | None:
+        """Start and stop over the v2 protocol, once the server password is known."""
+        return self.commands
+
+    @property
+    def live_client(self) -> OvmsV2Client | None:
+        """The car's open v2 connection (Live updates), if it is up."""
+        link = self.link
+        return link.client if link is not None and link.connected else None
+
+    def _follow_live_setting(self) -> None:
+        """Open the v2 connection when Live updates are on (and it can be opened)."""
+        if self.link is not None and self.is_live and not self._link_started:
+            self._link_started = True
+            self.link.start()
+
+    async def async_stop_link(self) -> None:
+        """Close the v2 connection (Live updates off, car gone, entry unloaded)."""
+        if self.link is not None and self._link_started:
+            self._link_started = False
+            await self.link.async_stop()
+
+    def push_records(
+        self,
+        records: Mapping[str, str],
+        received: Mapping[str, datetime],
+        car_connected: bool | None,
+    ) -> None:
+        """Show the records the open connection delivered, as a poll would."""
+        last = self._last
+        if last is None:
+            return  # the first poll has not shown the car yet
+        readable = {code: text for code, text in records.items() if code in received}
+        answers = rest_answers(readable, received, dt_util.utcnow())
+        status = last.status
+        if readable.keys() & {"S", "D"}:
+            status = parse_status(answers["status"])
+        state = replace(
+            last,
+            units=status.units or last.units,
+            car_online=last.car_online if car_connected is None else car_connected,
+            status=status,
+            charge=parse_charge(answers["charge"]) if "S" in readable else last.charge,
+            location=parse_location(answers["location"])
+            if "L" in readable
+            else last.location,
+            tpms=parse_tpms(answers["tpms"])
+            if readable.keys() & {"W", "Y"}
+            else last.tpms,
+        )
+        self._last = state
+        age = status.s_time.msg_age
+        online = (
+            car_connected is not False
+            and age is not None
+            and age <= self._interval + STALE_GRACE
+        )
+        data = DeviceData(state=state, online=online, data_time=status.s_time.msg_time)
+        self._last_data = data
+        self.push(data)
+
+    def link_dropped(self) -> None:
+        """Back to polling at the usual interval: show the last reading again."""
+        if self._last_data is not None:
+            self.push(self._last_data)
+
+    def command(self) -> OvmsCommands:
+        """The car's commands (its command entities exist only when it has them)."""
+        if self.commands is None:
+            raise RuntimeError("the car has no server password")
+        return self.commands
 
     def release(self) -> None:
         """The vehicle left the account (or the entry unloads)."""
@@ -246,6 +358,7 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         last = self._last
         if (
             last is not None
+            and not self.commanded
             and last.charge.received
             and status.s_time.msg_time == last.charge.s_time.msg_time
         ):
@@ -261,6 +374,7 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         else:
             tpms = last.tpms
         self._polls += 1
+        self.commanded = False
         if live and self._connected_login != client.login_count:
             # A new login (the session expired) disconnected the car: connect again.
             await client.async_connect_vehicle(vehicle_id)
@@ -275,11 +389,16 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
             charge=charge,
             location=location,
             tpms=tpms,
+            commands=self.commands is not None,
+            lock_control=self.commands is not None and self.commands.has_pin,
         )
         self._last = state
         age = status.s_time.msg_age
         online = age is not None and age <= self._interval + STALE_GRACE
-        return DeviceData(state=state, online=online, data_time=status.s_time.msg_time)
+        data = DeviceData(state=state, online=online, data_time=status.s_time.msg_time)
+        self._last_data = data
+        self._follow_live_setting()
+        return data
 
     def next_interval(
         self, data: DeviceData[OvmsCarState], options: Mapping[str, Any]
@@ -297,6 +416,8 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
             seconds = max(seconds, min(silence / 2, float(POLICY.maximum)))
         floor = self.account.budget.sustainable_interval(REQUESTS_PER_POLL)
         self._interval = max(seconds, floor)
+        if self.live_client is not None:
+            return timedelta(seconds=max(self._interval, LIVE_LINK_INTERVAL))
         return timedelta(seconds=self._interval)
 
     def repair_issue(self, error: EvCloudError | None) -> RepairIssue | None:
@@ -318,7 +439,9 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         else:
             await client.async_disconnect_vehicle(self.device_id)
             self._connected_login = None
+            await self.async_stop_link()
         self.account.set_live(self.device_id, live)
+        self._follow_live_setting()
 
     def device_info(self, state: OvmsCarState) -> DeviceInfo:
         """One vehicle of the OVMS server."""

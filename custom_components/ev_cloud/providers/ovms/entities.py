@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.components.binary_sensor import BinarySensorDeviceClass
+from homeassistant.components.number import NumberDeviceClass, NumberMode
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.const import (
     PERCENTAGE,
@@ -22,9 +23,14 @@ from homeassistant.const import (
 )
 
 from ...api.ovms import CHARGE_MODES, CHARGE_STATES, WHEELS, OvmsStatus, RecordTime
+from ...api.ovms_v2 import CHARGE_MODE_CODES
 from ...descriptions import (
     DeviceEntities,
     EvCloudBinarySensorEntityDescription,
+    EvCloudButtonEntityDescription,
+    EvCloudLockEntityDescription,
+    EvCloudNumberEntityDescription,
+    EvCloudSelectEntityDescription,
     EvCloudSensorEntityDescription,
     EvCloudSwitchEntityDescription,
     EvCloudTrackerEntityDescription,
@@ -356,9 +362,75 @@ TRACKERS: tuple[EvCloudTrackerEntityDescription[OvmsCarState], ...] = (
     ),
 )
 
+
+# Commands (v2 protocol): only for a car whose server password the user gave.
+def _has_commands(state: OvmsCarState) -> bool:
+    return state.commands
+
+
+# The car's own maximum is not in its records; 32 A covers a wallbox, and a car
+# that reports a higher limit raises the bound to it.
+MAX_CHARGE_CURRENT: Final = 32
+
+NUMBERS: tuple[EvCloudNumberEntityDescription[OvmsCar, OvmsCarState], ...] = (
+    EvCloudNumberEntityDescription(
+        key="charge_current_limit",
+        translation_key="charge_current_limit",
+        supported_fn=_has_commands,
+        device_class=NumberDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        native_min_value=1,
+        native_max_value=MAX_CHARGE_CURRENT,
+        native_step=1,
+        mode=NumberMode.BOX,
+        value_fn=lambda state: state.charge.charge_current_limit,
+        max_fn=lambda state: max(
+            MAX_CHARGE_CURRENT, state.charge.charge_current_limit or 0
+        ),
+        set_fn=lambda car, value: car.command().async_set_charge_current(value),
+    ),
+)
+
+SELECTS: tuple[EvCloudSelectEntityDescription[OvmsCar, OvmsCarState], ...] = (
+    EvCloudSelectEntityDescription(
+        # The charge_mode sensor keeps its key; this one sets the mode.
+        key="charge_mode_select",
+        translation_key="charge_mode",
+        supported_fn=_has_commands,
+        options=list(CHARGE_MODE_CODES),
+        value_fn=lambda state: state.charge.charge_mode or state.status.charge_mode,
+        select_fn=lambda car, mode: car.command().async_set_charge_mode(mode),
+    ),
+)
+
+BUTTONS: tuple[EvCloudButtonEntityDescription[OvmsCar, OvmsCarState], ...] = (
+    EvCloudButtonEntityDescription(
+        key="wake_up",
+        translation_key="wake_up",
+        supported_fn=_has_commands,
+        press_fn=lambda car, _state: car.command().async_wake_up(),
+    ),
+)
+
+LOCKS: tuple[EvCloudLockEntityDescription[OvmsCar, OvmsCarState], ...] = (
+    EvCloudLockEntityDescription(
+        key="lock",
+        translation_key="lock",
+        # Locking needs the car's PIN as well.
+        supported_fn=lambda state: state.lock_control,
+        value_fn=lambda state: state.status.locked,
+        lock_fn=lambda car, _state: car.command().async_lock(True),
+        unlock_fn=lambda car, _state: car.command().async_lock(False),
+    ),
+)
+
 ENTITIES: DeviceEntities[OvmsCar, OvmsCarState] = DeviceEntities(
     sensor=SENSORS,
     binary_sensor=BINARY_SENSORS,
     device_tracker=TRACKERS,
     switch=SWITCHES,
+    number=NUMBERS,
+    select=SELECTS,
+    button=BUTTONS,
+    lock=LOCKS,
 )

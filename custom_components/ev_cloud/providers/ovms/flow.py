@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from homeassistant.config_entries import ConfigFlowResult
-from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
+from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigFlowResult
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import section
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+)
 
 if TYPE_CHECKING:
     # Home Assistant >= 2026.10 types its schemas with probatio, which it installs
@@ -17,18 +28,38 @@ else:
 
 from ...api import AuthenticationError, EvCloudError, RateLimitedError
 from ...api.ovms import DEFAULT_SERVER_URL
-from ...const import CONF_EXCLUDED_DEVICES, CONF_PROVIDER, CONF_SERVER_URL, LOGGER
+from ...api.ovms_v2 import PLAIN_PORT, TLS_PORT, OvmsV2Address, v2_address
+from ...const import (
+    CONF_EXCLUDED_DEVICES,
+    CONF_PROVIDER,
+    CONF_SERVER_URL,
+    DOMAIN,
+    LOGGER,
+    SECTION_ADVANCED,
+)
 from ...flow import (
     CONF_VEHICLES,
     PASSWORD,
     TEXT,
     URL,
     EvCloudFlow,
+    EvCloudOptionsFlow,
     device_selector,
     valid_url,
 )
 from .account import client_from_data, unique_id
-from .const import NAME
+from .commands import async_check_login, password_accepted_id, v2_server
+from .const import (
+    CONF_COMMANDS_VEHICLE,
+    CONF_PIN,
+    CONF_SERVER_PASSWORD,
+    CONF_V2_ADDRESS,
+    CONF_V2_SERVER,
+    CONF_V2_TLS,
+    CONF_VEHICLE_COMMANDS,
+    NAME,
+)
+from .entities import ENTITIES
 
 SCHEMA = vol.Schema(
     {
@@ -38,6 +69,23 @@ SCHEMA = vol.Schema(
     }
 )
 REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_PASSWORD): PASSWORD})
+COMMANDS_SCHEMA = vol.Schema(
+    {
+        vol.Optional(CONF_SERVER_PASSWORD): PASSWORD,
+        vol.Optional(CONF_PIN): PASSWORD,
+        vol.Required(SECTION_ADVANCED): section(
+            vol.Schema(
+                {
+                    vol.Optional(CONF_V2_ADDRESS): TEXT,
+                    vol.Optional(CONF_V2_TLS, default=True): BooleanSelector(),
+                }
+            ),
+            {"collapsed": True},
+        ),
+    }
+)
+# Entry data the account form does not ask for, kept through reauth and reconfigure.
+KEPT_DATA = (CONF_VEHICLE_COMMANDS, CONF_V2_SERVER)
 # Shown in the server URL's help text (a URL may not be part of a translation).
 PLACEHOLDERS = {
     "default_url": DEFAULT_SERVER_URL,
@@ -61,6 +109,8 @@ class OvmsFlow(EvCloudFlow):
         if errors:
             return self._ovms_form(user_input, errors)
         account = unique_id(data[CONF_SERVER_URL], data[CONF_USERNAME])
+        if self.source == SOURCE_RECONFIGURE:
+            data |= kept_data(self._get_reconfigure_entry().data, data)
         if done := await self.async_set_unique_id_or_finish(account, data):
             return done
         self._ovms_data = data
@@ -88,6 +138,7 @@ class OvmsFlow(EvCloudFlow):
         data, _, errors = await self._async_validate_ovms(
             {**current, CONF_PASSWORD: user_input[CONF_PASSWORD]}
         )
+        data |= {key: current[key] for key in KEPT_DATA if key in current}
         return unique_id(data[CONF_SERVER_URL], data[CONF_USERNAME]), data, errors
 
     async def async_step_ovms_vehicles(
@@ -160,3 +211,164 @@ class OvmsFlow(EvCloudFlow):
         if not vehicles:
             return data, [], {"base": "no_vehicles"}
         return data, vehicles, {}
+
+
+def kept_data(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The command secrets survive a reconfigure; a v2 address only on that server."""
+    kept = {key: current[key] for key in KEPT_DATA if key in current}
+    if current.get(CONF_SERVER_URL) != new.get(CONF_SERVER_URL):
+        kept.pop(CONF_V2_SERVER, None)
+    return kept
+
+
+def format_address(address: OvmsV2Address) -> str:
+    """host:port, with an IPv6 host in brackets."""
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"{host}:{address.port}"
+
+
+def parse_address(text: str, tls: bool) -> OvmsV2Address | None:
+    """`host:port` (or a bare host: the standard port) as typed; None if invalid."""
+    text = text.strip()
+    # The URL check refuses what no connection can be opened to (spaces, a
+    # port out of range, a host name that cannot be encoded).
+    if not text or valid_url(f"http://{text}") is None:
+        return None
+    parts = urlsplit(f"//{text}")
+    port = parts.port
+    if not parts.hostname or parts.path or parts.query or parts.username:
+        return None
+    if ":" not in parts.hostname and not _dns_name(parts.hostname):
+        return None
+    return OvmsV2Address(parts.hostname, port or (TLS_PORT if tls else PLAIN_PORT), tls)
+
+
+def _dns_name(host: str) -> bool:
+    """Labels of 1 to 63 characters, 253 in all: what a resolver accepts."""
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and all(0 < len(label) <= 63 for label in labels)
+
+
+class OvmsOptions(EvCloudOptionsFlow):
+    """The options of an OVMS entry: a vehicle's commands (server password, PIN)."""
+
+    _ovms_options: dict[str, Any]
+    _ovms_vehicle: str
+
+    def _ovms_options_fields(self, known: list[str]) -> dict[Any, Any]:
+        """Pick a vehicle whose commands to set up next (none: just the options)."""
+        if not known:
+            return {}
+        return {
+            vol.Optional(CONF_COMMANDS_VEHICLE): SelectSelector(
+                SelectSelectorConfig(options=known, mode=SelectSelectorMode.DROPDOWN)
+            )
+        }
+
+    async def _ovms_options_next(self, options: dict[str, Any]) -> ConfigFlowResult:
+        vehicle = options.pop(CONF_COMMANDS_VEHICLE, None)
+        if not vehicle:
+            return self.async_create_entry(data=options)
+        self._ovms_options = options
+        self._ovms_vehicle = vehicle
+        return await self.async_step_ovms_commands()
+
+    async def async_step_ovms_commands(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The vehicle's server password (checked by a login) and its PIN."""
+        entry = self.config_entry
+        vehicle = self._ovms_vehicle
+        address = v2_server(entry.data)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            advanced = user_input.get(SECTION_ADVANCED, {})
+            tls = bool(advanced.get(CONF_V2_TLS, True))
+            typed = advanced.get(CONF_V2_ADDRESS, "").strip()
+            new_address = (
+                parse_address(typed, tls)
+                if typed
+                else OvmsV2Address(address.host, address.port, tls)
+            )
+            password = user_input.get(CONF_SERVER_PASSWORD, "")
+            pin = user_input.get(CONF_PIN, "").strip()
+            if new_address is None:
+                errors[SECTION_ADVANCED] = "invalid_v2_address"
+            elif any(char in pin for char in ",\r\n"):
+                errors[CONF_PIN] = "invalid_pin"
+            elif password and (
+                error := await async_check_login(new_address, vehicle, password)
+            ):
+                errors["base"] = error
+            else:
+                assert new_address is not None
+                self._ovms_save(vehicle, password, pin, new_address)
+                return self.async_create_entry(data=self._ovms_options)
+            address = new_address or address
+        return self.async_show_form(
+            step_id="ovms_commands",
+            data_schema=self.add_suggested_values_to_schema(
+                COMMANDS_SCHEMA,
+                {
+                    SECTION_ADVANCED: {
+                        CONF_V2_ADDRESS: format_address(address),
+                        CONF_V2_TLS: address.tls,
+                    }
+                },
+            ),
+            description_placeholders={"vehicle": vehicle},
+            errors=errors,
+        )
+
+    def _ovms_save(
+        self, vehicle: str, password: str, pin: str, address: OvmsV2Address
+    ) -> None:
+        """Store the secrets with the credentials (entry data) and reload."""
+        entry = self.config_entry
+        data = dict(entry.data)
+        commands = dict(data.get(CONF_VEHICLE_COMMANDS, {}))
+        commands.pop(vehicle, None)
+        if password:
+            commands[vehicle] = {CONF_SERVER_PASSWORD: password} | (
+                {CONF_PIN: pin} if pin else {}
+            )
+        data[CONF_VEHICLE_COMMANDS] = commands
+        if address == v2_address(entry.data.get(CONF_SERVER_URL) or DEFAULT_SERVER_URL):
+            data.pop(CONF_V2_SERVER, None)
+        else:
+            data[CONF_V2_SERVER] = {
+                "host": address.host,
+                "port": address.port,
+                "tls": address.tls,
+            }
+        hass = self.hass
+        hass.config_entries.async_update_entry(entry, data=data)
+        _remove_command_entities(hass, vehicle, keep=bool(password), lock=bool(pin))
+        password_accepted_id(hass, entry.entry_id, vehicle)
+        if self._ovms_options == dict(entry.options):
+            # Unchanged options do not reload the entry; the new entities need it.
+            hass.config_entries.async_schedule_reload(entry.entry_id)
+
+
+def _remove_command_entities(
+    hass: HomeAssistant, vehicle: str, *, keep: bool, lock: bool
+) -> None:
+    """Drop the registry entries of commands the car no longer has.
+
+    Otherwise they would stay behind as unavailable entities.
+    """
+    dropped: list[tuple[Platform, tuple[EntityDescription, ...]]] = []
+    if not keep:
+        dropped += [
+            (Platform.NUMBER, ENTITIES.number),
+            (Platform.SELECT, ENTITIES.select),
+            (Platform.BUTTON, ENTITIES.button),
+        ]
+    if not (keep and lock):
+        dropped.append((Platform.LOCK, ENTITIES.lock))
+    registry = er.async_get(hass)
+    for platform, descriptions in dropped:
+        for description in descriptions:
+            unique_id = f"{NAME}_{vehicle}_{description.key}"
+            if entity_id := registry.async_get_entity_id(platform, DOMAIN, unique_id):
+                registry.async_remove(entity_id)

@@ -19,6 +19,9 @@ class OvmsCarState:
     charge: OvmsCharge
     location: OvmsLocation
     tpms: OvmsTpms
+    # The user gave the car's server password (and its PIN): commands are offered.
+    commands: bool = False
+    lock_control: bool = False
 
     @property
     def charging(self) -> bool | None:
