@@ -13,6 +13,7 @@ import pytest
 from custom_components.ev_cloud.api.budget import (
     DAY,
     MIN_QUOTA_INTERVAL,
+    WAITER_TIMEOUT,
     BudgetRegistry,
     QuotaBudget,
     RequestBudget,
@@ -162,13 +163,13 @@ def test_request_budget_prepaid_takes_a_poll_whole() -> None:
     """A poll takes all it may send at once; its requests use them; the rest return."""
     clock = FakeClock()
     budget = RequestBudget(burst=5, per_minute=60, maximum=5, clock=clock)
-    with budget.prepaid(3):
+    with budget.prepaid(3, "car"):
         assert budget.available == 2
         budget.acquire()
         budget.acquire()
         assert budget.available == 2  # the poll's own requests were taken already
     assert budget.available == 3  # the one it did not send came back
-    with budget.prepaid(1):
+    with budget.prepaid(1, "car"):
         budget.acquire()
         budget.acquire()  # one more than it took: from the bucket
     assert budget.available == 1
@@ -180,15 +181,44 @@ def test_request_budget_prepaid_refuses_the_whole_poll() -> None:
     budget = RequestBudget(burst=2, per_minute=60, maximum=10, clock=clock)
     with (
         pytest.raises(PollPostponedError, match="used up") as caught,
-        budget.prepaid(4),
+        budget.prepaid(4, "car"),
     ):
         pytest.fail("the poll ran")  # pragma: no cover - must not run
     assert caught.value.retry_after == pytest.approx(2.0)  # 2 more at 1 a second
     assert budget.available == 2
     # A poll never asks for more than the bucket can ever hold.
     clock.advance(60)
-    with budget.prepaid(50):
+    with budget.prepaid(50, "car"):
         assert budget.available == 0
+
+
+def test_request_budget_put_off_polls_come_first() -> None:
+    """A poll that needs many is not put off again and again by polls that need few."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=2, per_minute=60, maximum=10, clock=clock)
+    with pytest.raises(PollPostponedError), budget.prepaid(5, "big"):
+        pytest.fail("the poll ran")  # pragma: no cover - must not run
+    clock.advance(1)  # 3 requests: enough for a small poll, kept for the big one
+    with pytest.raises(PollPostponedError) as caught, budget.prepaid(1, "small"):
+        pytest.fail("the poll ran")  # pragma: no cover - must not run
+    assert caught.value.retry_after == pytest.approx(3.0)  # 5 + 1 - 3 at 1 a second
+    clock.advance(2)
+    with budget.prepaid(5, "big"):  # first in line: the small poll waits
+        pass
+    clock.advance(1)
+    with budget.prepaid(1, "small"):
+        pass
+
+
+def test_request_budget_forgets_a_poll_that_never_came_back() -> None:
+    """A put-off device that went away holds the others back for ten minutes at most."""
+    clock = FakeClock()
+    budget = RequestBudget(burst=0, per_minute=60, maximum=10, clock=clock)
+    with pytest.raises(PollPostponedError), budget.prepaid(10, "gone"):
+        pytest.fail("the poll ran")  # pragma: no cover - must not run
+    clock.advance(WAITER_TIMEOUT + 1)
+    with budget.prepaid(1, "car"):
+        pass
 
 
 async def test_request_budget_prepaid_belongs_to_its_task() -> None:
@@ -198,7 +228,7 @@ async def test_request_budget_prepaid_belongs_to_its_task() -> None:
     entered, release = asyncio.Event(), asyncio.Event()
 
     async def poll() -> None:
-        with budget.prepaid(2):
+        with budget.prepaid(2, "car"):
             entered.set()
             await release.wait()
 
@@ -216,7 +246,7 @@ def test_request_budget_prepaid_after_a_refusal() -> None:
     """A 429 during a poll pauses its remaining requests and keeps them spent."""
     clock = FakeClock()
     budget = RequestBudget(burst=5, per_minute=60, maximum=5, clock=clock)
-    with budget.prepaid(3):
+    with budget.prepaid(3, "car"):
         budget.acquire()
         budget.pause(30)
         with pytest.raises(RateLimitedError, match="slow down"):

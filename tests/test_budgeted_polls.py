@@ -69,7 +69,7 @@ class FleetVehicle(EvCloudDevice[FleetState]):
 
     async def async_fetch(self) -> DeviceData[FleetState]:
         """Take the poll's requests at once, then "send" them."""
-        with self.budget.prepaid(REQUESTS_PER_POLL):
+        with self.budget.prepaid(REQUESTS_PER_POLL, self.key):
             for _ in range(REQUESTS_PER_POLL):
                 self.budget.acquire()
         self.polls += 1

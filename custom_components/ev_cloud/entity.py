@@ -19,17 +19,8 @@ from .models import EvCloudConfigEntry, signal_device_added
 # with its own descriptions happens in `async_add_device_entities`.
 type AnyCoordinator = EvCloudCoordinator[Any]
 
-
-class _Never:
-    """Equal to nothing: an entity that cannot say what it shows always writes."""
-
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    __hash__ = object.__hash__
-
-
-_NEVER = _Never()
+# What an entity that cannot say what it shows "shows": it always writes.
+_UNKNOWN = object()
 
 
 class EvCloudEntity(CoordinatorEntity[AnyCoordinator]):
@@ -48,11 +39,11 @@ class EvCloudEntity(CoordinatorEntity[AnyCoordinator]):
         device = coordinator.device
         self._attr_unique_id = f"{device.key}_{description.key}"
         self._attr_device_info = device.device_info(coordinator.data.state)
-        self._written: object = _NEVER
+        self._written: object = _UNKNOWN
 
     def shown(self) -> object:
         """What the entity shows of the latest reading (its platform says)."""
-        return _NEVER
+        return _UNKNOWN
 
     async def async_added_to_hass(self) -> None:
         """Remember what the first state (written when added) shows."""
@@ -66,10 +57,12 @@ class EvCloudEntity(CoordinatorEntity[AnyCoordinator]):
         A poll rewrites few of a device's values: the others would cost the
         event loop a state write each, for nothing.
         """
-        shown = (self.available, self.shown())
-        if shown == self._written:
-            return
-        self._written = shown
+        shown = self.shown()
+        if shown is not _UNKNOWN:
+            written = (self.available, shown)
+            if written == self._written:
+                return
+            self._written = written
         super()._handle_coordinator_update()
 
 

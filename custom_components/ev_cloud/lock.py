@@ -31,6 +31,10 @@ class EvCloudLock(EvCloudEntity, LockEntity):
 
     entity_description: EvCloudLockEntityDescription[Any, Any]
 
+    def shown(self) -> object:
+        """Locked or not."""
+        return self.is_locked
+
     @property
     def is_locked(self) -> bool | None:
         """The value from the latest reading."""

@@ -1315,7 +1315,8 @@ async def test_sim_rate_limit(
     await api.async_get_vehicle(sim.car)
     assert api.rate_limit == RateLimit(10, 9)
     assert budget.per_minute == pytest.approx(8 / 60)
-    assert budget.available == pytest.approx(7)  # 9 left - 2 kept for commands
+    # 9 left - 2 kept for commands; it refills (0.002 a second) as the test runs.
+    assert budget.available == pytest.approx(7, abs=0.01)
     for _ in range(7):
         await api.async_get_vehicle(sim.car)
     with pytest.raises(RateLimitedError, match="budget"):

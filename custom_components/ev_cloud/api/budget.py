@@ -26,6 +26,8 @@ class _Prepaid:
     left: int
 
 
+# Seconds after which a put-off poll that did not come back loses its place.
+WAITER_TIMEOUT = 600.0
 # The requests a task took ahead for its unit of work (`RequestBudget.prepaid`).
 _PREPAID: ContextVar[_Prepaid | None] = ContextVar("prepaid", default=None)
 
@@ -54,6 +56,8 @@ class RequestBudget:
         self._tokens = float(burst)
         self._updated: float | None = None
         self._paused_until = 0.0
+        # Put-off polls by key: (when first put off, requests they need).
+        self._waiting: dict[str, tuple[float, int]] = {}
         # How many devices poll through this budget; their polls share it.
         self.consumers = 0
 
@@ -91,23 +95,29 @@ class RequestBudget:
             return
         self._take(0 if command else 1)
 
-    def _take(self, count: int) -> None:
+    def _forget_waiters(self, now: float) -> None:
+        """Drop put-off polls that did not come back (their device went away)."""
+        for key, (since, _) in list(self._waiting.items()):
+            if now - since > WAITER_TIMEOUT:
+                del self._waiting[key]
+
+    def _take(self, count: int, keep: float = 0.0) -> None:
         """Take `count` requests, or raise RateLimitedError with the wait for them.
 
-        None (0) only waits for a pause to end.
+        None (0) only waits for a pause to end; `keep` requests stay for others.
         """
         now = self._refill()
         if now < self._paused_until:
             raise RateLimitedError(
                 "The server asked to slow down", self._paused_until - now
             )
-        if count and self._tokens < count:
-            wait = (count - self._tokens) * 60 / self.per_minute
+        if count and self._tokens - keep < count:
+            wait = (count + keep - self._tokens) * 60 / self.per_minute
             raise RateLimitedError("The request budget is used up", wait)
         self._tokens -= count
 
     @contextlib.contextmanager
-    def prepaid(self, count: int) -> Iterator[None]:
+    def prepaid(self, count: int, key: str) -> Iterator[None]:
         """Take the `count` requests a unit of work (one poll) may send, at once.
 
         Polls that take their requests one by one, interleaved, can each get
@@ -116,12 +126,28 @@ class RequestBudget:
         whole or is put off (PollPostponedError) before it sends anything.
         Requests it then sends in this task use what it took; what it did not
         use goes back.
+
+        Put-off polls come first, in the order they were put off (`key` names
+        the device): the others leave the one that waited longest its
+        requests, so a poll that needs many is not put off again and again by
+        polls that need few.
         """
         count = min(count, self.maximum)
+        now = self._refill()
+        self._forget_waiters(now)
+        since = self._waiting.get(key, (now, 0))[0]
+        first = min(
+            (entry for other, entry in self._waiting.items() if other != key),
+            default=None,
+        )
+        # Leave the longest-waiting poll its requests (if it waited longer).
+        keep = first[1] if first is not None and first[0] < since else 0
         try:
-            self._take(count)
+            self._take(count, keep=keep)
         except RateLimitedError as err:
+            self._waiting[key] = (since, count)
             raise PollPostponedError(str(err), err.retry_after) from None
+        self._waiting.pop(key, None)
         prepaid = _Prepaid(self, count)
         reset = _PREPAID.set(prepaid)
         try:

@@ -287,7 +287,7 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
         list, the location and the command history), so that it runs whole or
         comes a few seconds later instead of being refused halfway.
         """
-        with self.account.budget.prepaid(1 + EXTRA_REQUESTS):
+        with self.account.budget.prepaid(1 + EXTRA_REQUESTS, self.key):
             return await self._async_fetch()
 
     async def _async_fetch(self) -> DeviceData[VehicleState]:
@@ -418,7 +418,7 @@ class EvEnergyCharger(EvCloudDevice[ChargerState]):
 
     async def async_fetch(self) -> DeviceData[ChargerState]:
         """The charger from the account's list (a refused read comes a bit later)."""
-        with self.account.budget.prepaid(1):
+        with self.account.budget.prepaid(1, self.key):
             evse = await self.account.async_evse(self.device_id)
         sampled = evse.status.sampled_at if evse.status else None
         age = (dt_util.utcnow() - sampled).total_seconds() if sampled else None

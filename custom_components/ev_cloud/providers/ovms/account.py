@@ -324,7 +324,7 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         The poll takes the requests it may need from the budget first, so that
         it runs whole (or a few seconds later) instead of being refused halfway.
         """
-        with self.account.budget.prepaid(self._requests_needed()):
+        with self.account.budget.prepaid(self._requests_needed(), self.key):
             return await self._async_fetch()
 
     def _requests_needed(self) -> int:
