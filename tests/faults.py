@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate, parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -388,9 +389,19 @@ class GoeFaults(ProviderFaults):
         return {"token": "sim-token-regenerated"}
 
 
-OVMS_TIMES = frozenset(
-    f"m_msgtime_{code}" for code in ("s", "d", "l", "y", "w", "f", "t")
-)
+# A record's time in `/api/protocol` rows (and in the per-record answers).
+OVMS_TIMES = frozenset({"m_msgtime", *(f"m_msgtime_{code}" for code in "sdlywft")})
+
+
+def _edit_soc(rows: Any, change: Callable[[str], str]) -> Any:
+    """`/api/protocol` rows with the S record's state of charge changed."""
+    if not isinstance(rows, list):
+        return rows
+    for row in rows:
+        if isinstance(row, dict) and row.get("m_code") == "S":
+            soc, _, rest = row["m_msg"].partition(",")
+            row["m_msg"] = f"{change(soc)},{rest}"
+    return rows
 
 
 class OvmsFaults(ProviderFaults):
@@ -411,15 +422,15 @@ class OvmsFaults(ProviderFaults):
         self.sim.fault = OvmsFault.MALFORMED if malformed else OvmsFault.NONE
 
     def mistype(self, path: str, value: Any) -> Any:
-        """The state of charge as an object instead of a number in a string."""
-        return edit_fields(value, frozenset({"soc"}), lambda key, item: {"v": item})
+        """The state of charge (the S record's first field) as no number."""
+        return _edit_soc(value, lambda soc: f"v{soc}")
 
     def drop_field(self, path: str, value: Any) -> Any:
-        """No state of charge."""
-        return edit_fields(value, frozenset({"soc"}), lambda key, item: DROP)
+        """No state of charge (an empty first field of the S record)."""
+        return _edit_soc(value, lambda soc: "")
 
     def skew(self, path: str, value: Any) -> Any:
-        """Record times SKEW ahead (the server's ages stay as they are)."""
+        """Record times SKEW ahead, as the server's clock runs (see skew_headers)."""
 
         def later(key: str, item: Any) -> Any:
             if not isinstance(item, str) or not item:
@@ -428,6 +439,12 @@ class OvmsFaults(ProviderFaults):
             return moved.strftime("%Y-%m-%d %H:%M:%S")
 
         return edit_fields(value, OVMS_TIMES, later)
+
+    def skew_headers(self, path: str, headers: Any) -> None:
+        """The server's Date from the same clock SKEW ahead: ages stay as they are."""
+        if "Date" in headers:
+            moved = parsedate_to_datetime(headers["Date"]) + SKEW
+            headers["Date"] = formatdate(moved.timestamp(), usegmt=True)
 
     def expire_credentials(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
         """The server ends every session (its idle timeout)."""

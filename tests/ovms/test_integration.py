@@ -533,7 +533,7 @@ async def test_unreadable_vehicle_raises_a_repair_and_is_read_once(
 ) -> None:
     """Paranoid mode is the user's to change: say so, once per listing, and recover.
 
-    The vehicle's status is asked for once per listing, not once to test and once
+    The vehicle's records are asked for once per listing, not once to test and once
     to read.
     """
     secret = ovms_sim.add_vehicle(
@@ -548,7 +548,7 @@ async def test_unreadable_vehicle_raises_a_repair_and_is_read_once(
 
     before = len(ovms_sim.requests)
     await _tick(hass, freezer, ovms_sim, 600)  # the next listing
-    reads = [p for _, p in ovms_sim.requests[before:] if p == "/api/status/SECRET"]
+    reads = [p for _, p in ovms_sim.requests[before:] if p == "/api/protocol/SECRET"]
     assert len(reads) == 1
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is not None
 

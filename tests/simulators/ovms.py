@@ -41,6 +41,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import formatdate
 from enum import StrEnum
 import hashlib
 import json
@@ -891,7 +892,9 @@ class OvmsSimulator(SimServer):
             and response.status == 200
             and response.get("json")
         ):
-            return _text(200, MALFORMED_BODY, "Ok", "application/json")
+            response = _text(200, MALFORMED_BODY, "Ok", "application/json")
+        # The server's own clock, which record ages count on.
+        response.headers["Date"] = formatdate(self.now, usegmt=True)
         return response
 
     def _dispatch(self, request: web.Request) -> web.Response:

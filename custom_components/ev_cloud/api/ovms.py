@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 import json
 import logging
 import math
@@ -550,6 +551,60 @@ def rest_answers(
     return {"status": state, "charge": state, "location": location, "tpms": tpms}
 
 
+@dataclass(frozen=True, slots=True)
+class OvmsRecords:
+    """`/api/protocol/<id>`: every record the server stored for a car, as sent.
+
+    One request instead of one per record: `answers()` turns them into what
+    the status, charge, location and tpms endpoints would answer.
+    """
+
+    records: dict[str, str]  # message code -> the record's text
+    received: dict[str, datetime]  # message code -> when the server stored it
+    paranoid: frozenset[str]  # codes the car encrypts end to end (unreadable)
+    server_time: datetime | None = None  # the server's clock when it answered
+
+    def answers(self, now: datetime) -> dict[str, dict[str, Any]]:
+        """The REST answers; ages count on the server's clock when it sent one."""
+        return rest_answers(self.records, self.received, self.server_time or now)
+
+
+def parse_records(raw: Any, date: str | None = None) -> OvmsRecords:
+    """`/api/protocol/<id>`: rows of `m_code`, `m_msg`, `m_msgtime`, `m_paranoid`.
+
+    A row that cannot be read counts as a record the server never received.
+    """
+    if not isinstance(raw, list):
+        raise InvalidResponseError("The OVMS server sent records that are no list")
+    records: dict[str, str] = {}
+    received: dict[str, datetime] = {}
+    paranoid: set[str] = set()
+    for row in raw:
+        if not isinstance(row, dict):
+            continue
+        code, message = row.get("m_code"), row.get("m_msg")
+        stored = _timestamp(row.get("m_msgtime"))
+        if not isinstance(code, str) or not code or stored is None:
+            continue
+        if _flag(row.get("m_paranoid")):
+            paranoid.add(code)
+        elif isinstance(message, str):
+            records[code] = message
+            received[code] = stored
+    return OvmsRecords(records, received, frozenset(paranoid), _http_date(date))
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP Date header, or None when there is none or it cannot be read."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except TypeError, ValueError, IndexError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
 def _retry_after(value: str | None) -> float:
     try:
         seconds = float(value) if value else DEFAULT_RETRY_AFTER
@@ -579,6 +634,7 @@ class _Answer:
     body: bytes
     retry_after: str | None
     session_id: str | None
+    date: str | None = None  # the server's clock (HTTP Date header)
 
     @property
     def text(self) -> str:
@@ -693,6 +749,11 @@ class OvmsClient:
         """The account's vehicles."""
         answer = await self._request("GET", "/api/vehicles")
         return parse_vehicles(answer.json())
+
+    async def async_get_records(self, vehicle_id: str) -> OvmsRecords:
+        """Every record the server stored for the car, in one request."""
+        answer = await self._request("GET", vehicle_path("protocol", vehicle_id))
+        return parse_records(answer.json(), answer.date)
 
     async def async_get_status(self, vehicle_id: str) -> OvmsStatus:
         """Status and doors/environment."""
@@ -832,6 +893,7 @@ class OvmsClient:
                     body=await response.read(),
                     retry_after=response.headers.get("Retry-After"),
                     session_id=cookie.value if cookie is not None else None,
+                    date=response.headers.get("Date"),
                 )
         except TimeoutError:
             failure = "timeout"
@@ -884,6 +946,7 @@ __all__ = [
     "OvmsClient",
     "OvmsLocation",
     "OvmsPeer",
+    "OvmsRecords",
     "OvmsStatus",
     "OvmsTpms",
     "OvmsVehicle",
@@ -892,6 +955,7 @@ __all__ = [
     "parse_charge",
     "parse_location",
     "parse_peer",
+    "parse_records",
     "parse_status",
     "parse_tpms",
     "parse_vehicles",

@@ -1,9 +1,9 @@
 """OVMS server accounts: every vehicle, polled within the server's request budget.
 
-Requests are economical: the status record is read every poll, the charge record
-only when the car sent a new one, the location while the car is on (else every few
-polls) and the tyres every tenth poll. While the car sends nothing new, the poll
-slows down; record ages decide whether what is shown is stale.
+Requests are economical: a poll reads all of a car's records in one request
+(`/api/protocol`), and one vehicle list read serves every car of the account.
+While the car sends nothing new, the poll slows down; record ages decide whether
+what is shown is stale.
 """
 
 from __future__ import annotations
@@ -64,13 +64,15 @@ BUDGET_MAXIMUM: Final = 59
 BUDGETS: HassKey[BudgetRegistry[RequestBudget]] = HassKey(f"{DOMAIN}_ovms_budgets")
 
 POLICY = PollPolicy(active=60, idle=300, min_active=30, min_idle=60)
-# Requests of an average poll: status always, charge, location and tyres often not.
-REQUESTS_PER_POLL: Final = 2.5
-LOCATION_EVERY: Final = 5  # polls, while the car is off
-TPMS_EVERY: Final = 10  # polls
+# Requests of an average poll: the car's records, and its share of the vehicle
+# list read and of the logins (a session lasts a few minutes).
+REQUESTS_PER_POLL: Final = 1.5
 # Data is stale when its record is older than the poll interval plus this grace.
 STALE_GRACE: Final = 60
-VEHICLE_LIST_MAX_AGE: Final = timedelta(seconds=55)
+# The vehicle list says whether each car's module is connected to the server
+# (the records' ages say how fresh the data is): read it once for all cars, at
+# most every few minutes.
+VEHICLE_LIST_MAX_AGE: Final = timedelta(seconds=290)
 # While a car's records arrive over its open v2 connection, REST polls are only
 # a check now and then.
 LIVE_LINK_INTERVAL: Final = 900
@@ -224,12 +226,8 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         super().__init__(vehicle_id)
         self.account = account
         self._last: OvmsCarState | None = None
-        self._polls = 0
         self._interval = float(POLICY.idle)
         self._connected_login: int | None = None
-        # A command changed the car: read its charge record even if the status
-        # record looks the same (the car may not have sent a new one yet).
-        self.commanded = False
         self._last_data: DeviceData[OvmsCarState] | None = None
         secrets = car_secrets(account.entry.data, vehicle_id)
         self.commands: OvmsCommands | None = None
@@ -331,13 +329,12 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         """The most requests the next poll sends."""
         client = self.account.client
         return (
-            # Status; charge when the car sent a new status; location when the
-            # car is on, which the status tells only then.
-            3
+            1  # every record of the car
             + self.account.vehicles_due
-            + client.login_due
+            # A login first, or after a refusal when the server ended the
+            # session sooner than expected (then the read goes again).
+            + (1 if client.login_due else 2)
             + (self.is_live and self._connected_login != client.login_count)
-            + (self._last is None or self._polls % TPMS_EVERY == 0)
         )
 
     @property
@@ -345,36 +342,20 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         """True when the user switched live updates on for this car."""
         return self.account.is_live(self.device_id)
 
-    @property
-    def _location_due(self) -> bool:
-        return self._polls % LOCATION_EVERY == 0
-
     async def _async_fetch(self) -> DeviceData[OvmsCarState]:
         client = self.account.client
         vehicle_id = self.device_id
         live = self.is_live
         vehicles = {v.vehicle_id: v for v in await self.account.async_vehicles()}
-        status = await client.async_get_status(vehicle_id)
-        last = self._last
-        if (
-            last is not None
-            and not self.commanded
-            and last.charge.received
-            and status.s_time.msg_time == last.charge.s_time.msg_time
-        ):
-            charge = last.charge  # the same S record: nothing new to read
-        else:
-            charge = await client.async_get_charge(vehicle_id)
-        if last is None or status.car_on or self._location_due:
-            location = await client.async_get_location(vehicle_id)
-        else:
-            location = last.location
-        if last is None or self._polls % TPMS_EVERY == 0:
-            tpms = await client.async_get_tpms(vehicle_id)
-        else:
-            tpms = last.tpms
-        self._polls += 1
-        self.commanded = False
+        records = await client.async_get_records(vehicle_id)
+        if "S" in records.paranoid:
+            raise VehicleNotAvailableError(
+                "The vehicle uses paranoid mode, which the OVMS server API cannot read",
+                "paranoid",
+            )
+        answers = records.answers(dt_util.utcnow())
+        status = parse_status(answers["status"])
+        charge = parse_charge(answers["charge"])
         if live and self._connected_login != client.login_count:
             # A new login (the session expired) disconnected the car: connect again.
             await client.async_connect_vehicle(vehicle_id)
@@ -387,8 +368,8 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
             live_updates=live,
             status=status,
             charge=charge,
-            location=location,
-            tpms=tpms,
+            location=parse_location(answers["location"]),
+            tpms=parse_tpms(answers["tpms"]),
             commands=self.commands is not None,
             lock_control=self.commands is not None and self.commands.has_pin,
         )

@@ -165,7 +165,6 @@ class OvmsCommands:
                 translation_placeholders={"vehicle": self.car.device_id},
             ) from err
         password_accepted(hass, self.car)
-        self.car.commanded = True
 
     async def async_start_charging(self, state: OvmsCarState) -> None:
         """Start charging (11), unless the car charges already."""
