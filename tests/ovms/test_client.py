@@ -30,6 +30,7 @@ from custom_components.ev_cloud.api.ovms import (
     parse_charge,
     parse_location,
     parse_peer,
+    parse_records,
     parse_status,
     parse_tpms,
     parse_vehicles,
@@ -1228,3 +1229,67 @@ async def test_session_expires_after_login_not_after_use(
             simulator.advance(50)
         assert client.login_count == 2
         assert logins(simulator) == 2
+
+
+# --- all records in one request ------------------------------------------------------
+
+
+@pytest.mark.parametrize("vehicle_id", ["KMCAR", "MILECAR", "BARE"])
+async def test_records_read_like_the_per_record_answers(
+    session: aiohttp.ClientSession, sim: OvmsSimulator, vehicle_id: str
+) -> None:
+    """`/api/protocol` read as the server's status, charge, location, tpms answers.
+
+    Ages count on the server's clock (its Date header), not on ours.
+    """
+    sim.vehicle(vehicle_id).silent = True  # its records age from now on
+    sim.advance(42)
+    client = ovms(session, sim)
+    records = await client.async_get_records(vehicle_id)
+    assert records.server_time == datetime.fromtimestamp(sim.now, UTC)
+    assert not records.paranoid
+    far_off = datetime(2000, 1, 1, tzinfo=UTC)  # ignored: the server said its time
+    answers = records.answers(far_off)
+    assert parse_status(answers["status"]) == await client.async_get_status(vehicle_id)
+    assert parse_charge(answers["charge"]) == await client.async_get_charge(vehicle_id)
+    assert parse_location(answers["location"]) == await client.async_get_location(
+        vehicle_id
+    )
+    assert parse_tpms(answers["tpms"]) == await client.async_get_tpms(vehicle_id)
+    assert parse_status(answers["status"]).s_time.msg_age == 42
+
+
+async def test_paranoid_records_are_left_out(
+    session: aiohttp.ClientSession, sim: OvmsSimulator
+) -> None:
+    """A car's end-to-end encrypted records are named, never read."""
+    records = await ovms(session, sim).async_get_records("SECRET")
+    assert "S" in records.paranoid
+    assert not records.records.keys() & records.paranoid
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("Fri, 01 Jan 2027 12:00:00 GMT", datetime(2027, 1, 1, 12, tzinfo=UTC)),
+        ("Fri, 01 Jan 2027 12:00:00 -0000", datetime(2027, 1, 1, 12, tzinfo=UTC)),
+        ("yesterday", None),
+        (None, None),
+    ],
+)
+def test_records_rows_that_cannot_be_read(
+    date: str | None, expected: datetime | None
+) -> None:
+    """Rows without a code, text or time count as records never received."""
+    rows: list[Any] = [
+        "no row",
+        {"m_code": "S", "m_msg": "80.0,K", "m_msgtime": "2027-01-01 11:59:00"},
+        {"m_code": "D", "m_msg": {"v": 1}, "m_msgtime": "2027-01-01 11:59:00"},
+        {"m_code": "L", "m_msg": "1,2", "m_msgtime": "later"},
+        {"m_code": 7, "m_msg": "x", "m_msgtime": "2027-01-01 11:59:00"},
+    ]
+    records = parse_records(rows, date)
+    assert records.records == {"S": "80.0,K"}
+    assert records.server_time == expected
+    with pytest.raises(InvalidResponseError, match="no list"):
+        parse_records({"m_code": "S"})

@@ -501,11 +501,7 @@ async def test_requests_per_poll(
     ovms_sim: OvmsSimulator,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """A parked car that keeps reporting costs at most 2.5 requests a poll.
-
-    Status every poll, charge when the car sent a new status, location every
-    fifth and tyres every tenth poll (the README's "about 2.5").
-    """
+    """A parked car costs one request a poll: all its records at once."""
     ovms_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         ovms_entry,
@@ -521,7 +517,7 @@ async def test_requests_per_poll(
     vehicle_requests = [
         path for _, path in ovms_sim.requests[before:] if path.endswith("/ROADSTER")
     ]
-    assert len(vehicle_requests) / polls <= 2.5
+    assert vehicle_requests == ["/api/protocol/ROADSTER"] * polls
 
 
 async def test_unreadable_vehicle_raises_a_repair_and_is_read_once(
