@@ -481,10 +481,12 @@ async def test_soak(
     def forget() -> None:
         """Drop what the test harness keeps of the run (not Home Assistant's).
 
-        pytest keeps every log record (the secret guard has read them), and the
-        harness's stand-in for storage every call it had (every write's data).
+        pytest keeps every log record (the secret guard has read them), the
+        harness's stand-in for storage every call it had (every write's data),
+        and the simulators every request they answered.
         """
         caplog.clear()
+        soak.world.forget()
         if logging_plugin is not None:
             logging_plugin.report_handler.clear()
         for name in ("async_load", "_async_write_data", "async_remove"):
