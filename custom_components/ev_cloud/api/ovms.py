@@ -67,10 +67,13 @@ MIN_SESSION_LIFETIME = 60.0
 
 @dataclass(frozen=True, slots=True)
 class RecordTime:
-    """When the server stored a record (`m_msgtime_X`) and its age (`m_msgage_X`)."""
+    """When the server stored a record (`m_msgtime_X`) and its age (`m_msgage_X`).
+
+    Two readings of the same record are equal: the age grows with every reading.
+    """
 
     msg_time: datetime | None = None  # UTC, aware
-    msg_age: float | None = None  # seconds
+    msg_age: float | None = field(default=None, compare=False)  # seconds
 
 
 @dataclass(frozen=True, slots=True)
