@@ -5,6 +5,8 @@ Against the simulated server and its v2 port, over real TCP.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import socket
 from typing import Any
 
@@ -24,6 +26,7 @@ from tests.ovms.fixtures import (
     V2_PIN,
     ovms_data,
 )
+from tests.simulators import ovms
 from tests.simulators.ovms import OvmsSimulator
 from tests.simulators.ovms_v2 import OvmsV2Server
 
@@ -255,3 +258,48 @@ async def test_flow_commands_entry_charges(
     )
     assert [(vehicle, code) for vehicle, code, _ in ovms_v2.commands] == [("DEMO", 12)]
     assert ovms_sim.vehicle("DEMO").charging is False
+
+
+async def test_demo_forms_give_demo_commands(
+    hass: HomeAssistant, socket_enabled: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's forms, as the harness fills them in, give DEMO its commands."""
+    stop = asyncio.Event()
+    args = argparse.Namespace(host="127.0.0.1", port=0, local_port=0)
+    task = asyncio.create_task(ovms.DEMO.run(args, stop))
+    try:
+        output = ""
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            output += capsys.readouterr().out
+            if all(f"{key}=" in output for key in ovms.DEMO.needs):
+                break
+        printed = dict(
+            line.split("=", 1) for line in output.splitlines() if " " not in line
+        )
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": config_entries.SOURCE_USER}
+        )
+        for choice in ovms.DEMO.menu_path:
+            result = await hass.config_entries.flow.async_configure(
+                result["flow_id"], {"next_step_id": choice}
+            )
+        for step_id, user_input in ovms.DEMO.forms:
+            assert result["step_id"] == step_id
+            result = await hass.config_entries.flow.async_configure(
+                result["flow_id"], user_input(printed)
+            )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"]["vehicle_commands"] == {
+            "DEMO": {
+                "server_password": ovms.DEMO_V2_PASSWORD,
+                "pin": ovms.DEMO_V2_PIN,
+            }
+        }
+        await hass.async_block_till_done()
+        assert hass.states.get("lock.ovms_demo_lock") is not None
+        assert hass.states.get("button.ovms_roadster_wake_up") is None
+        await hass.config_entries.async_unload(result["result"].entry_id)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
