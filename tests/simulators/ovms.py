@@ -1443,12 +1443,7 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
             since_event += 1
             if was_charging and not demo.charging:
                 since_event = 0
-                done = demo.chargestate == "done"
-                emit(
-                    event="charge_done" if done else "charge_stopped",
-                    vehicle="DEMO",
-                    soc=f"{demo.soc:.1f}",
-                )
+                emit(event="charge_done", vehicle="DEMO", soc=f"{demo.soc:.1f}")
             elif demo.chargestate == "done" and since_event >= DEMO_PARKED_SECONDS:
                 demo.unplug()
                 demo.speed = DEMO_DRIVE_SPEED
