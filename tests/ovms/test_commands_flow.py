@@ -18,6 +18,11 @@ from homeassistant.helpers import device_registry as dr
 import pytest
 
 from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.providers.ovms.flow import (
+    CommandsAnswer,
+    parse_address,
+    with_commands,
+)
 from tests.ovms.fixtures import (
     OVMS_PASSWORD,
     OVMS_USER,
@@ -303,3 +308,21 @@ async def test_demo_forms_give_demo_commands(
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+def test_with_commands_keeps_only_what_the_url_does_not_say() -> None:
+    """The derived v2 address is not stored; an empty password removes a car's."""
+    data = {"server_url": "https://ovms.example:6869", "v2_server": {"host": "x"}}
+    derived = parse_address("ovms.example", True)
+    assert derived is not None
+    new = with_commands(data, "DEMO", CommandsAnswer("secret", "", derived))
+    assert new == {
+        "server_url": "https://ovms.example:6869",
+        "vehicle_commands": {"DEMO": {"server_password": "secret"}},
+    }
+    other = parse_address("ovms.example:7000", False)
+    assert other is not None
+    again = with_commands(new, "DEMO", CommandsAnswer("", "1234", other))
+    assert again["vehicle_commands"] == {}
+    assert again["v2_server"] == {"host": "ovms.example", "port": 7000, "tls": False}
+    assert "v2_server" in data  # the input is not changed
