@@ -38,8 +38,9 @@ real API can reach it, and exempt from faults and the rate limit:
         -> the car stops, is plugged in at that state of charge and charges (a
            known starting point for a test of commands); 200 as GET; 400 bad body
 
-`DEMO` (at the end) is that demo: an account with two cars, and how a user adds it
-in Home Assistant.
+`DEMO` (at the end) is that demo: an account with two cars, a v2 port
+(`ovms_v2.py`) on which DEMO takes commands, and how a user adds it in Home
+Assistant.
 """
 
 import argparse
