@@ -272,6 +272,24 @@ class E2EHomeAssistant:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
             assert json.loads(resp.read())["failing"] is failing
 
+    def ovms_vehicle(self, vehicle: str) -> dict[str, Any]:
+        """A car's charging facts and the v2 commands it got (control endpoint)."""
+        with urllib.request.urlopen(  # noqa: S310 (http://127.0.0.1)
+            f"{self.sims['ovms']['server_url']}/_sim/vehicles/{vehicle}", timeout=10
+        ) as resp:
+            return dict(json.loads(resp.read()))
+
+    def ovms_charge(self, vehicle: str, soc: float) -> dict[str, Any]:
+        """Park the car, plug it in at ``soc`` and let it charge (a known start)."""
+        req = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
+            f"{self.sims['ovms']['server_url']}/_sim/vehicles/{vehicle}/charge",
+            data=json.dumps({"soc": soc}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return dict(json.loads(resp.read()))
+
     def evenergy_api(self, path: str, **query: str) -> Any:
         """GET from the ev.energy simulator's API v2, as the demo's organisation.
 

@@ -25,8 +25,8 @@ MILE_KM = 1.609344
 # Log records the tests provoke on purpose: (what, pattern of the record's header).
 PROVOKED = (
     (
-        "start_charging on an OVMS vehicle is refused (the websocket API logs it)",
-        re.compile(r"cannot start or stop charging here: the OVMS server's REST API"),
+        "a read-only OVMS vehicle refuses start_charging (logged by the websocket API)",
+        re.compile(r"cannot start or stop charging yet: the OVMS server's REST API"),
     ),
     (
         "the OVMS server fails on ROADSTER's records (restart while a car fails)",
@@ -339,7 +339,10 @@ def test_goe_switch_toggled_quickly(ha: E2EHomeAssistant, goe_prefix: str) -> No
 
 
 def test_ovms_start_charging_refused(ha: E2EHomeAssistant, goe_prefix: str) -> None:
-    """An OVMS vehicle cannot start charging: a clear message, and nothing is sent."""
+    """An OVMS vehicle without its server password cannot start charging.
+
+    A clear message (how to give it commands), and nothing is sent.
+    """
     vehicle = ha.device_id("sensor.ovms_roadster_battery")
     charger = ha.device_id(f"sensor.{goe_prefix}_charge_power")
     before = ha.goe_status("frc")["frc"]
@@ -353,9 +356,43 @@ def test_ovms_start_charging_refused(ha: E2EHomeAssistant, goe_prefix: str) -> N
     assert error["code"] == "service_validation_error", error
     assert error.get("translation_key") == "ovms_commands_not_supported", error
     assert "cannot start or stop charging" in error["message"], error
-    assert "501 Not Implemented" in error["message"], error
+    assert "server password" in error["message"], error
     time.sleep(1)
     assert ha.goe_status("frc")["frc"] == before, "the charger got a command"
+
+
+def test_ovms_stop_and_start_charging(ha: E2EHomeAssistant) -> None:
+    """DEMO got its server password in the flow: stop and start reach the car.
+
+    Over the simulator's v2 port; the car's charging state changes, and Home
+    Assistant shows it after the refresh that follows a command.
+    """
+    charging = "binary_sensor.ovms_demo_charging"
+    vehicle = ha.device_id("sensor.ovms_demo_battery")
+    # A known start whatever the demo's story is at: parked, plugged in, charging.
+    before = ha.ovms_charge("DEMO", 50)["commands"]
+    reply = ha.api.call_service(
+        "homeassistant", "update_entity", target={"entity_id": charging}
+    )
+    assert reply["success"], reply
+    ha.wait_state(charging, "on")
+
+    reply = ha.api.call_service(DOMAIN, "stop_charging", {"device_id": [vehicle]})
+    assert reply["success"], reply
+    facts = ha.ovms_vehicle("DEMO")
+    assert facts["commands"] == [*before, 12], facts
+    assert (facts["charging"], facts["plugged_in"]) == (False, True), facts
+    ha.wait_state(charging, "off")
+
+    reply = ha.api.call_service(DOMAIN, "start_charging", {"device_id": [vehicle]})
+    assert reply["success"], reply
+    facts = ha.ovms_vehicle("DEMO")
+    assert facts["commands"] == [*before, 12, 11], facts
+    assert facts["charging"] is True, facts
+    ha.wait_state(charging, "on")
+    # ROADSTER has no server password: it stays read-only.
+    assert "button.ovms_roadster_wake_up" not in ha.states()
+    assert "button.ovms_demo_wake_up" in ha.states()
 
 
 def test_reload_remove_and_add_again(ha: E2EHomeAssistant, goe_prefix: str) -> None:

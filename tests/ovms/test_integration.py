@@ -109,6 +109,9 @@ async def test_flow_adds_chosen_vehicles(
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"vehicles": ["DEMO"]}
     )
+    # Commands are optional: an empty answer skips them.
+    assert result["step_id"] == "ovms_commands_setup"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"OVMS {OVMS_USER}"
     assert result["data"] == ovms_data(ovms_sim)

@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 import json
 import logging
+import socket
 import time
 from typing import Any
 
 import aiohttp
 import pytest
 
+from custom_components.ev_cloud.api.ovms_v2 import OvmsV2Client
 from tests.simulators import ovms
 from tests.simulators.ovms import (
     CHARGE_D_KEYS,
@@ -712,7 +714,7 @@ async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) 
     for _ in range(100):
         await asyncio.sleep(0.05)
         output += capsys.readouterr().out
-        if "vehicles=" in output:
+        if "v2_pin=" in output:
             break
     settings = dict(
         line.split("=", 1) for line in output.splitlines() if " " not in line
@@ -743,5 +745,90 @@ async def test_runner(socket_enabled: None, capsys: pytest.CaptureFixture[str]) 
             params={"username": "demo", "password": settings["password"]},
         ) as record:
             assert record.status == 500
+        # DEMO takes commands on the printed v2 port; the control endpoint
+        # shows them and the charging state.
+        assert settings["v2_pin"] == ovms.DEMO_V2_PIN
+        async with OvmsV2Client(
+            "127.0.0.1",
+            "DEMO",
+            settings["v2_password"],
+            port=int(settings["v2_port"]),
+            tls=False,
+            keepalive=None,
+        ) as v2:
+            await v2.stop_charging()
+            async with client.get(f"{url}/_sim/vehicles/DEMO") as shown:
+                facts = await shown.json()
+            assert (facts["charging"], facts["commands"]) == (False, [12])
+            await v2.start_charging()
+            async with client.get(f"{url}/_sim/vehicles/DEMO") as shown:
+                facts = await shown.json()
+            assert (facts["charging"], facts["commands"]) == (True, [12, 11])
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_runner_v2_port_follows_the_api_port(
+    socket_enabled: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a fixed API port, the v2 port is fixed too (entries keep working)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    stop = asyncio.Event()
+    args = argparse.Namespace(host="127.0.0.1", port=port, local_port=0)
+    task = asyncio.create_task(ovms.DEMO.run(args, stop))
+    output = ""
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        output += capsys.readouterr().out
+        if "v2_pin=" in output:
+            break
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert f"v2_port={port + ovms.DEMO_V2_PORT_OFFSET}\n" in output
+
+
+async def test_control_vehicle_facts_and_charge(
+    socket_enabled: None, session: aiohttp.ClientSession
+) -> None:
+    """GET /_sim/vehicles/<id> tells the charging facts; POST .../charge plugs in."""
+    sim = OvmsSimulator(control=True)
+    sim.add_user(USER, PASSWORD)
+    car = sim.add_vehicle(SimVehicle("DEMO", USER))
+    car.speed = 30.0
+    sim.v2_commands.append(("DEMO", 12, ()))
+    sim.v2_commands.append(("OTHER", 11, ()))
+    await sim.start()
+    try:
+        url = f"{sim.url}/_sim/vehicles/DEMO"
+        async with session.get(url) as response:
+            assert response.status == 200
+            facts = await response.json()
+        assert facts["vehicle"] == "DEMO"
+        assert (facts["plugged_in"], facts["charging"]) == (False, False)
+        assert facts["commands"] == [12]
+        async with session.post(f"{url}/charge", json={"soc": 42}) as response:
+            assert response.status == 200
+            facts = await response.json()
+        assert (facts["plugged_in"], facts["charging"], facts["speed"]) == (
+            True,
+            True,
+            0.0,
+        )
+        assert facts["soc"] == 42.0
+        assert car.chargestate == "charging"
+        for body in ({"soc": "50"}, {"soc": True}, {"soc": 100}, {}, [1]):
+            async with session.post(f"{url}/charge", json=body) as response:
+                assert response.status == 400, body
+        async with session.post(f"{url}/charge", data=b"{oops") as response:
+            assert response.status == 400
+        for method, path in (("GET", "NOPE"), ("POST", "NOPE/charge")):
+            async with session.request(
+                method, f"{sim.url}/_sim/vehicles/{path}", json={"soc": 1}
+            ) as response:
+                assert response.status == 404
+        async with session.post(url) as response:
+            assert response.status == 404
+    finally:
+        await sim.stop()

@@ -31,9 +31,16 @@ real API can reach it, and exempt from faults and the rate limit:
 
     POST /_sim/vehicles/<id>/failing   body {"failing": true} (or false)
         -> 200 {"vehicle": "<id>", "failing": true}; 404 unknown car; 400 bad body
+    GET  /_sim/vehicles/<id>
+        -> 200 the car's charging facts and the codes of the commands it got over
+           an attached v2 port (`v2_commands`); 404 unknown car
+    POST /_sim/vehicles/<id>/charge    body {"soc": 50}
+        -> the car stops, is plugged in at that state of charge and charges (a
+           known starting point for a test of commands); 200 as GET; 400 bad body
 
-`DEMO` (at the end) is that demo: an account with two cars, and how a user adds it
-in Home Assistant.
+`DEMO` (at the end) is that demo: an account with two cars, a v2 port
+(`ovms_v2.py`) on which DEMO takes commands, and how a user adds it in Home
+Assistant.
 """
 
 import argparse
@@ -106,6 +113,8 @@ RECORD_CALLS = frozenset(
 )
 CONTROL_PREFIX = "/_sim/"
 CONTROL_FAILING_RE = re.compile(r"/_sim/vehicles/([^/]+)/failing")
+CONTROL_VEHICLE_RE = re.compile(r"/_sim/vehicles/([^/]+)")
+CONTROL_CHARGE_RE = re.compile(r"/_sim/vehicles/([^/]+)/charge")
 
 # Field names of the records, in the order the car sends them. Names starting with
 # "_" are never copied into an API answer as they are.
@@ -729,6 +738,9 @@ class OvmsSimulator(SimServer):
         self.users: dict[str, OvmsUser] = {}
         self.rate_limits: dict[str, _Quota] = {}
         self._vehicles: dict[str, SimVehicle] = {}
+        # (vehicle, code, params) of the commands an attached v2 port received;
+        # the demo shares its `OvmsV2Server.commands` here for the control endpoint.
+        self.v2_commands: list[tuple[str, int, tuple[str, ...]]] = []
         self._start_time = float(math.floor(time.time()))
         self._elapsed = 0.0
 
@@ -935,7 +947,18 @@ class OvmsSimulator(SimServer):
         return function(call)
 
     async def _control(self, request: web.Request) -> web.Response:
-        """The control endpoint: switch a car's `failing` from another process."""
+        """The control endpoint: a car's state and switches, for another process."""
+        if request.method == "GET" and (
+            match := CONTROL_VEHICLE_RE.fullmatch(request.path)
+        ):
+            vehicle = self._vehicles.get(match[1])
+            if vehicle is None:
+                return _text(404, f"unknown vehicle {match[1]}\n", "not found")
+            return _json(self._control_facts(vehicle))
+        if request.method == "POST" and (
+            match := CONTROL_CHARGE_RE.fullmatch(request.path)
+        ):
+            return await self._control_charge(request, match[1])
         match = CONTROL_FAILING_RE.fullmatch(request.path)
         if match is None or request.method != "POST":
             return _text(404, "not found\n", "not found")
@@ -951,6 +974,43 @@ class OvmsSimulator(SimServer):
         vehicle.failing = body["failing"]
         _LOGGER.debug("vehicle %s failing: %s", vehicle.vehicle_id, vehicle.failing)
         return _json({"vehicle": vehicle.vehicle_id, "failing": vehicle.failing})
+
+    def _control_facts(self, vehicle: SimVehicle) -> dict[str, Any]:
+        vehicle_id = vehicle.vehicle_id
+        return {
+            "vehicle": vehicle_id,
+            "plugged_in": vehicle.plugged_in,
+            "charging": vehicle.charging,
+            "chargestate": vehicle.chargestate,
+            "soc": vehicle.soc,
+            "speed": vehicle.speed,
+            "commands": [
+                code for car, code, _ in self.v2_commands if car == vehicle_id
+            ],
+        }
+
+    async def _control_charge(
+        self, request: web.Request, vehicle_id: str
+    ) -> web.Response:
+        vehicle = self._vehicles.get(vehicle_id)
+        if vehicle is None:
+            return _text(404, f"unknown vehicle {vehicle_id}\n", "not found")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        soc = body.get("soc") if isinstance(body, dict) else None
+        if (
+            isinstance(soc, bool)
+            or not isinstance(soc, int | float)
+            or not 0 <= soc < 100
+        ):
+            return _text(400, 'body must be {"soc": 0..99}\n', "Bad Request")
+        vehicle.speed = 0.0
+        vehicle.plug_in()
+        vehicle.soc = float(soc)
+        vehicle.start_charging()
+        return _json(self._control_facts(vehicle))
 
     def _handlers(self) -> dict[str, tuple[Handler, tuple[str, ...]]]:
         not_implemented: tuple[Handler, tuple[str, ...]] = (self._not_implemented, ())
@@ -1322,15 +1382,25 @@ DEMO_DRIVE_SPEED = 60.0  # km/h
 DEMO_PARKED_SECONDS = 15  # before and after the drive
 DEMO_SILENT_AFTER = 60  # ROADSTER goes silent after this many seconds
 DEMO_SILENT_FOR = 120  # and sends again after this many
+# DEMO takes commands over the v2 protocol (plain TCP) with these; ROADSTER none.
+DEMO_V2_PASSWORD = "demo-v2-password"
+DEMO_V2_PIN = "1234"
+# The v2 port is the API port plus this (scripts/develop gives the simulators
+# neighbouring API ports), or a free one.
+DEMO_V2_PORT_OFFSET = 100
 
 
 async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
     """An OVMS server with two cars, and the control endpoint (see the docstring).
 
     DEMO (km) charges to its limit, unplugs, drives for a minute, parks, plugs in
-    again. ROADSTER (miles) stays parked, goes silent for a while (its record ages
+    again; stopped by a command, it waits plugged in for one to start it again.
+    It takes commands on a v2 port (`v2_port`, password and PIN printed).
+    ROADSTER (miles) stays parked, goes silent for a while (its record ages
     grow), then sends again.
     """
+    from .ovms_v2 import OvmsV2Server  # it imports this module
+
     simulator = OvmsSimulator(host=args.host, control=True)
     simulator.add_user(DEMO_USER, DEMO_PASSWORD, [DEMO_TOKEN])
     demo = simulator.add_vehicle(
@@ -1349,6 +1419,13 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
     demo.plug_in()
     demo.start_charging()
     await simulator.start(args.port)
+    v2 = OvmsV2Server(simulator)
+    v2.add_car("DEMO", DEMO_V2_PASSWORD, pin=DEMO_V2_PIN)
+    simulator.v2_commands = v2.commands
+    try:
+        await v2.start(args.port + DEMO_V2_PORT_OFFSET if args.port else 0)
+    except OSError:
+        await v2.start()  # the derived port is taken
     try:
         emit(provider="ovms")
         emit(server_url=simulator.url)
@@ -1356,9 +1433,13 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
         emit(password=DEMO_PASSWORD)
         emit(token=DEMO_TOKEN)
         emit(vehicles=",".join(vehicle.vehicle_id for vehicle in simulator.vehicles))
+        emit(v2_port=v2.port)
+        emit(v2_password=DEMO_V2_PASSWORD)
+        emit(v2_pin=DEMO_V2_PIN)
         since_event = 0  # seconds since DEMO's last story event
         elapsed = 0
         failing = {vehicle.vehicle_id: False for vehicle in simulator.vehicles}
+        commands_seen = 0
         async for _ in every_second(stop):
             was_charging = demo.charging
             simulator.advance(1)
@@ -1400,14 +1481,29 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
                     emit(
                         event="failing", vehicle=vehicle.vehicle_id, on=vehicle.failing
                     )
+            if since_event == 0:
+                v2.push("DEMO")  # what the car sends its apps after a change
+            if len(v2.commands) > commands_seen:
+                for vehicle_id, code, _ in v2.commands[commands_seen:]:
+                    emit(event="command", vehicle=vehicle_id, code=code)
+                commands_seen = len(v2.commands)
     finally:
+        await v2.stop()
         await simulator.stop()
 
 
 DEMO = SimulatorDemo(
     run=run_demo,
     label="OVMS",
-    needs=("server_url", "username", "password", "vehicles"),
+    needs=(
+        "server_url",
+        "username",
+        "password",
+        "vehicles",
+        "v2_port",
+        "v2_password",
+        "v2_pin",
+    ),
     identifier="username",
     menu_path=("ovms",),
     forms=(
@@ -1420,5 +1516,18 @@ DEMO = SimulatorDemo(
             },
         ),
         ("ovms_vehicles", lambda sim: {"vehicles": sim["vehicles"].split(",")}),
+        # DEMO gets commands; ROADSTER stays read-only.
+        (
+            "ovms_commands_setup",
+            lambda sim: {
+                "commands_vehicle": "DEMO",
+                "server_password": sim["v2_password"],
+                "pin": sim["v2_pin"],
+                "advanced": {
+                    "v2_address": f"127.0.0.1:{sim['v2_port']}",
+                    "v2_tls": False,
+                },
+            },
+        ),
     ),
 )

@@ -138,9 +138,9 @@ class OvmsV2Server:
         self.cars[vehicle_id] = car
         return car
 
-    async def start(self) -> None:
-        """Listen on a free port of 127.0.0.1."""
-        self._server = await asyncio.start_server(self._serve, LOCALHOST, 0)
+    async def start(self, port: int = 0) -> None:
+        """Listen on 127.0.0.1, at `port` (0: a free one)."""
+        self._server = await asyncio.start_server(self._serve, LOCALHOST, port)
 
     async def stop(self) -> None:
         """Stop listening and drop every connection."""

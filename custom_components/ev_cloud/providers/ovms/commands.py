@@ -1,9 +1,9 @@
 """OVMS: commands to a car over the server's v2 protocol.
 
 The REST API has none (501), so a car gets commands only once the user gave its
-server password (the module's v2 password) in the options. Without Live updates
-each command opens a connection of its own; with them, the car's open connection
-(`live.py`) carries it.
+server password (the module's v2 password), when adding the account or in the
+options. Without Live updates each command opens a connection of its own; with
+them, the car's open connection (`live.py`) carries it.
 """
 
 from __future__ import annotations

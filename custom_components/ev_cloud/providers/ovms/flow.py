@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -69,21 +70,22 @@ SCHEMA = vol.Schema(
     }
 )
 REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_PASSWORD): PASSWORD})
-COMMANDS_SCHEMA = vol.Schema(
-    {
-        vol.Optional(CONF_SERVER_PASSWORD): PASSWORD,
-        vol.Optional(CONF_PIN): PASSWORD,
-        vol.Required(SECTION_ADVANCED): section(
-            vol.Schema(
-                {
-                    vol.Optional(CONF_V2_ADDRESS): TEXT,
-                    vol.Optional(CONF_V2_TLS, default=True): BooleanSelector(),
-                }
-            ),
-            {"collapsed": True},
+# A vehicle's commands: asked in the options, and optionally when adding the
+# account. The section is optional so that an empty answer skips the setup step.
+COMMANDS_FIELDS: dict[Any, Any] = {
+    vol.Optional(CONF_SERVER_PASSWORD): PASSWORD,
+    vol.Optional(CONF_PIN): PASSWORD,
+    vol.Optional(SECTION_ADVANCED): section(
+        vol.Schema(
+            {
+                vol.Optional(CONF_V2_ADDRESS): TEXT,
+                vol.Optional(CONF_V2_TLS, default=True): BooleanSelector(),
+            }
         ),
-    }
-)
+        {"collapsed": True},
+    ),
+}
+COMMANDS_SCHEMA = vol.Schema(COMMANDS_FIELDS)
 # Entry data the account form does not ask for, kept through reauth and reconfigure.
 KEPT_DATA = (CONF_VEHICLE_COMMANDS, CONF_V2_SERVER)
 # Shown in the server URL's help text (a URL may not be part of a translation).
@@ -98,6 +100,7 @@ class OvmsFlow(EvCloudFlow):
 
     _ovms_data: dict[str, Any]
     _ovms_vehicles: list[str]
+    _ovms_chosen: list[str]
 
     async def async_step_ovms(
         self, user_input: dict[str, Any] | None = None
@@ -149,12 +152,8 @@ class OvmsFlow(EvCloudFlow):
         if user_input is not None:
             chosen = user_input[CONF_VEHICLES]
             if chosen:
-                excluded = sorted(set(self._ovms_vehicles) - set(chosen))
-                return self.async_create_entry(
-                    title=f"OVMS {self._ovms_data[CONF_USERNAME]}",
-                    data=self._ovms_data,
-                    options={CONF_EXCLUDED_DEVICES: excluded},
-                )
+                self._ovms_chosen = list(chosen)
+                return await self.async_step_ovms_commands_setup()
             errors["base"] = "no_vehicle_selected"
         return self.async_show_form(
             step_id="ovms_vehicles",
@@ -166,6 +165,50 @@ class OvmsFlow(EvCloudFlow):
                 }
             ),
             errors=errors,
+        )
+
+    async def async_step_ovms_commands_setup(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Optional: one vehicle's commands (server password, PIN) right away."""
+        data = self._ovms_data
+        address = v2_server(data)
+        errors: dict[str, str] = {}
+        vehicle = None
+        if user_input is not None:
+            vehicle = user_input.get(CONF_COMMANDS_VEHICLE)
+            if not vehicle:
+                return self._ovms_create_entry(data)
+            answer, address, errors = await async_check_commands(
+                user_input, vehicle, address
+            )
+            if answer is not None and not answer.password:
+                errors = {CONF_SERVER_PASSWORD: "server_password_required"}
+            elif answer is not None:
+                return self._ovms_create_entry(with_commands(data, vehicle, answer))
+        return self.async_show_form(
+            step_id="ovms_commands_setup",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Optional(CONF_COMMANDS_VEHICLE): vehicle_selector(
+                            self._ovms_chosen
+                        ),
+                        **COMMANDS_FIELDS,
+                    }
+                ),
+                ({CONF_COMMANDS_VEHICLE: vehicle} if vehicle else {})
+                | commands_suggestion(address),
+            ),
+            errors=errors,
+        )
+
+    def _ovms_create_entry(self, data: dict[str, Any]) -> ConfigFlowResult:
+        excluded = sorted(set(self._ovms_vehicles) - set(self._ovms_chosen))
+        return self.async_create_entry(
+            title=f"OVMS {data[CONF_USERNAME]}",
+            data=data,
+            options={CONF_EXCLUDED_DEVICES: excluded},
         )
 
     def _ovms_form(
@@ -243,6 +286,82 @@ def parse_address(text: str, tls: bool) -> OvmsV2Address | None:
     return OvmsV2Address(parts.hostname, port or (TLS_PORT if tls else PLAIN_PORT), tls)
 
 
+@dataclass(frozen=True, slots=True)
+class CommandsAnswer:
+    """A checked answer to a commands form: an empty password removes them."""
+
+    password: str
+    pin: str
+    address: OvmsV2Address
+
+
+def vehicle_selector(vehicles: list[str]) -> SelectSelector:
+    """A dropdown of vehicle ids (not picking one skips the commands)."""
+    return SelectSelector(
+        SelectSelectorConfig(options=vehicles, mode=SelectSelectorMode.DROPDOWN)
+    )
+
+
+def commands_suggestion(address: OvmsV2Address) -> dict[str, Any]:
+    """The advanced section filled in with the v2 address."""
+    return {
+        SECTION_ADVANCED: {
+            CONF_V2_ADDRESS: format_address(address),
+            CONF_V2_TLS: address.tls,
+        }
+    }
+
+
+async def async_check_commands(
+    user_input: Mapping[str, Any], vehicle: str, address: OvmsV2Address
+) -> tuple[CommandsAnswer | None, OvmsV2Address, dict[str, str]]:
+    """Check a commands form (a password by a login).
+
+    Returns the answer (None on errors), the address to show again and the errors.
+    """
+    advanced = user_input.get(SECTION_ADVANCED) or {}
+    tls = bool(advanced.get(CONF_V2_TLS, True))
+    typed = (advanced.get(CONF_V2_ADDRESS) or "").strip()
+    new_address = (
+        parse_address(typed, tls)
+        if typed
+        else OvmsV2Address(address.host, address.port, tls)
+    )
+    password = user_input.get(CONF_SERVER_PASSWORD, "")
+    pin = user_input.get(CONF_PIN, "").strip()
+    if new_address is None:
+        return None, address, {SECTION_ADVANCED: "invalid_v2_address"}
+    if any(char in pin for char in ",\r\n"):
+        return None, new_address, {CONF_PIN: "invalid_pin"}
+    if password and (error := await async_check_login(new_address, vehicle, password)):
+        return None, new_address, {"base": error}
+    return CommandsAnswer(password, pin, new_address), new_address, {}
+
+
+def with_commands(
+    data: Mapping[str, Any], vehicle: str, answer: CommandsAnswer
+) -> dict[str, Any]:
+    """Entry data with the vehicle's secrets (none: removed) and the v2 address."""
+    new = dict(data)
+    commands = dict(new.get(CONF_VEHICLE_COMMANDS, {}))
+    commands.pop(vehicle, None)
+    if answer.password:
+        commands[vehicle] = {CONF_SERVER_PASSWORD: answer.password} | (
+            {CONF_PIN: answer.pin} if answer.pin else {}
+        )
+    new[CONF_VEHICLE_COMMANDS] = commands
+    address = answer.address
+    if address == v2_address(new.get(CONF_SERVER_URL) or DEFAULT_SERVER_URL):
+        new.pop(CONF_V2_SERVER, None)
+    else:
+        new[CONF_V2_SERVER] = {
+            "host": address.host,
+            "port": address.port,
+            "tls": address.tls,
+        }
+    return new
+
+
 def _dns_name(host: str) -> bool:
     """Labels of 1 to 63 characters, 253 in all: what a resolver accepts."""
     labels = host.removesuffix(".").split(".")
@@ -259,11 +378,7 @@ class OvmsOptions(EvCloudOptionsFlow):
         """Pick a vehicle whose commands to set up next (none: just the options)."""
         if not known:
             return {}
-        return {
-            vol.Optional(CONF_COMMANDS_VEHICLE): SelectSelector(
-                SelectSelectorConfig(options=known, mode=SelectSelectorMode.DROPDOWN)
-            )
-        }
+        return {vol.Optional(CONF_COMMANDS_VEHICLE): vehicle_selector(known)}
 
     async def _ovms_options_next(self, options: dict[str, Any]) -> ConfigFlowResult:
         vehicle = options.pop(CONF_COMMANDS_VEHICLE, None)
@@ -277,73 +392,35 @@ class OvmsOptions(EvCloudOptionsFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """The vehicle's server password (checked by a login) and its PIN."""
-        entry = self.config_entry
         vehicle = self._ovms_vehicle
-        address = v2_server(entry.data)
+        address = v2_server(self.config_entry.data)
         errors: dict[str, str] = {}
         if user_input is not None:
-            advanced = user_input.get(SECTION_ADVANCED, {})
-            tls = bool(advanced.get(CONF_V2_TLS, True))
-            typed = advanced.get(CONF_V2_ADDRESS, "").strip()
-            new_address = (
-                parse_address(typed, tls)
-                if typed
-                else OvmsV2Address(address.host, address.port, tls)
+            answer, address, errors = await async_check_commands(
+                user_input, vehicle, address
             )
-            password = user_input.get(CONF_SERVER_PASSWORD, "")
-            pin = user_input.get(CONF_PIN, "").strip()
-            if new_address is None:
-                errors[SECTION_ADVANCED] = "invalid_v2_address"
-            elif any(char in pin for char in ",\r\n"):
-                errors[CONF_PIN] = "invalid_pin"
-            elif password and (
-                error := await async_check_login(new_address, vehicle, password)
-            ):
-                errors["base"] = error
-            else:
-                assert new_address is not None
-                self._ovms_save(vehicle, password, pin, new_address)
+            if answer is not None:
+                self._ovms_save(vehicle, answer)
                 return self.async_create_entry(data=self._ovms_options)
-            address = new_address or address
         return self.async_show_form(
             step_id="ovms_commands",
             data_schema=self.add_suggested_values_to_schema(
-                COMMANDS_SCHEMA,
-                {
-                    SECTION_ADVANCED: {
-                        CONF_V2_ADDRESS: format_address(address),
-                        CONF_V2_TLS: address.tls,
-                    }
-                },
+                COMMANDS_SCHEMA, commands_suggestion(address)
             ),
             description_placeholders={"vehicle": vehicle},
             errors=errors,
         )
 
-    def _ovms_save(
-        self, vehicle: str, password: str, pin: str, address: OvmsV2Address
-    ) -> None:
+    def _ovms_save(self, vehicle: str, answer: CommandsAnswer) -> None:
         """Store the secrets with the credentials (entry data) and reload."""
         entry = self.config_entry
-        data = dict(entry.data)
-        commands = dict(data.get(CONF_VEHICLE_COMMANDS, {}))
-        commands.pop(vehicle, None)
-        if password:
-            commands[vehicle] = {CONF_SERVER_PASSWORD: password} | (
-                {CONF_PIN: pin} if pin else {}
-            )
-        data[CONF_VEHICLE_COMMANDS] = commands
-        if address == v2_address(entry.data.get(CONF_SERVER_URL) or DEFAULT_SERVER_URL):
-            data.pop(CONF_V2_SERVER, None)
-        else:
-            data[CONF_V2_SERVER] = {
-                "host": address.host,
-                "port": address.port,
-                "tls": address.tls,
-            }
         hass = self.hass
-        hass.config_entries.async_update_entry(entry, data=data)
-        _remove_command_entities(hass, vehicle, keep=bool(password), lock=bool(pin))
+        hass.config_entries.async_update_entry(
+            entry, data=with_commands(entry.data, vehicle, answer)
+        )
+        _remove_command_entities(
+            hass, vehicle, keep=bool(answer.password), lock=bool(answer.pin)
+        )
         password_accepted_id(hass, entry.entry_id, vehicle)
         if self._ovms_options == dict(entry.options):
             # Unchanged options do not reload the entry; the new entities need it.
