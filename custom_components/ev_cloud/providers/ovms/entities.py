@@ -69,12 +69,17 @@ def _speed_unit(state: OvmsCarState) -> str:
 
 
 def _record_time(key: str, record: Callable[[OvmsCarState], RecordTime]) -> Sensor:
-    """When the server received a record type (its data age)."""
+    """When the server received a record type (its data age).
+
+    Disabled by default: the car sends its records together, so "Last update"
+    (the status record's, a shared entity) says it for most users.
+    """
     return EvCloudSensorEntityDescription(
         key=key,
         translation_key=key,
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         value_fn=_car(lambda state: record(state).msg_time),
     )
 
