@@ -48,7 +48,7 @@ class EvCloudEntity(CoordinatorEntity[AnyCoordinator]):
     async def async_added_to_hass(self) -> None:
         """Remember what the first state (written when added) shows."""
         await super().async_added_to_hass()
-        self._written = (self.available, self.shown())
+        self._written = self._showing()
 
     @callback
     def _handle_coordinator_update(self) -> None:
@@ -57,13 +57,20 @@ class EvCloudEntity(CoordinatorEntity[AnyCoordinator]):
         A poll rewrites few of a device's values: the others would cost the
         event loop a state write each, for nothing.
         """
-        shown = self.shown()
-        if shown is not _UNKNOWN:
-            written = (self.available, shown)
+        written = self._showing()
+        if written[1] is not _UNKNOWN:
             if written == self._written:
                 return
             self._written = written
         super()._handle_coordinator_update()
+
+    def _showing(self) -> tuple[bool, object]:
+        """Available, and what the entity shows (nothing while unavailable).
+
+        An unavailable entity may have no reading at all to show.
+        """
+        available = self.available
+        return (available, self.shown() if available else None)
 
 
 @callback
