@@ -2,10 +2,12 @@
 
 Not part of the test suite (its name does not start with test_): scripts/bench
 runs it in the form that EV_CLOUD_BENCH names and writes the figures to
-EV_CLOUD_BENCH_OUTPUT (default .bench/results.json) after each case. The full form
-measures memory in a second run of each case through the short story
-(tracemalloc slows everything down several times, so that run's other figures
-are not used).
+EV_CLOUD_BENCH_OUTPUT (default .bench/results.json) after each case. Each case
+runs through the story twice: on the frozen clock for the figures that must come
+out the same every time, and on the shifted clock for CPU and setup times (see
+tests/bench/harness.py). The full form measures memory in a third run of each
+case through the short story (tracemalloc slows everything down several times,
+so that run's other figures are not used).
 """
 
 from __future__ import annotations
@@ -42,12 +44,16 @@ class Collected:
     """The runs' figures, and the memory runs' peaks."""
 
     results: dict[tuple[str, int], Result] = field(default_factory=dict)
+    timed: dict[tuple[str, int], Result] = field(default_factory=dict)
     peaks: dict[tuple[str, int], float | None] = field(default_factory=dict)
 
     def write(self) -> None:
         """Write the JSON file (in the cases' order)."""
         results = [
-            replace(self.results[case], peak_memory_kib=self.peaks.get(case))
+            replace(
+                self.results[case].with_times(self.timed.get(case)),
+                peak_memory_kib=self.peaks.get(case),
+            )
             for case in CASES
             if case in self.results
         ]
@@ -112,13 +118,30 @@ async def test_bench(
     provider: str,
     devices: int,
 ) -> None:
-    """One provider at one size through the story."""
+    """One provider at one size through the story (the frozen clock)."""
     # What a user's Home Assistant logs by default: no debug records.
     caplog.set_level(logging.INFO)
     driver = driver_for(provider, devices, STORY)
     result = await BenchRun(hass, freezer, driver, STORY).async_run()
     result.integration_warnings = integration_warnings(caplog)
     collected.results[provider, devices] = result
+
+
+@pytest.mark.parametrize(("provider", "devices"), CASES)
+async def test_bench_times(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    caplog: pytest.LogCaptureFixture,
+    collected: Collected,
+    provider: str,
+    devices: int,
+) -> None:
+    """The case again on the shifted clock: its CPU and setup times."""
+    caplog.set_level(logging.INFO)
+    driver = driver_for(provider, devices, STORY)
+    collected.timed[provider, devices] = await BenchRun(
+        hass, None, driver, STORY
+    ).async_run()
 
 
 @pytest.mark.skipif(FORM is not Form.FULL, reason="the full form measures memory")

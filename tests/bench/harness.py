@@ -1,18 +1,25 @@
 """Run Home Assistant with EV Cloud through a story, and measure what it costs.
 
-The clock is frozen: each step moves it to the next moment something is due (a
-timer of Home Assistant, a change in the story, a car's report) and lets Home
-Assistant do what became due. Between steps, when no request is in flight, the
-story changes the simulators directly. Every HTTP request of Home Assistant is
-recorded (`Recorder`), every read or pushed reading of a device too (`Updates`).
+Each step moves the clock to the next moment something is due (a timer of Home
+Assistant, a change in the story, a car's report) and lets Home Assistant do
+what became due. Between steps, when no request is in flight, the story changes
+the simulators directly. Every HTTP request of Home Assistant is recorded
+(`Recorder`), every read or pushed reading of a device too (`Updates`).
+
+Two clocks, for two kinds of figures:
+- The frozen clock (freezegun) stands still within a step: requests, quota,
+  freshness and failures come out the same in every run, so budgets can be
+  tested on them.
+- The shifted clock (`ShiftedClock`) is the real one, moved on by the story:
+  only runs on it give CPU and setup times. freezegun makes every date a
+  Python-level object, which costs Home Assistant's and the integration's date
+  computations several times their real price.
 
 The CPU figures are meant to be what a user's Home Assistant spends:
 - The simulators serve HTTP from a thread of their own (`SimThread`), so that the
   CPU time of Home Assistant's event-loop thread (`time.thread_time`) leaves out
   what the simulated services spend.
 - asyncio's debug mode (which the test harness turns on) is off.
-- The frozen clock's reads cost about a microsecond each, some 20 to 150 per
-  update; they are counted and taken out (`ClockCost`).
 - The timers due within half a second run together, as `async_fire_time_changed`
   does, without its two patches per timer (`fire_due_timers`).
 """
@@ -22,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, time as dt_time, timedelta
 from functools import partial
 import math
@@ -37,6 +44,7 @@ import aiohttp
 import freezegun.api
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import event as event_helper
 from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
@@ -262,9 +270,9 @@ class Result:
     charging_age_max_s: float | None
     charging_shown_share: float | None  # of the samples: not unavailable
     shown_share: float | None  # the same over the whole story
+    # Times: None on the frozen clock (see the module docstring).
     cpu_per_update_median_ms: float | None
     cpu_per_update_mean_ms: float | None  # all the run's steps' CPU / updates
-    cpu_frozen_clock_per_update_ms: float | None  # taken out of the two above
     cpu_entity_states_per_update_ms: float | None  # part: writing entity states
     updates: int  # reads and pushed readings that brought data
     failed_updates: int
@@ -272,8 +280,8 @@ class Result:
     early_retries: int
     devices_at_setup: int
     all_devices_after_s: float | None  # until every device was read (None: never)
-    setup_wall_s: float
-    setup_cpu_s: float
+    setup_wall_s: float | None
+    setup_cpu_s: float | None
     peak_memory_kib: float | None
     integration_warnings: int
     quota: Quota
@@ -283,6 +291,19 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe."""
         return asdict(self)
+
+    def with_times(self, timed: Result | None) -> Result:
+        """These figures with the CPU and setup times of a run on the shifted clock."""
+        if timed is None:
+            return self
+        return replace(
+            self,
+            cpu_per_update_median_ms=timed.cpu_per_update_median_ms,
+            cpu_per_update_mean_ms=timed.cpu_per_update_mean_ms,
+            cpu_entity_states_per_update_ms=timed.cpu_entity_states_per_update_ms,
+            setup_wall_s=timed.setup_wall_s,
+            setup_cpu_s=timed.setup_cpu_s,
+        )
 
 
 # Home Assistant spreads its timers (coordinators' polls) over the first half of
@@ -368,46 +389,49 @@ class MemoryProbe:
         return (max(self.samples) - self.samples[0]) / 1024
 
 
-class ClockCost:
-    """What the frozen clock costs the event loop, to take it out of the figures.
+class ShiftedClock:
+    """The clock a story moves, without freezegun's cost.
 
-    freezegun's clock reads cost about a microsecond each (a real one, a few
-    tens of nanoseconds) and an update reads the clock 20 to 150 times. Every
-    read goes through `freezegun.api.get_current_time`, which counts them here;
-    `per_read` is measured at the start (fake reads minus real ones).
+    freezegun turns every datetime into a Python-level `FakeDatetime`: each date
+    computation costs several times what it costs a user's Home Assistant (a
+    state write about 40 % more), which no count of clock reads can take out.
+    This clock keeps the real, C-implemented time functions, shifted by what
+    `move_to` and `tick` set: `time.time`, Home Assistant's `dt_util.utcnow`
+    (which the integration reads), its event loop's clock (timers, request
+    budgets) and the clock of its time trackers. The simulators read
+    `time.time`.
     """
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Count the frozen clock's reads for the rest of the test."""
-        self.reads = 0
-        current = freezegun.api.get_current_time
+    def __init__(self, hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Shift the clocks, from now until `monkeypatch` is undone."""
+        self._wall = 0.0  # seconds added to the real time of day
+        self._loop = 0.0  # seconds added to the event loop's clock
+        real_time, loop_time = time.time, hass.loop.time
+        wall = partial(datetime.now, UTC)
 
-        def get_current_time() -> datetime:
-            self.reads += 1
-            return current()
+        def shifted_time() -> float:
+            return real_time() + self._wall
 
-        monkeypatch.setattr(freezegun.api, "get_current_time", get_current_time)
-        self.per_read = 0.0
+        def utcnow() -> datetime:
+            return wall() + timedelta(seconds=self._wall)
 
-    def calibrate(self, rounds: int = 3000) -> None:
-        """Measure what a frozen read costs more than a real one."""
-        fake = (time.time, time.monotonic, partial(datetime.now, UTC))
-        real = (
-            freezegun.api.real_time,
-            freezegun.api.real_monotonic,
-            partial(freezegun.api.real_datetime.now, UTC),
-        )
+        def shifted_loop_time() -> float:
+            return loop_time() + self._loop
 
-        def cost(functions: tuple[Callable[[], object], ...]) -> float:
-            started = time.thread_time()
-            for _ in range(rounds):
-                for function in functions:
-                    function()
-            return (time.thread_time() - started) / rounds / len(functions)
+        monkeypatch.setattr(time, "time", shifted_time)
+        monkeypatch.setattr(dt_util, "utcnow", utcnow)
+        monkeypatch.setattr(event_helper, "time_tracker_utcnow", utcnow)
+        monkeypatch.setattr(hass.loop, "time", shifted_loop_time)
 
-        reads = self.reads
-        self.per_read = max(cost(fake) - cost(real), 0.0)
-        self.reads = reads
+    def move_to(self, moment: datetime) -> None:
+        """The time of day is `moment` (the event loop's clock does not jump)."""
+        self._wall += moment.timestamp() - time.time()
+
+    def tick(self, delta: timedelta) -> None:
+        """Time passes."""
+        seconds = delta.total_seconds()
+        self._wall += seconds
+        self._loop += seconds
 
 
 class BenchRun:
@@ -416,23 +440,27 @@ class BenchRun:
     def __init__(
         self,
         hass: HomeAssistant,
-        freezer: FrozenDateTimeFactory,
+        freezer: FrozenDateTimeFactory | None,
         driver: Driver,
         story: Story,
     ) -> None:
-        """Prepare; `async_run` does the work (several runs may share `hass`)."""
+        """Prepare; `async_run` does the work (several runs may share `hass`).
+
+        With `freezer` the run is on the frozen clock (and has no CPU or setup
+        times), without it on the shifted clock (see the module docstring).
+        """
         self.hass = hass
         self.freezer = freezer
+        self._clock: FrozenDateTimeFactory | ShiftedClock | None = freezer
         self.driver = driver
         self.story = story
         self.recorder = Recorder()
         self.updates = Updates(self._slip)
-        self.clock: ClockCost | None = None
         self.t = 0.0  # seconds since the start of the story (Home Assistant's)
         self.sim_t = 0.0  # the same for the simulated services
         self.all_devices_at: float | None = None  # story seconds
-        # Each step: (CPU seconds, frozen clock reads, updates that brought data).
-        self.steps: list[tuple[float, int, int]] = []
+        # Each step: (CPU seconds, updates that brought data).
+        self.steps: list[tuple[float, int]] = []
         self.samples = self.shown = 0  # (device, moment) samples; data shown
         self.ages: list[float | None] = []  # the data age shown while charging
         self.worst_age: float | None = None
@@ -440,9 +468,15 @@ class BenchRun:
         self._shown: list[float | None] = []  # data times shown since the last step
         self.origin = START  # when the story starts
 
+    @property
+    def clock(self) -> FrozenDateTimeFactory | ShiftedClock:
+        """The clock of the run (set from its start)."""
+        assert self._clock is not None
+        return self._clock
+
     def _slip(self, seconds: float) -> None:
         """Time passes while Home Assistant is busy (see `Updates`)."""
-        self.freezer.tick(timedelta(seconds=seconds))
+        self.clock.tick(timedelta(seconds=seconds))
         self.t += seconds
 
     async def async_run(self, *, trace_memory: bool = False) -> Result:
@@ -452,13 +486,16 @@ class BenchRun:
         the CPU figures of such a run mean little).
         """
         hass, driver, story = self.hass, self.driver, self.story
+        patches = pytest.MonkeyPatch()
+        if self.freezer is None:
+            self._clock = ShiftedClock(hass, patches)
         # The story starts at START, or for a later run in the same Home
         # Assistant at the next midnight (its clock must not go back).
         now = dt_util.utcnow()
         origin = START
         if now > START:
             origin = datetime.combine(now.date() + timedelta(days=1), dt_time(), UTC)
-        self.freezer.move_to(origin)
+        self.clock.move_to(origin)
         self.origin = driver.origin = origin
         sims = SimThread()
         started = wall_clock()
@@ -471,7 +508,6 @@ class BenchRun:
         inspection = freezegun.api.call_stack_inspection_limit
         freezegun.api.call_stack_inspection_limit = 0
         memory = None
-        patches = pytest.MonkeyPatch()
         # Home Assistant spreads its timers at random within a second: the same
         # spread for every run of a case.
         randomness = random.getstate()
@@ -479,8 +515,6 @@ class BenchRun:
         try:
             self.recorder.install(patches)
             self.updates.install(patches)
-            clock = self.clock = ClockCost(patches)
-            clock.calibrate()
             self.entries = await driver.async_start(hass, sims)
             platforms = PROVIDERS[driver.provider].platforms
             for domain in sorted(platform.value for platform in platforms):
@@ -605,13 +639,13 @@ class BenchRun:
         if self.t % self.story.report_every(self.t) == 0:
             driver.report(self.t)
             driver.hass_side(hass, self.t)
-        self.freezer.tick(timedelta(seconds=seconds))
-        updates, reads = self.updates.count, self.clock.reads
+        self.clock.tick(timedelta(seconds=seconds))
+        updates = self.updates.count
         cpu = time.thread_time()
         fire_due_timers(hass)
         await hass.async_block_till_done(wait_background_tasks=True)
         cpu = time.thread_time() - cpu
-        self.steps.append((cpu, self.clock.reads - reads, self.updates.count - updates))
+        self.steps.append((cpu, self.updates.count - updates))
         driver.after_step(self.t)
         if self.all_devices_at is None and self._devices() >= driver.devices:
             self.all_devices_at = self.t
@@ -623,27 +657,19 @@ class BenchRun:
             await self.hass.config_entries.async_remove(entry.entry_id)
         await self.hass.async_block_till_done(wait_background_tasks=True)
 
-    def _cpu(self) -> tuple[float | None, float | None, float | None]:
-        """Per update (ms): median over the steps, mean, and the clock's share.
+    def _cpu(self) -> tuple[float | None, float | None]:
+        """Per update (ms): the median over the steps that had updates, and the mean.
 
-        Each step's CPU time less what its frozen clock reads cost, divided by
-        the updates of the step.
+        None on the frozen clock (see the module docstring).
         """
-        per_read = self.clock.per_read if self.clock else 0.0
-        per_update = [
-            (cpu - reads * per_read) / updates
-            for cpu, reads, updates in self.steps
-            if updates
-        ]
-        if not per_update:
-            return None, None, None
-        count = sum(updates for _, _, updates in self.steps)
-        total = sum(cpu - reads * per_read for cpu, reads, _ in self.steps)
-        clock = sum(reads * per_read for _, reads, updates in self.steps if updates)
+        per_update = [cpu / updates for cpu, updates in self.steps if updates]
+        if self.freezer is not None or not per_update:
+            return None, None
+        count = sum(updates for _, updates in self.steps)
+        total = sum(cpu for cpu, _ in self.steps)
         return (
             round(statistics.median(per_update) * 1000, 3),
             round(total / count * 1000, 3),
-            round(clock / count * 1000, 3),
         )
 
     def _result(
@@ -658,7 +684,8 @@ class BenchRun:
         requests = self.recorder.requests
         ages = [age for age in self.ages if age is not None]
         counted = driver.counted_requests(requests)
-        median, mean, clock = self._cpu()
+        median, mean = self._cpu()
+        timed = self.freezer is None
         return Result(
             provider=driver.provider,
             devices=driver.devices,
@@ -688,10 +715,9 @@ class BenchRun:
             shown_share=round(self.shown / self.samples, 3) if self.samples else None,
             cpu_per_update_median_ms=median,
             cpu_per_update_mean_ms=mean,
-            cpu_frozen_clock_per_update_ms=clock,
             cpu_entity_states_per_update_ms=(
                 round(updates.entity_cpu / updates.count * 1000, 3)
-                if updates.count
+                if timed and updates.count
                 else None
             ),
             updates=updates.count,
@@ -700,8 +726,8 @@ class BenchRun:
             early_retries=updates.early_retries,
             devices_at_setup=devices_at_setup,
             all_devices_after_s=self.all_devices_at,
-            setup_wall_s=round(setup_wall, 3),
-            setup_cpu_s=round(setup_cpu, 3),
+            setup_wall_s=round(setup_wall, 3) if timed else None,
+            setup_cpu_s=round(setup_cpu, 3) if timed else None,
             peak_memory_kib=None if peak_kib is None else round(peak_kib, 1),
             integration_warnings=0,
             quota=driver.quota(requests, story),
