@@ -601,6 +601,31 @@ async def test_login_sends_no_foreign_cookie(scripted: Scripted) -> None:
     assert [cookie for _, _, cookie in scripted.seen] == ["-", "mine", "mine"]
 
 
+async def test_a_session_without_cookie_jar_sends_the_cookie_as_a_header(
+    scripted: Scripted,
+) -> None:
+    """With a jar that keeps nothing, our session cookie goes with each request."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as own:
+        scripted.answers = [login_ok("mine"), web.json_response([]), login_ok("new")]
+        client = OvmsClient(own, scripted.url, "alice", PASSWORD)
+        assert await client.async_get_vehicles() == []
+        await client.async_login()  # again: the old session is named for deletion
+    assert [cookie for _, _, cookie in scripted.seen] == ["-", "mine", "mine"]
+
+
+@pytest.mark.parametrize("cookie", ['"a;b"', "a b"])
+async def test_a_session_cookie_that_cannot_be_sent_is_invalid(
+    scripted: Scripted, cookie: str
+) -> None:
+    """A session id a header cannot carry as it is ends the login with a clear error."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as own:
+        scripted.answers = [login_ok(cookie)]
+        client = OvmsClient(own, scripted.url, "alice", PASSWORD)
+        with pytest.raises(InvalidResponseError, match="session"):
+            await client.async_login()
+    assert not client.logged_in
+
+
 async def test_unexpected_status_on_login(
     session: aiohttp.ClientSession, scripted: Scripted
 ) -> None:

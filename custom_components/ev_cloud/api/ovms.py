@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 import json
 import logging
 import math
+import re
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -57,6 +58,9 @@ SESSION_COOKIE = "ovmsapisession"
 # The server's own "no session" marker: sent on login so that no other session
 # cookie (e.g. another account's, from a shared cookie jar) is taken for ours.
 NO_SESSION = "-"
+# What a cookie value may hold (RFC 6265 cookie-octet), so that it can travel
+# as a header as it is.
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
 # Seconds to wait after a 429 that carries no Retry-After (the server sends none).
 DEFAULT_RETRY_AFTER = 60.0
 PSI_TO_KPA = 6.894757
@@ -691,6 +695,10 @@ class OvmsClient:
         self._password = password
         self._budget = budget
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # A session whose jar keeps no cookies takes the session cookie as a
+        # header. Any other jar may hold a cookie of the same name (another
+        # account's on the same host), which only request cookies override.
+        self._cookie_header = isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
         self._session_id: str | None = None
         self._session_started = 0.0  # event loop time of the login
         # Sessions end a fixed time after their login (the server's timeout_api,
@@ -811,7 +819,7 @@ class OvmsClient:
             self._query_credentials = True
             return NO_SESSION
         self._raise_for_status(answer)
-        if not answer.session_id:
+        if not answer.session_id or not _COOKIE_VALUE.fullmatch(answer.session_id):
             raise InvalidResponseError("The OVMS server did not start a session")
         self._session_id = answer.session_id
         self._session_started = asyncio.get_running_loop().time()
@@ -879,15 +887,20 @@ class OvmsClient:
         """
         if self._budget is not None:
             self._budget.acquire()
+        headers = {"Accept": "application/json, text/plain"}
+        cookies: dict[str, str] | None = None
+        if self._cookie_header:
+            headers["Cookie"] = f"{SESSION_COOKIE}={session_id}"
+        else:
+            cookies = {SESSION_COOKIE: session_id}
         failure: str
         try:
             async with self._session.request(
                 method,
                 URL(f"{self._server_url}{path}", encoded=True),
                 params=params,
-                headers={"Accept": "application/json, text/plain"},
-                # Request cookies take precedence over the shared session's jar.
-                cookies={SESSION_COOKIE: session_id},
+                headers=headers,
+                cookies=cookies,
                 timeout=self._timeout,
             ) as response:
                 cookie = response.cookies.get(SESSION_COOKIE)

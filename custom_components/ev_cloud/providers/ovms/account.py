@@ -15,9 +15,14 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
+import aiohttp
+from homeassistant.const import (
+    CONF_PASSWORD,
+    CONF_USERNAME,
+    EVENT_HOMEASSISTANT_CLOSE,
+)
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers.aiohttp_client import async_create_clientsession
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
@@ -62,6 +67,7 @@ BUDGET_PER_MINUTE: Final = 60
 BUDGET_MAXIMUM: Final = 59
 # One budget per server host, shared by every entry that uses it.
 BUDGETS: HassKey[BudgetRegistry[RequestBudget]] = HassKey(f"{DOMAIN}_ovms_budgets")
+SESSION: HassKey[aiohttp.ClientSession] = HassKey(f"{DOMAIN}_ovms_session")
 
 POLICY = PollPolicy(active=60, idle=300, min_active=30, min_idle=60)
 # Requests of an average poll: the car's records, and its share of the vehicle
@@ -93,12 +99,35 @@ def client_from_data(
 ) -> OvmsClient:
     """Build the client that entry data (or flow input) describes."""
     return OvmsClient(
-        async_get_clientsession(hass),
+        _session(hass),
         data.get(CONF_SERVER_URL) or DEFAULT_SERVER_URL,
         data[CONF_USERNAME],
         data[CONF_PASSWORD],
         budget=budget,
     )
+
+
+def _session(hass: HomeAssistant) -> aiohttp.ClientSession:
+    """Home Assistant's connections, in a session whose jar keeps no cookies.
+
+    Each account's session cookie then travels as a plain header. In the shared
+    session's jar it would go with every request to the server's host (another
+    account's, another integration's), and each request would have to override
+    it, which costs aiohttp a new jar every time. One session serves every OVMS
+    entry and flow until Home Assistant closes (an entry's own would close when
+    the entry unloads, before its last requests: the logout).
+    """
+    if (session := hass.data.get(SESSION)) is None:
+        session = hass.data[SESSION] = async_create_clientsession(
+            hass, auto_cleanup=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
+
+        @callback
+        def _detach(_event: Event) -> None:
+            session.detach()
+
+        hass.bus.async_listen_once(EVENT_HOMEASSISTANT_CLOSE, _detach)
+    return session
 
 
 def _budget(hass: HomeAssistant, server_url: str) -> RequestBudget:
