@@ -10,7 +10,7 @@ in through Home Assistant's application credentials can use its steps.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 import logging
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -23,6 +23,7 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
 )
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers.config_entry_oauth2_flow import AbstractOAuth2FlowHandler
 from homeassistant.helpers.selector import (
     NumberSelector,
@@ -58,6 +59,16 @@ from .models import EvCloudConfigEntry
 from .providers import PROVIDERS
 
 PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+# A form never carries a secret to the browser. Where a secret field (a PASSWORD
+# selector) would be filled in (with the entry's stored secret when editing it,
+# or with what the user typed when the form comes back with an error), it holds
+# this placeholder instead and the flow keeps the secret; the placeholder sent
+# back unchanged stands for that secret, as in Home Assistant's MQTT integration.
+# A placeholder rather than an empty optional field: the field stays required
+# and looks filled in, so the same schema serves adding and editing without a
+# "leave empty to keep" help text, and a cleared field is a plain form error.
+SECRET_PLACEHOLDER = "__**stored_secret**__"
+ERROR_SECRET_REQUIRED = "secret_required"
 TEXT = TextSelector()
 URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 # The options' and the flows' field for the devices of an account.
@@ -118,6 +129,46 @@ def advanced_url(
     return valid_url(text) if text.strip() else default
 
 
+def _secret_fields(
+    schema: vol.Schema, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], bool]]:
+    """(path, required) of each secret field of `schema`, in its sections too."""
+    for key, validator in schema.schema.items():
+        path = (*prefix, str(key))
+        if isinstance(validator, section):
+            yield from _secret_fields(validator.schema, path)
+        elif (
+            isinstance(validator, TextSelector)
+            and validator.config.get("type") == TextSelectorType.PASSWORD
+        ):
+            yield path, isinstance(key, vol.Required)
+
+
+def _value_at(values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at `path` (through sections), None when there is none."""
+    for key in path[:-1]:
+        inner = values.get(key)
+        if not isinstance(inner, Mapping):
+            return None
+        values = inner
+    return values.get(path[-1])
+
+
+def _with_value(
+    values: Mapping[str, Any], path: tuple[str, ...], value: Any
+) -> dict[str, Any]:
+    """A copy of `values` with `value` at `path` (sections copied, not changed)."""
+    copied = dict(values)
+    if len(path) == 1:
+        copied[path[0]] = value
+    else:
+        inner = copied.get(path[0])
+        copied[path[0]] = _with_value(
+            inner if isinstance(inner, Mapping) else {}, path[1:], value
+        )
+    return copied
+
+
 def device_selector(device_ids: list[str]) -> SelectSelector:
     """Tick boxes for the devices of an account."""
     return SelectSelector(
@@ -133,6 +184,9 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
     DOMAIN = DOMAIN
     VERSION = 1
     MINOR_VERSION = 1
+
+    # The secrets its forms hid, by field (see suggested_schema).
+    _hidden_secrets: dict[tuple[str, ...], str]
 
     @property
     def logger(self) -> logging.Logger:
@@ -173,6 +227,44 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
             return self.async_abort(reason="unknown_provider")
         return await cast(StepHandler, step)(None)
 
+    def suggested_schema(
+        self, schema: vol.Schema, values: Mapping[str, Any] | None
+    ) -> vol.Schema:
+        """`schema` filled in with `values`, each secret hidden by the placeholder.
+
+        The flow keeps the secrets it hid (see SECRET_PLACEHOLDER);
+        `restore_secrets` puts them back into the answers.
+        """
+        values = dict(values or {})
+        hidden: dict[tuple[str, ...], str] = getattr(self, "_hidden_secrets", {})
+        for path, _ in _secret_fields(schema):
+            secret = _value_at(values, path)
+            if isinstance(secret, str) and secret and secret != SECRET_PLACEHOLDER:
+                hidden[path] = secret
+                values = _with_value(values, path, SECRET_PLACEHOLDER)
+        self._hidden_secrets = hidden
+        return self.add_suggested_values_to_schema(schema, values)
+
+    def restore_secrets(
+        self, schema: vol.Schema, user_input: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The answers to a form of `schema`, each placeholder replaced by its secret.
+
+        Also the form errors: a required secret left empty (the error names the
+        field, or the section that holds it).
+        """
+        answers = dict(user_input)
+        errors: dict[str, str] = {}
+        hidden: dict[tuple[str, ...], str] = getattr(self, "_hidden_secrets", {})
+        for path, required in _secret_fields(schema):
+            value = _value_at(answers, path)
+            if value == SECRET_PLACEHOLDER:
+                value = hidden.get(path, "")
+                answers = _with_value(answers, path, value)
+            if required and not (isinstance(value, str) and value.strip()):
+                errors[path[0]] = ERROR_SECRET_REQUIRED
+        return answers, errors
+
     async def async_reauth_form(
         self,
         step_id: str,
@@ -184,6 +276,8 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input, errors = self.restore_secrets(schema, user_input)
+        if user_input is not None and not errors:
             unique_id, data, errors = await revalidate(entry.data, user_input)
             if not errors and (
                 done := await self.async_set_unique_id_or_finish(unique_id, data)
@@ -211,7 +305,7 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
         """
         return self.async_show_form(
             step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(
+            data_schema=self.suggested_schema(
                 schema, suggested or advanced_section(default_url)
             ),
             description_placeholders={"default_url": default_url},
