@@ -140,6 +140,8 @@ class EvEnergyFlow(EvCloudFlow):
         """An organisation's client id and secret, acting for one of its users."""
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input, errors = self.restore_secrets(ORGANISATION_SCHEMA, user_input)
+        if user_input is not None and not errors:
             data, user, errors = await self._async_validate_evenergy(user_input)
             if user is not None:
                 user_id = data[CONF_USER_ID]
@@ -148,7 +150,7 @@ class EvEnergyFlow(EvCloudFlow):
                 return self.async_create_entry(title=title(user), data=data)
         return self.async_show_form(
             step_id="evenergy_organisation",
-            data_schema=self.add_suggested_values_to_schema(
+            data_schema=self.suggested_schema(
                 ORGANISATION_SCHEMA,
                 user_input or {SECTION_ADVANCED: {CONF_BASE_URL: DEFAULT_BASE_URL}},
             ),
@@ -193,9 +195,7 @@ class EvEnergyFlow(EvCloudFlow):
         current = {**data, SECTION_ADVANCED: {CONF_BASE_URL: data[CONF_BASE_URL]}}
         return self.async_show_form(
             step_id="evenergy_organisation",
-            data_schema=self.add_suggested_values_to_schema(
-                ORGANISATION_SCHEMA, current
-            ),
+            data_schema=self.suggested_schema(ORGANISATION_SCHEMA, current),
             description_placeholders=PLACEHOLDERS,
         )
 

@@ -52,6 +52,8 @@ class EvLinkFlow(EvCloudFlow):
         """API key, and the service address in the advanced section."""
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input, errors = self.restore_secrets(SCHEMA, user_input)
+        if user_input is not None and not errors:
             data, me, errors = await self._async_validate_evlinkha(user_input)
             if me is not None:
                 if self.source == SOURCE_RECONFIGURE:

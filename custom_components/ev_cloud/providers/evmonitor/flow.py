@@ -85,6 +85,8 @@ class EvMonitorFlow(EvCloudFlow):
         """E-mail and password, and the service address in the advanced section."""
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input, errors = self.restore_secrets(SCHEMA, user_input)
+        if user_input is not None and not errors:
             data, vehicles, errors = await self._async_validate_evmonitor(user_input)
             if not errors:
                 if self.source == SOURCE_RECONFIGURE:

@@ -114,20 +114,20 @@ class GoeFlow(EvCloudFlow):
         user_input: dict[str, Any] | None,
         suggested: Mapping[str, Any] | None = None,
     ) -> ConfigFlowResult:
+        schema = CLOUD_SCHEMA if connection == CONNECTION_CLOUD else LOCAL_SCHEMA
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input, errors = self.restore_secrets(schema, user_input)
+        if user_input is not None and not errors:
             data, errors = await self._async_validate_goe(user_input, connection)
             if not errors:
                 serial = data[CONF_SERIAL]
                 if done := await self.async_set_unique_id_or_finish(serial, data):
                     return done
                 return self.async_create_entry(title=title(serial), data=data)
-        schema = CLOUD_SCHEMA if connection == CONNECTION_CLOUD else LOCAL_SCHEMA
         return self.async_show_form(
             step_id=f"goe_{connection}",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or suggested
-            ),
+            data_schema=self.suggested_schema(schema, user_input or suggested),
             description_placeholders=PLACEHOLDERS,
             errors=errors,
         )

@@ -108,6 +108,9 @@ class OvmsFlow(EvCloudFlow):
         """OVMS: server, user and password or API token."""
         if user_input is None:
             return self._ovms_form()
+        user_input, errors = self.restore_secrets(SCHEMA, user_input)
+        if errors:
+            return self._ovms_form(user_input, errors)
         data, vehicles, errors = await self._async_validate_ovms(user_input)
         if errors:
             return self._ovms_form(user_input, errors)
@@ -218,7 +221,7 @@ class OvmsFlow(EvCloudFlow):
     ) -> ConfigFlowResult:
         return self.async_show_form(
             step_id=NAME,
-            data_schema=self.add_suggested_values_to_schema(
+            data_schema=self.suggested_schema(
                 SCHEMA, suggested or {CONF_SERVER_URL: DEFAULT_SERVER_URL}
             ),
             description_placeholders=PLACEHOLDERS,
