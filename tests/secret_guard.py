@@ -13,7 +13,8 @@ What is a secret:
 
 E-mail addresses, per provider (the rule each fixtures module states):
 - an address that signs in (EV-Monitor's user name) is a credential: it is in
-  that provider's `SECRETS` and may appear nowhere;
+  that provider's `SECRETS` and may appear nowhere but in the form where its
+  owner edits it (the provider's `EDITABLE`: see flow forms below);
 - an address that only names the account (ev.energy and EVLinkHA read it from
   the service and make it the entry's title, by design: Home Assistant shows the
   title, and logs it, e.g. "Config entry '<title>' ... not ready yet") is in the
@@ -35,7 +36,12 @@ Where it looks, from the test's setup to its teardown, at DEBUG:
   included);
 - events: the data of every event fired (state changes carry the states and
   their attributes);
-- flow forms: their description placeholders and errors (shown in the browser).
+- flow forms: their description placeholders and errors, and the values their
+  fields are filled in with (suggested values and defaults, in sections too):
+  all of it is sent to the browser. The one exception: a credential that its
+  owner edits in a plain text field (EV-Monitor's user name, in the provider's
+  `EDITABLE`) may fill in such a field of a form; a secret field (a password
+  selector) holds no credential at all.
 
 Leaks are collected and reported at the end of the test (or at `flush()`):
 raising inside Home Assistant's logging or event bus would change what the
@@ -54,7 +60,9 @@ from homeassistant.core import EventBus, State
 from homeassistant.data_entry_flow import FlowHandler
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.issue_registry import IssueRegistry
+from homeassistant.helpers.selector import TextSelector, TextSelectorType
 import pytest
+import voluptuous as vol
 
 from custom_components.ev_cloud import diagnostics
 from custom_components.ev_cloud.api import EvCloudError
@@ -93,6 +101,11 @@ def provider_identities() -> tuple[str, ...]:
     return _fixtures_values("IDENTITIES")
 
 
+def provider_editable() -> tuple[str, ...]:
+    """Every provider's credentials its forms show to be edited (EDITABLE)."""
+    return _fixtures_values("EDITABLE")
+
+
 def exception_texts(error: BaseException) -> Iterator[str]:
     """The texts of `error` and of every exception in its cause and context chain."""
     seen: set[int] = set()
@@ -116,11 +129,15 @@ class SecretGuard:
     """Collects every place a secret shows up during one test."""
 
     def __init__(
-        self, static_secrets: Iterable[str], identities: Iterable[str]
+        self,
+        static_secrets: Iterable[str],
+        identities: Iterable[str],
+        editable: Iterable[str] = (),
     ) -> None:
         """Guard the `static_secrets` (and the simulators' ISSUED) everywhere."""
         self._static = tuple(static_secrets)
         self._identities = tuple(identities)
+        self.editable = tuple(editable)
         self._exceptions: list[BaseException] = []
         self._guarded: tuple[int, list[str]] = (-1, [])
         self.leaks: list[str] = []
@@ -139,11 +156,23 @@ class SecretGuard:
             self._guarded = (len(ISSUED), guarded)
         return guarded
 
-    def check(self, where: str, text: str, *, identities: bool = False) -> None:
-        """Note a leak when `text` holds a secret (or, with `identities`, a name)."""
+    def check(
+        self,
+        where: str,
+        text: str,
+        *,
+        identities: bool = False,
+        allowed: Iterable[str] = (),
+    ) -> None:
+        """Note a leak when `text` holds a secret (or, with `identities`, a name).
+
+        The `allowed` secrets are not looked for.
+        """
         guarded = self.secrets()
         if identities:
             guarded = [*guarded, *self._identities]
+        if allowed:
+            guarded = [secret for secret in guarded if secret not in allowed]
         for secret in guarded:
             if secret in text:
                 self.leaks.append(f"{where}: {secret[:4]}… in {text[:300]!r}")
@@ -198,6 +227,34 @@ def _event_text(data: Mapping[str, Any]) -> str:
     )
 
 
+def schema_values(schema: Any) -> Iterator[tuple[str, Any, bool]]:
+    """What a form's schema fills in: each field's suggested value and default.
+
+    As (field, value, whether it is a secret field: a password selector). Nested
+    schemas (a `data_entry_flow.section`, a schema or dict of fields) are walked
+    too.
+    """
+    fields = schema
+    while not isinstance(fields, Mapping) and hasattr(fields, "schema"):
+        fields = fields.schema  # a section holds a schema, which holds a dict
+    if not isinstance(fields, Mapping):
+        return
+    for key, value in fields.items():
+        name = str(getattr(key, "schema", key))
+        secret = isinstance(value, TextSelector) and value.config.get("type") == (
+            TextSelectorType.PASSWORD
+        )
+        description = getattr(key, "description", None)
+        if isinstance(description, Mapping) and "suggested_value" in description:
+            yield name, description["suggested_value"], secret
+        default = getattr(key, "default", vol.UNDEFINED)
+        if callable(default):
+            default = default()
+        if default is not vol.UNDEFINED:
+            yield name, default, secret
+        yield from schema_values(value)
+
+
 class _LogHandler(logging.Handler):
     """Hands every record (at any level) to the guard."""
 
@@ -221,16 +278,19 @@ def _after_init(
 
 @contextlib.contextmanager
 def guarding(
-    secrets: Iterable[str] | None = None, identities: Iterable[str] | None = None
+    secrets: Iterable[str] | None = None,
+    identities: Iterable[str] | None = None,
+    editable: Iterable[str] | None = None,
 ) -> Iterator[SecretGuard]:
     """Guard every place while the block runs; fail at its end on any leak.
 
-    By default the providers' SECRETS and IDENTITIES are guarded, with what the
-    simulators issue.
+    By default the providers' SECRETS, IDENTITIES and EDITABLE are guarded, with
+    what the simulators issue.
     """
     guard = SecretGuard(
         provider_secrets() if secrets is None else secrets,
         provider_identities() if identities is None else identities,
+        provider_editable() if editable is None else editable,
     )
     with pytest.MonkeyPatch.context() as monkeypatch:
         yield from _guarding(guard, monkeypatch)
@@ -295,6 +355,12 @@ def _guarding(
     def show_form_and_check(self: FlowHandler, *args: Any, **kwargs: Any) -> Any:
         shown = (kwargs.get("description_placeholders"), kwargs.get("errors"))
         guard.check("flow form", repr(shown))
+        if (schema := kwargs.get("data_schema")) is not None:
+            where = f"flow form {kwargs.get('step_id')} field"
+            for name, value, secret in schema_values(schema):
+                # A plain field may show an EDITABLE credential, a secret one none.
+                allowed = () if secret else guard.editable
+                guard.check(f"{where} {name}", repr(value), allowed=allowed)
         return show_form(self, *args, **kwargs)
 
     monkeypatch.setattr(FlowHandler, "async_show_form", show_form_and_check)

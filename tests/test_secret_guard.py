@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Any
 
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowHandler
+from homeassistant.data_entry_flow import FlowHandler, section
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.selector import (
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
 import pytest
+import voluptuous as vol
 
 from custom_components.ev_cloud import diagnostics
 from custom_components.ev_cloud.api import CommunicationError
@@ -108,6 +115,65 @@ async def test_a_secret_in_a_flow_form_leaks(hass: HomeAssistant) -> None:
         FlowHandler().async_show_form(
             step_id="planted", description_placeholders={"name": PLANTED}
         )
+
+
+def _show(schema: vol.Schema, suggested: dict[str, Any] | None = None) -> None:
+    """Show a form with `schema`, filled in with `suggested` values."""
+    flow = FlowHandler()
+    flow.async_show_form(
+        step_id="planted",
+        data_schema=flow.add_suggested_values_to_schema(schema, suggested),
+    )
+
+
+async def test_a_secret_suggested_in_a_flow_form_leaks(hass: HomeAssistant) -> None:
+    """A deliberately leaky form: a suggested value is sent to the browser."""
+    with _leaks(), guarding([PLANTED], []):
+        _show(vol.Schema({vol.Required("password"): str}), {"password": PLANTED})
+
+
+async def test_a_secret_as_a_field_default_leaks(hass: HomeAssistant) -> None:
+    """A deliberately leaky form: a default is sent to the browser too."""
+    with _leaks(), guarding([PLANTED], []):
+        _show(vol.Schema({vol.Optional("password", default=PLANTED): str}))
+
+
+async def test_a_secret_in_a_section_of_a_flow_form_leaks(
+    hass: HomeAssistant,
+) -> None:
+    """A deliberately leaky form: a suggested value in a section."""
+    schema = vol.Schema(
+        {vol.Required("advanced"): section(vol.Schema({vol.Optional("key"): str}))}
+    )
+    with _leaks(), guarding([PLANTED], []):
+        _show(schema, {"advanced": {"key": PLANTED}})
+
+
+async def test_a_form_without_secrets_does_not_leak(hass: HomeAssistant) -> None:
+    """Other suggested values and defaults are fine."""
+    schema = vol.Schema(
+        {
+            vol.Required("user"): str,
+            vol.Optional("tls", default=True): bool,
+            vol.Required("advanced"): section(vol.Schema({vol.Optional("url"): str})),
+        }
+    )
+    with guarding([PLANTED], []):
+        _show(schema, {"user": "someone", "advanced": {"url": "http://x"}})
+
+
+async def test_an_editable_credential_may_fill_a_plain_field_only(
+    hass: HomeAssistant,
+) -> None:
+    """A user name its owner edits: in a text field yes, in a secret field no."""
+    with guarding([PLANTED], [], [PLANTED]):
+        _show(
+            vol.Schema({vol.Required("username"): TextSelector()}),
+            {"username": PLANTED},
+        )
+    secret = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+    with _leaks(), guarding([PLANTED], [], [PLANTED]):
+        _show(vol.Schema({vol.Required("password"): secret}), {"password": PLANTED})
 
 
 def test_an_identity_may_be_logged_but_not_in_diagnostics() -> None:

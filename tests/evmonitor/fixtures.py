@@ -17,6 +17,8 @@ PASSWORD = "evm-sim-password-secret-0001"
 # The e-mail is the user name EV-Monitor signs in with, a credential: it may
 # appear nowhere (the entry is titled after the logbook, diagnostics redact it).
 SECRETS = (PASSWORD, EMAIL)
+# Except in the account form's user name field: its owner edits it there.
+EDITABLE = (EMAIL,)
 # The simulated service's clock and Home Assistant's (frozen) start here.
 START = datetime(2027, 1, 1, 12, tzinfo=UTC)
 # The entities an entry of the fixture reads (set by the tests as plain states).
