@@ -239,7 +239,10 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
         hidden: dict[tuple[str, ...], str] = getattr(self, "_hidden_secrets", {})
         for path, _ in _secret_fields(schema):
             secret = _value_at(values, path)
-            if isinstance(secret, str) and secret and secret != SECRET_PLACEHOLDER:
+            if isinstance(secret, str) and secret.strip() not in (
+                "",
+                SECRET_PLACEHOLDER,
+            ):
                 hidden[path] = secret
                 values = _with_value(values, path, SECRET_PLACEHOLDER)
         self._hidden_secrets = hidden
