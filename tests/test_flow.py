@@ -12,13 +12,15 @@ from unittest.mock import patch
 from aiohttp.resolver import AsyncResolver
 from homeassistant import config_entries
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, section
+from homeassistant.helpers.selector import TextSelector, TextSelectorType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+import voluptuous as vol
 
 from custom_components.ev_cloud.config_flow import EvCloudConfigFlow
 from custom_components.ev_cloud.const import DOMAIN, LOGGER
-from custom_components.ev_cloud.flow import valid_url
+from custom_components.ev_cloud.flow import PASSWORD, SECRET_PLACEHOLDER, valid_url
 from custom_components.ev_cloud.providers import PROVIDERS
 from tests.evenergy.fixtures import (
     ORG_CLIENT_ID,
@@ -30,6 +32,7 @@ from tests.evmonitor.fixtures import (
     EMAIL as EVMONITOR_EMAIL,
     PASSWORD as EVMONITOR_PASSWORD,
 )
+from tests.forms import suggested
 from tests.goe.fixtures import SERIAL as GOE_SERIAL, TOKEN as GOE_TOKEN
 from tests.ovms.fixtures import OVMS_PASSWORD, OVMS_USER
 from tests.simulators.common import HttpFault
@@ -63,6 +66,49 @@ async def test_options_of_an_unloaded_account_offer_intervals_only(
     assert fields == {"active_interval", "idle_interval"}
 
 
+def test_a_secret_in_a_section_is_hidden_and_restored() -> None:
+    """A secret field in a section: hidden in the form, put back from the answer."""
+    schema = vol.Schema(
+        {
+            vol.Required("user"): TextSelector(),
+            vol.Required("advanced"): section(
+                vol.Schema(
+                    {
+                        vol.Required("key"): PASSWORD,
+                        vol.Optional("pin"): PASSWORD,
+                        vol.Optional("url"): TextSelector(),
+                    }
+                )
+            ),
+        }
+    )
+    flow = EvCloudConfigFlow()
+    stored = {"user": "me", "advanced": {"key": "section-secret-0001", "url": "u"}}
+    shown = suggested({"data_schema": flow.suggested_schema(schema, stored)})
+    assert shown == {
+        "user": "me",
+        "advanced": {"key": SECRET_PLACEHOLDER, "url": "u"},
+    }
+    assert stored["advanced"]["key"] == "section-secret-0001"  # not changed
+
+    answer = {"user": "me", "advanced": {"key": SECRET_PLACEHOLDER, "url": "v"}}
+    assert flow.restore_secrets(schema, answer) == (
+        {"user": "me", "advanced": {"key": "section-secret-0001", "url": "v"}},
+        {},
+    )
+    # Left empty (or the section missing): the section's error; an optional
+    # secret may stay empty.
+    assert flow.restore_secrets(schema, {"advanced": {"key": " "}})[1] == {
+        "advanced": "secret_required"
+    }
+    assert flow.restore_secrets(schema, {"advanced": None})[1] == {
+        "advanced": "secret_required"
+    }
+    # A placeholder in a section that was never shown stands for nothing.
+    never_shown = {"advanced": {"pin": SECRET_PLACEHOLDER}}
+    assert flow.restore_secrets(schema, never_shown)[0] == {"advanced": {"pin": ""}}
+
+
 def test_valid_url() -> None:
     """http(s) with a host, stripped; anything else is refused."""
     assert valid_url(" https://example.com:6869 ") == "https://example.com:6869"
@@ -92,7 +138,8 @@ class ServiceForm:
 
     `menu` leads to it from the first menu; `valid(sim)` is input the simulator
     accepts; `address` is the path of its service address (URL, or a host for
-    `host=True`) in the input; `texts` are the fields sent to the service.
+    `host=True`) in the input; `texts` are the fields sent to the service,
+    `secrets` those of them that are secret fields.
     `sends=False`: the form contacts nobody (a browser sign-in follows it).
     """
 
@@ -100,6 +147,7 @@ class ServiceForm:
     valid: Callable[[Any], dict[str, Any]]
     address: tuple[str, ...]
     texts: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
     host: bool = False
     sends: bool = True
 
@@ -124,6 +172,7 @@ FORMS = {
         },
         ("advanced", "server_url"),
         ("serial", "token"),
+        ("token",),
     ),
     "goe_local": ServiceForm(
         ("goe", "goe_local"),
@@ -140,6 +189,7 @@ FORMS = {
         },
         ("server_url",),
         ("username", "password"),
+        ("password",),
     ),
     "evenergy_oauth": ServiceForm(
         ("evenergy", "evenergy_oauth"),
@@ -157,11 +207,13 @@ FORMS = {
         },
         ("advanced", "base_url"),
         ("client_id", "client_secret", "user_id"),
+        ("client_secret",),
     ),
     "evlinkha": ServiceForm(
         ("evlinkha",),
         lambda sim: {"api_key": EVLINKHA_KEY, "advanced": {"server_url": sim.url}},
         ("advanced", "server_url"),
+        ("api_key",),
         ("api_key",),
     ),
     "evmonitor": ServiceForm(
@@ -173,6 +225,7 @@ FORMS = {
         },
         ("advanced", "server_url"),
         ("username", "password"),
+        ("password",),
     ),
 }
 assert {form.provider for form in FORMS.values()} == set(PROVIDERS)
@@ -329,6 +382,32 @@ async def test_bad_text_in_each_field_gets_a_form_error(
                     f"{field_name} {name}: {result['type']} {result.get('errors')}"
                 )
     assert not problems, problems
+
+
+async def test_an_empty_secret_gets_a_form_error(
+    hass: HomeAssistant, form: tuple[ServiceForm, Any]
+) -> None:
+    """Blank, or the placeholder with no secret behind it: the field's error.
+
+    The form is the secret field (PASSWORD selector) and shows no secret.
+    """
+    service_form, sim = form
+    if not service_form.secrets:
+        pytest.skip("the form has no secret field")
+    valid = service_form.valid(sim)
+    for field_name in service_form.secrets:
+        for text in ("", "  ", SECRET_PLACEHOLDER):
+            user_input = _with(valid, (field_name,), text)
+            result = await _submit(hass, service_form, user_input)
+            assert result["type"] is FlowResultType.FORM
+            assert result["errors"] == {field_name: "secret_required"}, text
+            assert not suggested(result).get(field_name, "").strip()
+            field = next(
+                value
+                for key, value in result["data_schema"].schema.items()
+                if str(key) == field_name
+            )
+            assert field.config["type"] == TextSelectorType.PASSWORD
 
 
 def _form_error(form: ServiceForm, result: Any) -> bool:

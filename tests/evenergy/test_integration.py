@@ -36,6 +36,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.ev_cloud.api import AuthenticationError
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
+from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
 from custom_components.ev_cloud.providers.evenergy.oauth import OAuthToken
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
@@ -46,6 +47,8 @@ from tests.evenergy.fixtures import (
     USER_ID,
     import_credential,
 )
+from tests.forms import suggested
+from tests.simulators.common import issued
 from tests.simulators.evenergy import EvEnergyFault, EvEnergySimulator
 
 ZOE = "zoe"
@@ -599,6 +602,68 @@ async def test_organisation_reconfigure(
     )
     assert result["reason"] == "reconfigure_successful"
     assert evenergy_organisation_entry.data["base_url"] == evenergy_sim.url
+
+
+def _organisation_input(sim: EvEnergySimulator, secret: str) -> dict[str, Any]:
+    return {
+        "client_id": ORG_CLIENT_ID,
+        "client_secret": secret,
+        "user_id": USER_ID,
+        "advanced": {"base_url": sim.url},
+    }
+
+
+async def test_organisation_reconfigure_keeps_the_stored_secret(
+    hass: HomeAssistant,
+    evenergy_organisation_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+) -> None:
+    """The form shows a placeholder, not the client secret; sent back, it is kept."""
+    await setup_entry(hass, evenergy_organisation_entry)
+    result = await evenergy_organisation_entry.start_reconfigure_flow(hass)
+    assert suggested(result) == {
+        "client_id": ORG_CLIENT_ID,
+        "client_secret": SECRET_PLACEHOLDER,
+        "user_id": USER_ID,
+        "advanced": {"base_url": evenergy_sim.url},
+    }
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _organisation_input(evenergy_sim, "")
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"client_secret": "secret_required"}
+
+    result = await evenergy_organisation_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _organisation_input(evenergy_sim, SECRET_PLACEHOLDER)
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert evenergy_organisation_entry.data["client_secret"] == ORG_CLIENT_SECRET
+    await hass.async_block_till_done()
+
+
+async def test_organisation_reconfigure_checks_a_new_secret(
+    hass: HomeAssistant,
+    evenergy_organisation_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+) -> None:
+    """A typed secret is checked and replaces the stored one; it is hidden too."""
+    await setup_entry(hass, evenergy_organisation_entry)
+    new_secret = issued("sim-evenergy-organisation-new-secret")
+    evenergy_sim.clients[ORG_CLIENT_ID].client_secret = new_secret
+    result = await evenergy_organisation_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _organisation_input(evenergy_sim, SECRET_PLACEHOLDER)
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert suggested(result)["client_secret"] == SECRET_PLACEHOLDER
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _organisation_input(evenergy_sim, new_secret)
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert evenergy_organisation_entry.data["client_secret"] == new_secret
+    await hass.async_block_till_done()
 
 
 @pytest.mark.usefixtures("current_request_with_host")

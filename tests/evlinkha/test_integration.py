@@ -33,9 +33,12 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
 from tests.evlinkha.fixtures import API_KEY, USER_ID, WEBHOOK_ID
+from tests.forms import suggested
+from tests.simulators.common import issued
 from tests.simulators.evlinkha import EvLinkSimulator
 
 G6 = "sensor.g6_battery"
@@ -361,6 +364,60 @@ async def test_self_hosted_server(
     assert hass.states.get(G6).state == "50.0"
     assert any(path.startswith("/api/ha/") for _, path in evlinkha_sim.requests)
     assert not any(path.startswith("/api/v1/") for _, path in evlinkha_sim.requests)
+
+
+async def test_reconfigure_keeps_the_stored_key(
+    hass: HomeAssistant,
+    evlinkha_entry: MockConfigEntry,
+    evlinkha_sim: EvLinkSimulator,
+) -> None:
+    """The form shows a placeholder, not the API key; sent back, it keeps the key."""
+    await setup_entry(hass, evlinkha_entry)
+    result = await evlinkha_entry.start_reconfigure_flow(hass)
+    assert suggested(result) == {
+        "api_key": SECRET_PLACEHOLDER,
+        "advanced": {"server_url": evlinkha_entry.data["server_url"]},
+    }
+    advanced = {"server_url": evlinkha_entry.data["server_url"]}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"api_key": "", "advanced": advanced}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"api_key": "secret_required"}
+
+    result = await evlinkha_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"api_key": SECRET_PLACEHOLDER, "advanced": advanced}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert evlinkha_entry.data["api_key"] == API_KEY
+    assert evlinkha_entry.data["webhook_id"] == WEBHOOK_ID
+    await hass.async_block_till_done()
+
+
+async def test_reconfigure_checks_a_new_key(
+    hass: HomeAssistant,
+    evlinkha_entry: MockConfigEntry,
+    evlinkha_sim: EvLinkSimulator,
+) -> None:
+    """A typed key is checked and replaces the stored one; it is hidden too."""
+    await setup_entry(hass, evlinkha_entry)
+    new_key = issued("evl-sim-api-key-new-secret")
+    evlinkha_sim.users[USER_ID].api_key = new_key
+    advanced = {"server_url": evlinkha_entry.data["server_url"]}
+    result = await evlinkha_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"api_key": SECRET_PLACEHOLDER, "advanced": advanced}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert suggested(result)["api_key"] == SECRET_PLACEHOLDER
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"api_key": new_key, "advanced": advanced}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert evlinkha_entry.data["api_key"] == new_key
+    await hass.async_block_till_done()
 
 
 async def test_reauth_reconfigure_and_options(

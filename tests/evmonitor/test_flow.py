@@ -18,6 +18,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
 from custom_components.ev_cloud.providers.evmonitor.account import EvMonitorAccount
 from tests.conftest import setup_entry
 from tests.evmonitor.fixtures import EMAIL, PASSWORD, SOURCE, rocket
@@ -409,6 +410,7 @@ async def test_reconfigure_server_and_credentials(
     assert result["step_id"] == "evmonitor"
     suggested = _suggested(result)
     assert suggested["username"] == EMAIL
+    assert suggested["password"] == SECRET_PLACEHOLDER
     assert suggested["advanced"] == {"server_url": evmonitor_sim.url}
 
     evmonitor_sim.users[EMAIL].password = NEW_PASSWORD
@@ -432,6 +434,42 @@ async def test_reconfigure_server_and_credentials(
     # Stripped; the logbook and the options stay.
     assert evmonitor_entry.data == _entry_data(evmonitor_sim, password=NEW_PASSWORD)
     assert evmonitor_entry.options["soc"] == SOURCE["soc"]
+    await hass.async_block_till_done()
+    assert evmonitor_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_keeps_the_stored_password(
+    hass: HomeAssistant,
+    evmonitor_sim: EvMonitorSimulator,
+    evmonitor_entry: MockConfigEntry,
+) -> None:
+    """The placeholder sent back keeps the password; cleared, it is a form error."""
+    await setup_entry(hass, evmonitor_entry)
+    result = await evmonitor_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _account_input(evmonitor_sim, password="")
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"password": "secret_required"}
+
+    result = await evmonitor_entry.start_reconfigure_flow(hass)
+    # A bad address first: the form comes back with the placeholder again.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        _account_input(
+            evmonitor_sim,
+            password=SECRET_PLACEHOLDER,
+            advanced={"server_url": "not a url"},
+        ),
+    )
+    assert result["errors"] == {"advanced": "invalid_url"}
+    assert _suggested(result)["password"] == SECRET_PLACEHOLDER
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _account_input(evmonitor_sim, password=SECRET_PLACEHOLDER)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert evmonitor_entry.data == _entry_data(evmonitor_sim)
     await hass.async_block_till_done()
     assert evmonitor_entry.state is ConfigEntryState.LOADED
 

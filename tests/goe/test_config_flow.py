@@ -17,7 +17,10 @@ from custom_components.ev_cloud.const import (
     CONF_IDLE_INTERVAL,
     DOMAIN,
 )
+from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
+from tests.forms import suggested
 from tests.goe.fixtures import SERIAL, TOKEN, goe_cloud_data
+from tests.simulators.common import issued
 from tests.simulators.goe import GoeFault, GoeSimulator, SimCharger
 
 
@@ -171,6 +174,10 @@ async def test_reauth(
     result = await goe_entry.start_reauth_flow(hass)
     assert result["step_id"] == "goe_reauth"
     result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"token": " "}
+    )
+    assert result["errors"] == {"token": "secret_required"}
+    result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"token": "still-wrong"}
     )
     assert result["errors"] == {"base": "invalid_auth"}
@@ -211,6 +218,63 @@ async def test_reconfigure_cloud(
     assert goe_entry.data["server_url"] == f"{goe_sim.cloud_url}/"
     await hass.async_block_till_done()
     assert goe_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_keeps_the_stored_token(
+    hass: HomeAssistant, goe_sim: GoeSimulator, goe_entry: MockConfigEntry
+) -> None:
+    """The form shows a placeholder, not the token; sent back, it keeps the token."""
+    goe_entry.add_to_hass(hass)
+    result = await goe_entry.start_reconfigure_flow(hass)
+    assert suggested(result) == {
+        "serial": SERIAL,
+        "token": SECRET_PLACEHOLDER,
+        "advanced": {"server_url": goe_sim.cloud_url},
+    }
+    # Cleared: a form error, no exception.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _cloud_input(goe_sim, token=" ")
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"token": "secret_required"}
+
+    result = await goe_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        _cloud_input(goe_sim, serial=SERIAL, token=SECRET_PLACEHOLDER),
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert goe_entry.data == goe_cloud_data(goe_sim)
+
+
+async def test_reconfigure_checks_a_new_token(
+    hass: HomeAssistant,
+    goe_sim: GoeSimulator,
+    goe_charger: SimCharger,
+    goe_entry: MockConfigEntry,
+) -> None:
+    """A typed token is checked and replaces the stored one; it is hidden too."""
+    goe_entry.add_to_hass(hass)
+    goe_charger.token = issued("sim-token-new-012345")
+    result = await goe_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _cloud_input(goe_sim, serial=SERIAL)
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert suggested(result)["token"] == SECRET_PLACEHOLDER
+    # The placeholder now stands for what was typed: still refused.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _cloud_input(goe_sim, token=SECRET_PLACEHOLDER)
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _cloud_input(goe_sim, token=goe_charger.token)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert goe_entry.data["token"] == goe_charger.token
 
 
 async def test_reconfigure_local(

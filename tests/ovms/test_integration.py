@@ -38,10 +38,13 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.ev_cloud.api import VehicleNotAvailableError
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
+from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
 from custom_components.ev_cloud.providers.ovms.account import OvmsCar
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
+from tests.forms import suggested
 from tests.ovms.fixtures import OVMS_PASSWORD, OVMS_TOKEN, OVMS_USER, ovms_data
+from tests.simulators.common import issued
 from tests.simulators.ovms import OvmsFault, OvmsSimulator, SimVehicle
 
 COMPONENT = Path(__file__).parent.parent.parent / "custom_components" / "ev_cloud"
@@ -225,6 +228,54 @@ async def test_reauth_and_reconfigure(
     assert ovms_entry.data["password"] == OVMS_PASSWORD
     await hass.async_block_till_done()
     assert ovms_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_keeps_the_stored_password(
+    hass: HomeAssistant, ovms_sim: OvmsSimulator, ovms_entry: MockConfigEntry
+) -> None:
+    """The form shows a placeholder, not the password; sent back, it keeps it."""
+    await setup_entry(hass, ovms_entry)
+    result = await ovms_entry.start_reconfigure_flow(hass)
+    assert suggested(result) == {
+        "server_url": ovms_sim.url,
+        "username": OVMS_USER,
+        "password": SECRET_PLACEHOLDER,
+    }
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _login_input(ovms_sim, password="")
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"password": "secret_required"}
+
+    result = await ovms_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _login_input(ovms_sim, password=SECRET_PLACEHOLDER)
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert ovms_entry.data == ovms_data(ovms_sim)
+    await hass.async_block_till_done()
+    assert ovms_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_checks_a_new_password(
+    hass: HomeAssistant, ovms_sim: OvmsSimulator, ovms_entry: MockConfigEntry
+) -> None:
+    """A typed password is checked and replaces the stored one; it is hidden too."""
+    await setup_entry(hass, ovms_entry)
+    new_password = issued("demo-password-new-secret")
+    ovms_sim.users[OVMS_USER].password = new_password
+    result = await ovms_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _login_input(ovms_sim, password="wrong-password")
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert suggested(result)["password"] == SECRET_PLACEHOLDER
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _login_input(ovms_sim, password=new_password)
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert ovms_entry.data["password"] == new_password
 
 
 async def test_options_choose_vehicles(
