@@ -129,6 +129,8 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         """Read `device` for `entry`, starting at its idle interval."""
         self.device = device
         self._device_info: DeviceInfo | None = None
+        # The repair issues of this device that exist (None: not looked up yet).
+        self._issues: set[str] | None = None
         super().__init__(
             hass,
             LOGGER,
@@ -236,9 +238,17 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         issue = self.device.repair_issue(error)
         prefix = f"{self.config_entry.entry_id}_{self.device.key}_"
         wanted = None if issue is None else prefix + issue.translation_key
-        for domain, issue_id in list(ir.async_get(self.hass).issues):
-            if domain == DOMAIN and issue_id.startswith(prefix) and issue_id != wanted:
-                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+        if self._issues is None:
+            # Once: issues an earlier setup of the entry left (every poll comes
+            # here, and Home Assistant may hold many issues of all integrations).
+            self._issues = {
+                issue_id
+                for domain, issue_id in ir.async_get(self.hass).issues
+                if domain == DOMAIN and issue_id.startswith(prefix)
+            }
+        for issue_id in self._issues - {wanted}:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+        self._issues = set() if wanted is None else {wanted}
         if issue is None or wanted is None:
             return
         ir.async_create_issue(
