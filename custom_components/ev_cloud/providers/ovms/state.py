@@ -39,5 +39,6 @@ class OvmsCarState:
         return _first(self.charge.soc, self.status.soc)
 
 
-def _first[T](*values: T | None) -> T | None:
-    return next((value for value in values if value is not None), None)
+def _first[T](value: T | None, fallback: T | None) -> T | None:
+    """`value`, or `fallback` when the record that holds it was not received."""
+    return fallback if value is None else value
