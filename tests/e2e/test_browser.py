@@ -291,7 +291,7 @@ def test_add_integration_dialog_goe(ui: UI, ha: Any) -> None:
     [
         (
             "goe",
-            ("Charge power", "Car state", "Charge current", "Charge"),
+            ("Charge power", "Car state", "Charge current limit", "Charge"),
             "device.png",
         ),
         ("ovms", ("Battery", "Live updates", "Location"), "device_ovms.png"),

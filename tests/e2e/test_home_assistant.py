@@ -81,7 +81,7 @@ def check_entities(ha: E2EHomeAssistant, goe_prefix: str) -> None:
     assert unit(power) == "kW"
     assert power["attributes"]["device_class"] == "power"
     assert 0 <= number(power) <= 25
-    current = ha.state(f"number.{goe_prefix}_charge_current")
+    current = ha.state(f"number.{goe_prefix}_charge_current_limit")
     assert unit(current) == "A"
     assert 6 <= number(current) <= 32
     assert current["attributes"]["min"] >= 6
@@ -268,7 +268,7 @@ def test_goe_actions_and_controls(ha: E2EHomeAssistant, goe_prefix: str) -> None
     device_id = ha.device_id(f"sensor.{goe_prefix}_charge_power")
     force_state = f"select.{goe_prefix}_force_state"
     switch = f"switch.{goe_prefix}_charge"
-    current = f"number.{goe_prefix}_charge_current"
+    current = f"number.{goe_prefix}_charge_current_limit"
 
     # Each command is checked at the charger at once, then in Home Assistant's
     # states (EV Cloud reads the charger again after a command).
@@ -310,7 +310,7 @@ def restore_goe(ha: E2EHomeAssistant, goe_prefix: str) -> None:
         "number",
         "set_value",
         {"value": 16},
-        {"entity_id": f"number.{goe_prefix}_charge_current"},
+        {"entity_id": f"number.{goe_prefix}_charge_current_limit"},
     )
     assert reply["success"], reply
     wait_goe(ha, frc=0, amp=16)

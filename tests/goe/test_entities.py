@@ -39,7 +39,7 @@ from tests.conftest import setup_entry
 from tests.entities import registry_and_states
 from tests.simulators.goe import GoeFault, SimCharger
 
-CURRENT = "number.go_e_charger_012345_charge_current"
+CURRENT = "number.go_e_charger_012345_charge_current_limit"
 CHARGE = "switch.go_e_charger_012345_charge"
 FORCE = "select.go_e_charger_012345_force_state"
 PHASES = "select.go_e_charger_012345_phase_mode"

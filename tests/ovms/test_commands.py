@@ -73,7 +73,7 @@ from tests.simulators.ovms import OvmsSimulator
 from tests.simulators.ovms_v2 import OvmsV2Server
 
 DEMO_CHARGING = "binary_sensor.ovms_demo_charging"
-DEMO_CURRENT = "number.ovms_demo_charge_current"
+DEMO_CURRENT = "number.ovms_demo_charge_current_limit"
 DEMO_MODE = "select.ovms_demo_charge_mode"
 DEMO_WAKE = "button.ovms_demo_wake_up"
 DEMO_LOCK = "lock.ovms_demo_lock"
