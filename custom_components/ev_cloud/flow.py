@@ -178,54 +178,21 @@ def device_selector(device_ids: list[str]) -> SelectSelector:
     )
 
 
-class EvCloudFlow(AbstractOAuth2FlowHandler):
-    """Pick a provider; reauth and reconfigure go to the entry's provider."""
+class SecretForms:
+    """For flows whose forms show a placeholder where a secret would be.
 
-    DOMAIN = DOMAIN
-    VERSION = 1
-    MINOR_VERSION = 1
+    Config and options flows both take it (see SECRET_PLACEHOLDER).
+    """
 
-    # The secrets its forms hid, by field (see suggested_schema).
+    # The secrets the flow's forms hid, by field (see suggested_schema).
     _hidden_secrets: dict[tuple[str, ...], str]
 
-    @property
-    def logger(self) -> logging.Logger:
-        """The OAuth2 steps log here."""
-        return LOGGER
+    if TYPE_CHECKING:
 
-    @staticmethod
-    @callback
-    def async_get_options_flow(config_entry: EvCloudConfigEntry) -> EvCloudOptionsFlow:
-        """Poll intervals and, for accounts, which devices."""
-        return EvCloudOptionsFlow()
-
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Choose the service."""
-        return self.async_show_menu(step_id="user", menu_options=list(PROVIDERS))
-
-    async def async_step_reauth(
-        self, entry_data: Mapping[str, Any]
-    ) -> ConfigFlowResult:
-        """The service rejected the stored credentials: ask the entry's provider."""
-        return await self._provider_step(entry_data, "reauth")
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Change how the service is reached, in the provider's own form."""
-        return await self._provider_step(
-            self._get_reconfigure_entry().data, "reconfigure"
-        )
-
-    async def _provider_step(
-        self, data: Mapping[str, Any], suffix: str
-    ) -> ConfigFlowResult:
-        step = getattr(self, f"async_step_{data.get(CONF_PROVIDER)}_{suffix}", None)
-        if step is None:
-            return self.async_abort(reason="unknown_provider")
-        return await cast(StepHandler, step)(None)
+        def add_suggested_values_to_schema(
+            self, data_schema: vol.Schema, suggested_values: Mapping[str, Any] | None
+        ) -> vol.Schema:
+            """What every flow handler does (FlowHandler)."""
 
     def suggested_schema(
         self, schema: vol.Schema, values: Mapping[str, Any] | None
@@ -267,6 +234,53 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
             if required and not (isinstance(value, str) and value.strip()):
                 errors[path[0]] = ERROR_SECRET_REQUIRED
         return answers, errors
+
+
+class EvCloudFlow(SecretForms, AbstractOAuth2FlowHandler):
+    """Pick a provider; reauth and reconfigure go to the entry's provider."""
+
+    DOMAIN = DOMAIN
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The OAuth2 steps log here."""
+        return LOGGER
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: EvCloudConfigEntry) -> EvCloudOptionsFlow:
+        """Poll intervals and, for accounts, which devices."""
+        return EvCloudOptionsFlow()
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose the service."""
+        return self.async_show_menu(step_id="user", menu_options=list(PROVIDERS))
+
+    async def async_step_reauth(
+        self, entry_data: Mapping[str, Any]
+    ) -> ConfigFlowResult:
+        """The service rejected the stored credentials: ask the entry's provider."""
+        return await self._provider_step(entry_data, "reauth")
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change how the service is reached, in the provider's own form."""
+        return await self._provider_step(
+            self._get_reconfigure_entry().data, "reconfigure"
+        )
+
+    async def _provider_step(
+        self, data: Mapping[str, Any], suffix: str
+    ) -> ConfigFlowResult:
+        step = getattr(self, f"async_step_{data.get(CONF_PROVIDER)}_{suffix}", None)
+        if step is None:
+            return self.async_abort(reason="unknown_provider")
+        return await cast(StepHandler, step)(None)
 
     async def async_reauth_form(
         self,
@@ -339,7 +353,7 @@ class EvCloudFlow(AbstractOAuth2FlowHandler):
         return None
 
 
-class EvCloudOptionsFlow(OptionsFlowWithReload):
+class EvCloudOptionsFlow(SecretForms, OptionsFlowWithReload):
     """Poll intervals within the provider's bounds; which devices of an account.
 
     A provider's options mixin (listed in `config_flow.EvCloudOptions`) may add

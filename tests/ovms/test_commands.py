@@ -51,6 +51,7 @@ from custom_components.ev_cloud.api import CommunicationError
 from custom_components.ev_cloud.api.ovms_v2 import OvmsV2Client
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
+from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
 from custom_components.ev_cloud.providers.ovms.commands import issue_id
 from custom_components.ev_cloud.providers.ovms.flow import (
     format_address,
@@ -61,6 +62,7 @@ from custom_components.ev_cloud.providers.ovms.repairs import create_repair_flow
 from custom_components.ev_cloud.repairs import async_create_fix_flow
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
+from tests.forms import suggested
 from tests.ovms.fixtures import (
     OVMS_PASSWORD,
     ROADSTER_V2_PASSWORD,
@@ -203,6 +205,58 @@ async def test_options_set_up_commands(
     assert ovms_entry.data["vehicle_commands"] == {}
     await hass.async_block_till_done()
     assert hass.states.get(DEMO_WAKE) is None
+
+
+async def test_options_keep_the_stored_secrets_behind_placeholders(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_v2: OvmsV2Server,
+) -> None:
+    """A car with commands: its secrets show as placeholders, and left so they stay.
+
+    The PIN can go without typing the server password, which is checked again.
+    """
+    await setup_entry(hass, ovms_entry)
+    form = await _open_commands_step(hass, ovms_entry)
+    await hass.config_entries.options.async_configure(
+        form["flow_id"], _commands_input(ovms_v2, pin=V2_PIN)
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get(DEMO_LOCK) is not None
+
+    form = await _open_commands_step(hass, ovms_entry)
+    shown = suggested(form)
+    assert shown["server_password"] == SECRET_PLACEHOLDER
+    assert shown["pin"] == SECRET_PLACEHOLDER
+    # Wrong password typed: the stored one stays behind the placeholder.
+    result = await hass.config_entries.options.async_configure(
+        form["flow_id"], _commands_input(ovms_v2, password="wrong-password")
+    )
+    assert result["errors"] == {"base": "invalid_server_password"}
+    assert suggested(result)["server_password"] == SECRET_PLACEHOLDER
+    refused = ovms_v2.logins_refused
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], _commands_input(ovms_v2, SECRET_PLACEHOLDER, pin="")
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert ovms_entry.data["vehicle_commands"] == {
+        "DEMO": {"server_password": V2_PASSWORD}
+    }
+    assert ovms_v2.logins_refused == refused  # the stored password was checked
+    await hass.async_block_till_done()
+    assert hass.states.get(DEMO_LOCK) is None
+    assert hass.states.get(DEMO_WAKE) is not None
+
+    form = await _open_commands_step(hass, ovms_entry)
+    assert "pin" not in suggested(form)
+    result = await hass.config_entries.options.async_configure(
+        form["flow_id"], _commands_input(ovms_v2, SECRET_PLACEHOLDER)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert ovms_entry.data["vehicle_commands"] == {
+        "DEMO": {"server_password": V2_PASSWORD}
+    }
+    await hass.async_block_till_done()
 
 
 async def test_options_without_pin_offer_no_lock(

@@ -394,21 +394,28 @@ class OvmsOptions(EvCloudOptionsFlow):
     async def async_step_ovms_commands(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """The vehicle's server password (checked by a login) and its PIN."""
+        """The vehicle's server password (checked by a login) and its PIN.
+
+        Secrets already stored show as placeholders: left as shown they stay,
+        so that the PIN or the address can change without typing the password.
+        """
         vehicle = self._ovms_vehicle
-        address = v2_server(self.config_entry.data)
+        data = self.config_entry.data
+        address = v2_server(data)
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input, _ = self.restore_secrets(COMMANDS_SCHEMA, user_input)
             answer, address, errors = await async_check_commands(
                 user_input, vehicle, address
             )
             if answer is not None:
                 self._ovms_save(vehicle, answer)
                 return self.async_create_entry(data=self._ovms_options)
+        stored = data.get(CONF_VEHICLE_COMMANDS, {}).get(vehicle, {})
         return self.async_show_form(
             step_id="ovms_commands",
-            data_schema=self.add_suggested_values_to_schema(
-                COMMANDS_SCHEMA, commands_suggestion(address)
+            data_schema=self.suggested_schema(
+                COMMANDS_SCHEMA, {**stored, **commands_suggestion(address)}
             ),
             description_placeholders={"vehicle": vehicle},
             errors=errors,
