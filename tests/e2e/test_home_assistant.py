@@ -3,8 +3,8 @@
 The steps a user takes: entries added through the config flow (by the ``ha``
 fixture), entities with values and units, the actions and controls reaching the
 device, a refused action on a read-only vehicle, reload, delete and re-add, a
-restart, a restart while one car's records fail, and finally a log without
-warnings or errors from EV Cloud.
+reconfigure that sends no stored secret, a restart, a restart while one car's
+records fail, and finally a log without warnings or errors from EV Cloud.
 """
 
 from collections.abc import Callable
@@ -16,7 +16,7 @@ import urllib.request
 
 from conftest import NO_VALUE, E2EHomeAssistant
 from harness.common import DOMAIN
-from harness.flows import entry_entities, list_entries, wait_entry_loaded
+from harness.flows import entry_entities, flow_post, list_entries, wait_entry_loaded
 from harness.logs import ev_cloud_problems, log_records
 import pytest
 
@@ -421,6 +421,43 @@ def test_reload_remove_and_add_again(ha: E2EHomeAssistant, goe_prefix: str) -> N
     ha.wait_entities("goe")
     # The same entity ids as before (no "_2": nothing was left behind).
     assert number(ha.wait_state(power, lambda s: s not in ("unknown",))) >= 0
+
+
+def _suggested(fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """A serialized form's suggested values, a section's as a nested dict."""
+    values: dict[str, Any] = {}
+    for field in fields:
+        if field.get("type") == "expandable":
+            values[field["name"]] = _suggested(field["schema"])
+        elif "suggested_value" in (field.get("description") or {}):
+            values[field["name"]] = field["description"]["suggested_value"]
+    return values
+
+
+def test_reconfigure_sends_no_stored_secret(ha: E2EHomeAssistant) -> None:
+    """Reconfigure the OVMS entry as the frontend does: no secret reaches it.
+
+    The password field holds a placeholder; sent back as shown, the stored
+    password stays and the entry loads again.
+    """
+    entry_id = ha.entries["ovms"]
+    form = flow_post(
+        ha.api,
+        "/api/config/config_entries/flow",
+        {"handler": DOMAIN, "entry_id": entry_id},
+    )
+    assert form["type"] == "form", form
+    sent = json.dumps(form)
+    for secret in (ha.sims["ovms"]["password"], ha.sims["ovms"]["token"]):
+        assert secret not in sent
+    answers = _suggested(form["data_schema"])
+    assert answers["password"], answers
+    result = flow_post(
+        ha.api, f"/api/config/config_entries/flow/{form['flow_id']}", answers
+    )
+    assert result.get("reason") == "reconfigure_successful", result
+    assert wait_entry_loaded(ha.api, entry_id).get("state") == "loaded"
+    ha.wait_entities("ovms")
 
 
 def test_restart(ha: E2EHomeAssistant, goe_prefix: str) -> None:
