@@ -204,13 +204,13 @@ class OvmsTpms:
 
 def _number(value: Any) -> float | None:
     """A record field: a JSON string of a number ("85.3", "-12", ""), or a number."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
+    if type(value) is str:  # by far the most common: first, and exactly
         try:
             number = float(value)
         except ValueError:
             return None
+    elif isinstance(value, bool):
+        return None
     elif isinstance(value, int | float):
         number = float(value)
     else:
@@ -480,6 +480,7 @@ _DOOR_BITS: Mapping[str, tuple[str, int]] = {
     "tr_open": ("doors2", 0x80),
     "charging_12v": ("doors5", 0x10),
 }
+_DOOR_BYTES = frozenset(byte for byte, _ in _DOOR_BITS.values())
 
 
 def _fields(message: str, names: tuple[str, ...]) -> dict[str, str]:
@@ -488,13 +489,13 @@ def _fields(message: str, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def _door_bits(doors: Mapping[str, str]) -> dict[str, int]:
-    bits = {}
-    for key, (byte, mask) in _DOOR_BITS.items():
+    values: dict[str, int] = {}
+    for byte in _DOOR_BYTES:
         try:
-            bits[key] = int(doors.get(byte) or 0) & mask
+            values[byte] = int(doors.get(byte) or 0)
         except ValueError:
-            bits[key] = 0
-    return bits
+            values[byte] = 0
+    return {key: values[byte] & mask for key, (byte, mask) in _DOOR_BITS.items()}
 
 
 def _tyres_y(message: str) -> dict[str, Any]:
@@ -522,8 +523,9 @@ def _tyres_y(message: str) -> dict[str, Any]:
 
 
 def _times(code: str, received: datetime, now: datetime) -> dict[str, Any]:
+    stored = received.astimezone(UTC).replace(tzinfo=None)
     return {
-        f"m_msgtime_{code}": received.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        f"m_msgtime_{code}": stored.isoformat(" ", "seconds"),  # as the server's
         f"m_msgage_{code}": max(0, math.floor((now - received).total_seconds())),
     }
 
@@ -540,10 +542,13 @@ def rest_answers(
     """
     state: dict[str, Any] = {}
     if (message := records.get("S")) is not None:
-        state |= _fields(message, _RECORD_S) | _times("s", received["S"], now)
+        state.update(_fields(message, _RECORD_S))
+        state.update(_times("s", received["S"], now))
     if (message := records.get("D")) is not None:
         fields = _fields(message, _RECORD_D)
-        state |= fields | _door_bits(fields) | _times("d", received["D"], now)
+        state.update(fields)
+        state.update(_door_bits(fields))
+        state.update(_times("d", received["D"], now))
     location: dict[str, Any] = {}
     if (message := records.get("L")) is not None:
         location = _fields(message, _RECORD_L) | _times("l", received["L"], now)
