@@ -56,6 +56,7 @@ from custom_components.ev_cloud.api.evenergy import (
     parse_vehicles,
     problem_text,
     token_url,
+    user_reference_id,
 )
 from tests.scripted import Scripted, secret_free
 from tests.simulators.evenergy import (
@@ -608,6 +609,17 @@ async def test_no_user_listed(
     scripted.answers = [ok([{"name": "x"}])]
     with pytest.raises(InvalidResponseError, match="no user"):
         await client(session, scripted).async_get_user_id()
+
+
+async def test_user_read_refused_without_a_user_header(
+    session: aiohttp.ClientSession, scripted: Scripted
+) -> None:
+    """A 400 to /users without EvEnergy-User is not about the user to act for."""
+    scripted.answers = [problem(400, "Unsupported version requested: 3.0")]
+    with pytest.raises(CommandRejectedError, match="Unsupported version") as caught:
+        await client(session, scripted).async_get_user()
+    assert caught.value.reason is None
+    assert "EvEnergy-User" not in scripted.seen[0].headers
 
 
 async def test_ids_are_one_path_segment(
@@ -1394,6 +1406,68 @@ async def test_sim_client_credentials(session: aiohttp.ClientSession, sim: Sim) 
         await orphan.async_get_vehicles()
     assert await orphan.async_get_user_id() == sim.alice
     assert SIM_ORG_SECRET not in repr(credentials)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("user01HN2NJ9NMRZBXT1H6FT9N7735", "user01HN2NJ9NMRZBXT1H6FT9N7735"),
+        (" user01HN2NJ9NMRZBXT1H6FT9N7735 ", "user01HN2NJ9NMRZBXT1H6FT9N7735"),
+        (
+            "https://api.ev.energy/v2/users/user01HN2NJ9NMRZBXT1H6FT9N7735",
+            "user01HN2NJ9NMRZBXT1H6FT9N7735",
+        ),
+        (
+            "http://127.0.0.1:8080/v2/users/user01HN2NJ9NMRZBXT1H6FT9N7735/",
+            "user01HN2NJ9NMRZBXT1H6FT9N7735",
+        ),
+        ("user01hn2nj9nmrzbxt1h6ft9n7735", None),  # the pattern is upper case
+        ("user01HN2NJ9NMRZBXT1H6FT9N773", None),  # 25 characters
+        ("user01HN2NJ9NMRZBXT1H6FT9N77355", None),  # 27 characters
+        ("vhcl01HRFF3SEVSCRAV9B3CHVDFN0H", None),
+        ("https://api.ev.energy/v2/vehicles/vhcl01HRFF3SEVSCRAV9B3CHVDFN0H", None),
+        ("https://api.ev.energy/v2/users/user01HN2NJ9NMRZBXT1H6FT9N7735?x=1", None),
+        ("ftp://api.ev.energy/v2/users/user01HN2NJ9NMRZBXT1H6FT9N7735", None),
+        ("api.ev.energy/v2/users/user01HN2NJ9NMRZBXT1H6FT9N7735", None),
+        ("", None),
+    ],
+)
+def test_user_reference_id(value: str, expected: str | None) -> None:
+    """EvEnergy-User names a user by id (spec) or by the user's URL (docs)."""
+    assert user_reference_id(value) == expected
+
+
+@pytest.mark.parametrize("form", ["id", "url", "url/"])
+async def test_sim_user_header_as_given(
+    session: aiohttp.ClientSession, sim: Sim, form: str
+) -> None:
+    """An organisation names alice by id or URL; the header goes exactly as given."""
+    named = {
+        "id": sim.alice,
+        "url": f"{sim.sim.api_url}/users/{sim.alice}",
+        "url/": f"{sim.sim.api_url}/users/{sim.alice}/",
+    }[form]
+    credentials = ClientCredentials(session, sim.sim.url, SIM_ORG_ID, SIM_ORG_SECRET)
+    api = EvEnergyClient(session, credentials, base_url=sim.sim.url, user_id=named)
+    user = await api.async_get_user()
+    assert (user.user_id, user.email) == (sim.alice, "alice@example.com")
+    assert {v.vehicle_id for v in await api.async_get_vehicles()} == {
+        sim.car,
+        sim.parked,
+    }
+    assert sim.sim.user_headers == [named, named]
+
+
+async def test_sim_user_header_refused(
+    session: aiohttp.ClientSession, sim: Sim
+) -> None:
+    """A user outside the organisation: the service's 400 names the user as refused."""
+    credentials = ClientCredentials(session, sim.sim.url, SIM_ORG_ID, SIM_ORG_SECRET)
+    api = EvEnergyClient(session, credentials, base_url=sim.sim.url, user_id=sim.bob)
+    with pytest.raises(CommandRejectedError, match="EvEnergy-User") as caught:
+        await api.async_get_user()
+    assert caught.value.reason == "unknown_user"
+    assert caught.value.__cause__ is None
 
 
 @pytest.mark.parametrize(

@@ -262,6 +262,118 @@ async def test_organisation_flow(
     assert result["result"].state is ConfigEntryState.LOADED
 
 
+@pytest.mark.parametrize("form", ["id", "url", "url with slash"])
+async def test_organisation_flow_takes_the_user_id_or_url(
+    hass: HomeAssistant, evenergy_sim: EvEnergySimulator, form: str
+) -> None:
+    """The user is named by id or by URL; EvEnergy-User carries what was typed.
+
+    The entry belongs to the user's id either way (one entry per user).
+    """
+    typed = {
+        "id": USER_ID,
+        "url": f"{evenergy_sim.api_url}/users/{USER_ID}",
+        "url with slash": f"{evenergy_sim.api_url}/users/{USER_ID}/",
+    }[form]
+    form_result = await _organisation_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        form_result["flow_id"],
+        {
+            "client_id": ORG_CLIENT_ID,
+            "client_secret": ORG_CLIENT_SECRET,
+            "user_id": f" {typed} ",
+            "advanced": {"base_url": evenergy_sim.url},
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == USER_ID
+    assert result["data"]["user_id"] == typed
+    await hass.async_block_till_done()
+    assert result["result"].state is ConfigEntryState.LOADED
+    assert hass.states.get("sensor.zoe_battery").state == "42"
+    assert set(evenergy_sim.user_headers) == {typed}
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "alice",
+        "user01JEVSM0000000000000000",  # 25 characters after "user"
+        "vhcl01JEVSM00000000000000007",
+        "https://api.ev.energy/v2/vehicles/vhcl01JEVSM0000000000000000007",
+        "ftp://api.ev.energy/v2/users/user01JEVSM0000000000000000007",
+    ],
+)
+async def test_organisation_flow_refuses_a_value_that_names_no_user(
+    hass: HomeAssistant, evenergy_sim: EvEnergySimulator, typed: str
+) -> None:
+    """Neither a user id nor a user's URL: a form error, and nothing is sent."""
+    form = await _organisation_form(hass)
+    user_input = {
+        "client_id": ORG_CLIENT_ID,
+        "client_secret": ORG_CLIENT_SECRET,
+        "user_id": typed,
+        "advanced": {"base_url": evenergy_sim.url},
+    }
+    result = await hass.config_entries.flow.async_configure(form["flow_id"], user_input)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"user_id": "invalid_user"}
+    assert evenergy_sim.token_requests == []
+    assert evenergy_sim.requests == []
+    # Corrected, the same form adds the user.
+    user_input["user_id"] = USER_ID
+    result = await hass.config_entries.flow.async_configure(form["flow_id"], user_input)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_organisation_flow_user_outside_the_organisation(
+    hass: HomeAssistant, evenergy_sim: EvEnergySimulator
+) -> None:
+    """A well-formed user the service refuses (400 problem+json): a field error."""
+    stranger = evenergy_sim.add_user("stranger@example.com")
+    form = await _organisation_form(hass)
+    for typed in (stranger.id, f"{evenergy_sim.api_url}/users/{stranger.id}"):
+        result = await hass.config_entries.flow.async_configure(
+            form["flow_id"],
+            {
+                "client_id": ORG_CLIENT_ID,
+                "client_secret": ORG_CLIENT_SECRET,
+                "user_id": typed,
+                "advanced": {"base_url": evenergy_sim.url},
+            },
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {"user_id": "unknown_user"}
+    assert evenergy_sim.user_headers == [
+        stranger.id,
+        f"{evenergy_sim.api_url}/users/{stranger.id}",
+    ]
+
+
+async def test_organisation_reauth_of_a_user_named_by_url(
+    hass: HomeAssistant,
+    evenergy_organisation_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+) -> None:
+    """An entry added with the user's URL takes a new secret for the same user."""
+    user_url = f"{evenergy_sim.api_url}/users/{USER_ID}"
+    evenergy_organisation_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        evenergy_organisation_entry,
+        data={**evenergy_organisation_entry.data, "user_id": user_url},
+    )
+    await hass.config_entries.async_setup(evenergy_organisation_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.zoe_battery").state == "42"
+    result = await evenergy_organisation_entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"client_secret": ORG_CLIENT_SECRET}
+    )
+    assert result["reason"] == "reauth_successful"
+    assert evenergy_organisation_entry.data["user_id"] == user_url
+    assert set(evenergy_sim.user_headers) == {user_url}
+
+
 async def test_token_is_refreshed(
     hass: HomeAssistant,
     evenergy_entry: MockConfigEntry,

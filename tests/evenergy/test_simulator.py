@@ -297,6 +297,50 @@ async def test_client_credentials_and_user_header(env: Env) -> None:
     assert env.sim.rate_limit_remaining(ORG_ID, None) == 1000 - 4
 
 
+async def test_user_header_by_id_or_url(env: Env) -> None:
+    """EvEnergy-User: the user's id or URL; anything else a 400 problem."""
+    _, tokens = await env.token_request(
+        {"grant_type": "client_credentials"}, _basic(ORG_ID, ORG_SECRET)
+    )
+    org = tokens["access_token"]
+    user_url = f"{env.sim.api_url}/users/{env.alice}"
+    for named in (env.alice, user_url, f"{user_url}/"):
+        status, body, _ = await env.call(
+            "/v2/vehicles", token=org, headers={"EvEnergy-User": named}
+        )
+        assert (status, [v["id"] for v in body]) == (200, [env.car, env.parked])
+    status, body, _ = await env.call(
+        "/v2/users/", token=org, headers={"EvEnergy-User": user_url}
+    )
+    assert (status, [user["url"] for user in body]) == (200, [user_url])
+    refused = (
+        env.bob,  # not of the organisation
+        f"{env.sim.api_url}/users/{env.bob}",
+        "alice",
+        f"{env.sim.api_url}/vehicles/{env.car}",
+        f"https://elsewhere.example/v2/users/{env.alice}x",
+    )
+    for named in refused:
+        status, body, headers = await env.call(
+            "/v2/vehicles", token=org, headers={"EvEnergy-User": named}
+        )
+        assert status == 400
+        assert headers["Content-Type"] == "application/problem+json"
+        assert body == {
+            "status": 400,
+            "title": "Invalid EvEnergy-User header",
+            "detail": "The EvEnergy-User header does not name a user of your "
+            "organisation.",
+        }
+    assert env.sim.user_headers == [
+        env.alice,
+        user_url,
+        f"{user_url}/",
+        user_url,
+        *refused,
+    ]
+
+
 async def test_vehicles_pagination_and_expand(env: Env) -> None:
     """Follow `Link` to the end; about:blank marks no previous / no next."""
     for index in range(4):

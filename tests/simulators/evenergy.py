@@ -20,9 +20,14 @@ Where the sources leave room, the simulator chooses:
   newest first.
 - A token's scopes are checked against its client's scopes at each request, so
   removing a scope from `SimClient.scopes` also affects tokens already issued.
-- A client-credentials token names its user with `EvEnergy-User: <user id>`; it is
-  required on every endpoint but `/v2/users/` (400 problem+json when missing or not
-  a user of the organisation). Its requests share one bucket per client.
+- A client-credentials token names its user with `EvEnergy-User`: the user's id
+  (the spec's pattern, `user` + 26 characters) or the user's URL (the `url` the
+  user resource has, with or without the trailing slash; the docs' user-header
+  page says "the URL of the user"). It is required on every endpoint but
+  `/v2/users/`; a missing header, any other value or a user outside the
+  organisation is a 400 problem+json (RFC 9457 `title`, `status`, `detail`, no
+  `type`: neither the docs nor the spec name one for it). Its requests share
+  one bucket per client.
 - Unauthenticated requests (401) are logged in `requests` but use no budget and
   carry no rate-limit headers; 429 answers use no budget either.
 - Status and location logs are written at each `advance()` (and at each change
@@ -443,7 +448,8 @@ class EvEnergySimulator(SimServer):
     `slow_seconds`, `consent` (False: the user denies at /o/authorize/),
     `login_user` (the user id who consents; default the first user).
     Logs: `requests` ((method, path) of every /v2/ request), `token_requests`
-    (grant_type of every /o/token/ request).
+    (grant_type of every /o/token/ request), `user_headers` (every EvEnergy-User
+    value an organisation sent, as sent).
     """
 
     label = "ev.energy simulator"
@@ -463,6 +469,7 @@ class EvEnergySimulator(SimServer):
         self.login_user: str | None = None
         self.requests: list[tuple[str, str]] = []
         self.token_requests: list[str] = []
+        self.user_headers: list[str] = []
         self.users: dict[str, SimUser] = {}
         self.clients: dict[str, SimClient] = {}
         self.sessions: dict[str, ChargingSession] = {}
@@ -1067,14 +1074,27 @@ class EvEnergySimulator(SimServer):
                 "The EvEnergy-User header is required for this endpoint when "
                 "using client credentials.",
             )
+        self.user_headers.append(header)
+        user_id = self._user_named(header)
         members = client.organisation_users or set()
-        if header not in members or header not in self.users:
+        if user_id is None or user_id not in members:
             return None, _problem(
                 400,
                 "Invalid EvEnergy-User header",
                 "The EvEnergy-User header does not name a user of your organisation.",
             )
-        return header, None
+        return user_id, None
+
+    def _user_named(self, header: str) -> str | None:
+        """The known user an EvEnergy-User value names: by id, or by its URL."""
+        if header in self.users:
+            return header
+        prefix = f"{self.api_url}/users/"
+        if header.startswith(prefix):
+            user_id = header.removeprefix(prefix).removesuffix("/")
+            if user_id in self.users:
+                return user_id
+        return None
 
     def _visible_users(self, call: _Call) -> list[SimUser]:
         if call.user_id is not None:

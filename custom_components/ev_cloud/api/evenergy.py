@@ -100,6 +100,26 @@ SESSION_MODES = ("smart", "boost", "unmanaged_home", "unmanaged_otg", "managed_o
 COMMANDS = ("start_charge", "stop_charge", "wake_up", "send_schedule")
 
 
+# `EvEnergy-User` names the user an organisation acts for. The spec's pattern is
+# a user id; the docs' prose says "the URL of the user" (the user's `url`, e.g.
+# `https://api.ev.energy/v2/users/user01HN2NJ9NMRZBXT1H6FT9N7735`). Both forms
+# are accepted and sent as given.
+USER_ID_PATTERN = re.compile(r"user[A-Z\d]{26}")
+_USER_URL = re.compile(r"https?://[^/?#\s]+(?:/[^?#\s]*)?/users/(user[A-Z\d]{26})/?")
+
+
+def user_reference_id(value: str) -> str | None:
+    """The user id an `EvEnergy-User` value names: the id itself, or the user's URL.
+
+    None for anything else (the form asks again before a request is sent).
+    """
+    value = value.strip()
+    if USER_ID_PATTERN.fullmatch(value):
+        return value
+    match = _USER_URL.fullmatch(value)
+    return match.group(1) if match else None
+
+
 def api_url(base_url: str) -> str:
     """The API root of a host root (`https://api.ev.energy` -> `.../v2`)."""
     return f"{base_url.rstrip('/')}/v2"
@@ -771,15 +791,28 @@ class EvEnergyClient:
         return (await self.async_get_user()).user_id
 
     async def async_get_user(self) -> User:
-        """The user the requests act for (the token's, or `user_id`'s)."""
-        answer = await self._request("GET", self._url("users"), what="user")
+        """The user the requests act for (the token's, or `user_id`'s).
+
+        An organisation's `user_id` (an id or the user's URL) that the service
+        refuses raises CommandRejectedError with reason "unknown_user": the
+        request carries nothing else it could refuse.
+        """
+        try:
+            answer = await self._request("GET", self._url("users"), what="user")
+        except CommandRejectedError as err:
+            if self._user_id is None:
+                raise
+            raise CommandRejectedError(
+                f"ev.energy refused the user to act for: {err}", reason="unknown_user"
+            ) from None
+        wanted = None if self._user_id is None else user_reference_id(self._user_id)
         users = [
             User(user_id, _text(item.get("email")))
             for item in _list(answer.json())
             if isinstance(item, dict) and (user_id := _text(item.get("id")))
         ]
         for user in users:
-            if self._user_id in (None, user.user_id):
+            if self._user_id is None or user.user_id == wanted:
                 return user
         raise InvalidResponseError("ev.energy listed no user for these credentials")
 
@@ -1079,4 +1112,5 @@ __all__ = [
     "parse_retry_after",
     "problem_text",
     "token_url",
+    "user_reference_id",
 ]

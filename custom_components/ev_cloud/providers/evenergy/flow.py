@@ -17,8 +17,19 @@ if TYPE_CHECKING:
 else:
     import voluptuous as vol
 
-from ...api import AuthenticationError, EvCloudError, RateLimitedError
-from ...api.evenergy import DEFAULT_BASE_URL, ClientCredentials, EvEnergyClient, User
+from ...api import (
+    AuthenticationError,
+    CommandRejectedError,
+    EvCloudError,
+    RateLimitedError,
+)
+from ...api.evenergy import (
+    DEFAULT_BASE_URL,
+    ClientCredentials,
+    EvEnergyClient,
+    User,
+    user_reference_id,
+)
 from ...const import CONF_PROVIDER, LOGGER, SECTION_ADVANCED
 from ...flow import PASSWORD, TEXT, URL, EvCloudFlow, printable, valid_url
 from .const import (
@@ -144,7 +155,8 @@ class EvEnergyFlow(EvCloudFlow):
         if user_input is not None and not errors:
             data, user, errors = await self._async_validate_evenergy(user_input)
             if user is not None:
-                user_id = data[CONF_USER_ID]
+                # The user's id, whichever form (id or URL) the user typed.
+                user_id = user.user_id
                 if done := await self.async_set_unique_id_or_finish(user_id, data):
                     return done
                 return self.async_create_entry(title=title(user), data=data)
@@ -208,8 +220,8 @@ class EvEnergyFlow(EvCloudFlow):
             CONF_CLIENT_SECRET: user_input[CONF_CLIENT_SECRET],
             SECTION_ADVANCED: {CONF_BASE_URL: current[CONF_BASE_URL]},
         }
-        data, _, errors = await self._async_validate_evenergy(candidate)
-        return current[CONF_USER_ID], data, errors
+        data, user, errors = await self._async_validate_evenergy(candidate)
+        return user.user_id if user else current[CONF_USER_ID], data, errors
 
     async def _async_validate_evenergy(
         self, user_input: Mapping[str, Any]
@@ -229,6 +241,8 @@ class EvEnergyFlow(EvCloudFlow):
         }
         if base_url is None:
             return data, None, {SECTION_ADVANCED: "invalid_url"}
+        if user_reference_id(data[CONF_USER_ID]) is None:
+            return data, None, {CONF_USER_ID: "invalid_user"}
         if not all(
             printable(data[key])
             for key in (CONF_CLIENT_ID, CONF_CLIENT_SECRET, CONF_USER_ID)
@@ -251,6 +265,8 @@ class EvEnergyFlow(EvCloudFlow):
             return data, None, {"base": "rate_limited"}
         except EvCloudError as err:
             LOGGER.debug("Validating the ev.energy organisation failed: %s", err)
+            if isinstance(err, CommandRejectedError) and err.reason == "unknown_user":
+                return data, None, {CONF_USER_ID: "unknown_user"}
             return data, None, {"base": "cannot_connect"}
         return data, user, {}
 
