@@ -16,7 +16,7 @@ from custom_components.ev_cloud.providers.goe.const import (
     CONNECTION_LOCAL,
     NAME as PROVIDER_GOE,
 )
-from tests.simulators.goe import GoeSimulator, SimCharger
+from tests.simulators.goe import HOME, GoeSimulator, SimCharger
 
 SERIAL = "012345"
 TOKEN = "sim-token-012345"
@@ -28,9 +28,15 @@ SECRETS = (TOKEN,)
 
 
 @pytest.fixture
-async def goe_sim(socket_enabled: None) -> AsyncIterator[GoeSimulator]:
+def goe_model() -> str:
+    """The simulated charger's model; parametrize it to test a CORE or PRO."""
+    return HOME
+
+
+@pytest.fixture
+async def goe_sim(socket_enabled: None, goe_model: str) -> AsyncIterator[GoeSimulator]:
     """A go-e simulator with one charger whose car has charged for ten minutes."""
-    charger = SimCharger(serial=SERIAL, token=TOKEN)
+    charger = SimCharger(serial=SERIAL, token=TOKEN, model=goe_model)
     charger.plug_in()
     charger.advance(600)
     simulator = GoeSimulator([charger])

@@ -33,7 +33,14 @@ from custom_components.ev_cloud.api.goe import (
 )
 from tests.goe.fixtures import SERIAL, TOKEN
 from tests.simulators.common import HttpFault
-from tests.simulators.goe import GoeFault, GoeSimulator, SimCharger
+from tests.simulators.goe import (
+    CORE,
+    HOME_ONLY_KEYS,
+    PRO,
+    GoeFault,
+    GoeSimulator,
+    SimCharger,
+)
 
 
 @pytest.fixture
@@ -121,6 +128,96 @@ async def test_local_core_model_answers_400_with_body(
     assert reading.status.serial == "000777"
     assert reading.status.phase_mode is None
     assert reading.status.cable_limit is None
+
+
+@pytest.mark.parametrize("goe_model", [CORE, PRO])
+@pytest.mark.parametrize("connection", ["cloud", "local"])
+async def test_keys_the_charger_lacks_are_learnt(
+    session: aiohttp.ClientSession,
+    goe_sim: GoeSimulator,
+    goe_charger: SimCharger,
+    connection: str,
+) -> None:
+    """The keys absent from a 400 answer are left out of later filters (200)."""
+    client = (
+        cloud(session, goe_sim) if connection == "cloud" else local(session, goe_sim)
+    )
+    assert client.missing_keys == frozenset()
+    first = await client.async_get_status()
+    assert first.status.missing_keys == tuple(sorted(HOME_ONLY_KEYS))
+    assert first.status.requested_current == 16
+    assert client.missing_keys == HOME_ONLY_KEYS
+    second = await client.async_get_status()
+    assert second.status.missing_keys == first.status.missing_keys
+    filters = [request["filter"].split(",") for request in goe_charger.status_requests]
+    assert filters == [
+        list(STATUS_KEYS),
+        [key for key in STATUS_KEYS if key not in HOME_ONLY_KEYS],
+    ]
+    assert goe_charger.status_codes == [400, 200]
+
+
+async def test_home_lacks_no_key(
+    session: aiohttp.ClientSession, goe_sim: GoeSimulator, goe_charger: SimCharger
+) -> None:
+    """A HOME answers every key: the filter stays whole."""
+    client = cloud(session, goe_sim)
+    reading = await client.async_get_status()
+    await client.async_get_status()
+    assert reading.status.missing_keys == ()
+    assert [r["filter"] for r in goe_charger.status_requests] == [
+        ",".join(STATUS_KEYS)
+    ] * 2
+
+
+@pytest.mark.parametrize("goe_model", [CORE])
+async def test_keys_are_asked_again_after_a_firmware_update(
+    session: aiohttp.ClientSession, goe_sim: GoeSimulator, goe_charger: SimCharger
+) -> None:
+    """A new firmware may have added keys: the next read asks for all once more."""
+    client = local(session, goe_sim)
+    await client.async_get_status()
+    goe_charger.state["fwv"] = "61.0"
+    goe_charger.state["ust"] = 0  # the update brought the cable lock
+    await client.async_get_status()  # the old filter, answered by the new firmware
+    reading = await client.async_get_status()  # every key again
+    assert reading.status.missing_keys == ("cbl", "psm")
+    assert reading.status.cable_lock_mode is CableLockMode.NORMAL
+    await client.async_get_status()
+    filters = [set(r["filter"].split(",")) for r in goe_charger.status_requests]
+    assert filters == [
+        set(STATUS_KEYS),
+        set(STATUS_KEYS) - HOME_ONLY_KEYS,
+        set(STATUS_KEYS),
+        set(STATUS_KEYS) - {"cbl", "psm"},
+    ]
+
+
+@pytest.mark.parametrize("connection", ["cloud", "local"])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"success": false, "reason": "invalid filter"}', "HTTP 400: invalid filter"),
+        ("<html>Bad Request</html>", r"HTTP 400\)"),
+        ('{"unrelated": 1}', r"HTTP 400\)"),
+    ],
+)
+async def test_a_400_without_a_status_stays_an_error(
+    session: aiohttp.ClientSession,
+    goe_sim: GoeSimulator,
+    connection: str,
+    body: str,
+    message: str,
+) -> None:
+    """A 400 whose body holds none of the asked keys is a refusal, said plainly."""
+    goe_sim.http_fault = HttpFault.answer(400, body, content_type="application/json")
+    client = (
+        cloud(session, goe_sim) if connection == "cloud" else local(session, goe_sim)
+    )
+    with pytest.raises(InvalidResponseError, match=message) as caught:
+        await client.async_get_status()
+    assert "refused the status request" in str(caught.value)
+    assert client.missing_keys == frozenset()
 
 
 @pytest.mark.parametrize(
@@ -258,6 +355,25 @@ async def test_local_set(
     assert goe_charger.set_log[-1] == {"ust": 2}
     with pytest.raises(CommandRejectedError, match="frc"):
         await client.async_set({"frc": 7})
+
+
+async def test_local_set_refused_with_500(
+    session: aiohttp.ClientSession, goe_sim: GoeSimulator, goe_charger: SimCharger
+) -> None:
+    """A 500 with the per-key body names the refused key; a bare 500 does not."""
+    goe_charger.set_failure_status = 500
+    client = local(session, goe_sim)
+    with pytest.raises(CommandRejectedError, match=r"The charger rejected frc$"):
+        await client.async_set({"amp": 10, "frc": 7})
+    assert goe_charger.set_log == [{"amp": 10}]
+    await client.async_set({"amp": 12})
+    goe_sim.http_fault = HttpFault.answer(500, "<html>oops</html>")
+    with pytest.raises(CommunicationError, match="HTTP 500"):
+        await client.async_set({"amp": 8})
+    goe_sim.http_fault = HttpFault.answer(500, '{"other": "x"}')
+    with pytest.raises(CommunicationError, match="HTTP 500"):
+        await client.async_set({"amp": 8})
+    assert goe_charger.set_log == [{"amp": 10}, {"amp": 12}]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
 from tests.forms import suggested
 from tests.goe.fixtures import SERIAL, TOKEN, goe_cloud_data
 from tests.simulators.common import issued
-from tests.simulators.goe import GoeFault, GoeSimulator, SimCharger
+from tests.simulators.goe import CORE, PRO, GoeFault, GoeSimulator, SimCharger
 
 
 async def _open_goe_form(hass: HomeAssistant, step: str) -> dict[str, Any]:
@@ -164,6 +164,25 @@ async def test_local_flow(
         "host": goe_sim.local_host(SERIAL),
         "serial": SERIAL,
     }
+
+
+@pytest.mark.parametrize("goe_model", [CORE, PRO])
+@pytest.mark.parametrize("step", ["goe_cloud", "goe_local"])
+async def test_core_and_pro_are_added(
+    hass: HomeAssistant, goe_sim: GoeSimulator, goe_charger: SimCharger, step: str
+) -> None:
+    """CORE and PRO answer our filter with 400 and the keys they have: added."""
+    form = await _open_goe_form(hass, step)
+    user_input = (
+        _cloud_input(goe_sim)
+        if step == "goe_cloud"
+        else {"host": goe_sim.local_host(SERIAL)}
+    )
+    result = await hass.config_entries.flow.async_configure(form["flow_id"], user_input)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == SERIAL
+    assert goe_charger.status_codes[0] == 400
+    assert result["result"].state is ConfigEntryState.LOADED
 
 
 async def test_reauth(

@@ -6,6 +6,7 @@ import json
 
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -16,6 +17,7 @@ from syrupy.filters import props
 
 from tests.conftest import setup_entry
 from tests.goe.fixtures import SERIAL, TOKEN
+from tests.simulators.goe import CORE, HOME_ONLY_KEYS
 
 
 async def test_diagnostics(
@@ -34,3 +36,18 @@ async def test_diagnostics(
     assert result == snapshot(
         exclude=props("created_at", "modified_at", "data_time", "entry_id")
     )
+
+
+@pytest.mark.parametrize("goe_model", [CORE])
+async def test_diagnostics_name_the_keys_a_core_lacks(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    goe_entry: MockConfigEntry,
+) -> None:
+    """A bug report says which keys the charger lacks (and so has no entity for)."""
+    assert await async_setup_component(hass, "diagnostics", {})
+    await setup_entry(hass, goe_entry)
+    result = await get_diagnostics_for_config_entry(hass, hass_client, goe_entry)
+    [device] = result["devices"]
+    assert device["state"]["missing_keys"] == sorted(HOME_ONLY_KEYS)
+    assert device["state"]["cable_lock_mode"] is None

@@ -37,7 +37,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.ev_cloud.const import DOMAIN
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
-from tests.simulators.goe import GoeFault, SimCharger
+from tests.simulators.goe import CORE, PRO, GoeFault, SimCharger
 
 CURRENT = "number.go_e_charger_012345_charge_current_limit"
 CHARGE = "switch.go_e_charger_012345_charge"
@@ -85,6 +85,25 @@ async def test_entities(
     """Every entity of every platform: registry entry and state."""
     await setup_entry(hass, goe_entry)
     assert registry_and_states(hass, entity_registry, goe_entry.entry_id) == snapshot
+
+
+@pytest.mark.parametrize("goe_model", [CORE])
+@pytest.mark.usefixtures("entity_registry_enabled_by_default", "frozen_time")
+async def test_core_entities(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """A CORE has no cable lock and no phase mode: no entity stands for them."""
+    await setup_entry(hass, goe_entry)
+    entities = registry_and_states(hass, entity_registry, goe_entry.entry_id)
+    keys = {
+        entity["unique_id"].removeprefix("goe_012345_") for entity in entities.values()
+    }
+    assert not keys & {"cable_unlock_status", "cable_lock_mode", "phase_mode"}
+    assert {"force_state", "charge_current_limit", "charge"} <= keys
+    assert entities == snapshot
 
 
 @pytest.mark.usefixtures("frozen_time")
@@ -198,6 +217,29 @@ async def test_selects(
     await hass.async_block_till_done()
     assert goe_charger.set_log == [written]
     assert hass.states.get(entity_id).state == option
+
+
+@pytest.mark.parametrize("goe_model", [CORE, PRO])
+async def test_commands_on_keys_a_core_has(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Current and force state are written to a CORE or PRO as to a HOME."""
+    await setup_entry(hass, goe_entry)
+    await _set_current(hass, 10)
+    await _after_command(hass, freezer)
+    await hass.services.async_call(
+        SELECT_DOMAIN,
+        SERVICE_SELECT_OPTION,
+        {ATTR_ENTITY_ID: FORCE, ATTR_OPTION: "off"},
+        blocking=True,
+    )
+    await _after_command(hass, freezer)
+    assert goe_charger.set_log == [{"amp": 10}, {"frc": 1}]
+    assert hass.states.get(CURRENT).state == "10"
+    assert hass.states.get(FORCE).state == "off"
 
 
 async def _after_command(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:

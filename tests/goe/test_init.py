@@ -20,10 +20,11 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.ev_cloud.api.goe import STATUS_KEYS
 from custom_components.ev_cloud.const import DOMAIN
 from tests.conftest import setup_entry
 from tests.goe.fixtures import SERIAL, TOKEN
-from tests.simulators.goe import GoeFault, SimCharger
+from tests.simulators.goe import CORE, HOME_ONLY_KEYS, PRO, GoeFault, SimCharger
 
 POWER = "sensor.go_e_charger_012345_charge_power"
 ONLINE = "binary_sensor.go_e_charger_012345_online"
@@ -262,6 +263,28 @@ async def test_local_entry(
     coordinator = goe_local_entry.runtime_data.coordinators["goe_012345"]
     assert coordinator.update_interval == timedelta(seconds=5)
     assert hass.states.get(POWER).state == "11.04"
+
+
+@pytest.mark.parametrize("goe_model", [CORE, PRO])
+@pytest.mark.parametrize("entry", ["goe_entry", "goe_local_entry"])
+async def test_polls_leave_out_the_keys_a_core_lacks(
+    hass: HomeAssistant,
+    goe_charger: SimCharger,
+    freezer: FrozenDateTimeFactory,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+    entry: str,
+) -> None:
+    """The first poll learns what a CORE or PRO lacks; the next asks without it."""
+    config_entry: MockConfigEntry = request.getfixturevalue(entry)
+    await setup_entry(hass, config_entry)
+    assert config_entry.state is ConfigEntryState.LOADED
+    await _tick(hass, freezer)
+    filters = [set(r["filter"].split(",")) for r in goe_charger.status_requests]
+    assert filters == [set(STATUS_KEYS), set(STATUS_KEYS) - HOME_ONLY_KEYS]
+    assert goe_charger.status_codes == [400, 200]
+    assert hass.states.get(POWER).state == "11.04"
+    assert _integration_warnings(caplog) == []
 
 
 async def test_firmware_update_reaches_the_device_registry(

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.simulators.common import HttpFault
-from tests.simulators.goe import GoeFault, GoeSimulator, SimCharger
+from tests.simulators.goe import HOME_ONLY_KEYS, GoeFault, GoeSimulator, SimCharger
 
 HOME_SERIAL = "012345"
 HOME_TOKEN = "token-home"
@@ -215,20 +215,73 @@ async def test_limits_follow_variant_and_model(
 async def test_local_status_and_core_filter(
     sim: GoeSimulator, session: aiohttp.ClientSession
 ) -> None:
-    """The local API has no auth; CORE answers 400 with a body for `cbl`."""
+    """The local API has no auth; CORE answers 400 with a body for `cbl`.
+
+    Like the PRO of go-eCharger-API-v2 issue #312, it answers the whole status
+    with 400 too, and a filter of keys it has with 200.
+    """
     home_url = f"http://{sim.local_host(HOME_SERIAL)}/api/status"
     status, _, text = await _get(session, home_url, {"filter": "sse,cbl,psm"})
     assert status == 200
     assert json.loads(text) == {"sse": HOME_SERIAL, "cbl": 32, "psm": 0}
+    status, _, text = await _get(session, home_url)
+    assert status == 200
+    assert json.loads(text).keys() >= HOME_ONLY_KEYS
 
     core_url = f"http://{sim.local_host(CORE_SERIAL)}/api/status"
     status, _, text = await _get(session, core_url, {"filter": "sse,cbl,var"})
     assert status == 400
     assert json.loads(text) == {"sse": CORE_SERIAL, "var": 22}
     status, _, text = await _get(session, core_url)
+    assert status == 400
+    assert not HOME_ONLY_KEYS & json.loads(text).keys()
+    assert json.loads(text)["sse"] == CORE_SERIAL
+    status, _, text = await _get(session, core_url, {"filter": "sse,var"})
     assert status == 200
-    assert "cbl" not in json.loads(text)
-    assert sim.charger(CORE_SERIAL).status_requests == [{"filter": "sse,cbl,var"}, {}]
+    core = sim.charger(CORE_SERIAL)
+    assert core.status_requests == [
+        {"filter": "sse,cbl,var"},
+        {},
+        {"filter": "sse,var"},
+    ]
+    assert core.status_codes == [400, 400, 200]
+
+
+async def test_core_and_pro_on_the_cloud(
+    sim: GoeSimulator, session: aiohttp.ClientSession
+) -> None:
+    """Through the cloud CORE and PRO answer alike: 400 with the keys they have."""
+    sim.add_charger(SimCharger(serial="000043", token="token-pro", model="PRO"))
+    for token, serial in ((CORE_TOKEN, CORE_SERIAL), ("token-pro", "000043")):
+        status, headers, text = await _get(
+            session,
+            f"{sim.cloud_url}/api/status",
+            {"filter": "sse,ust,amp"},
+            _bearer(token),
+        )
+        assert status == 400
+        assert json.loads(text) == {"sse": serial, "amp": 16}
+        assert "Last-Modified" in headers
+
+
+async def test_core_has_no_cable_lock_to_set(
+    sim: GoeSimulator, session: aiohttp.ClientSession
+) -> None:
+    """CORE has no `ust` to set; a refused key may be answered with 500.
+
+    With `set_failure_status` 500 the local answer to a refused key is 500 with
+    the per-key body.
+    """
+    core = sim.charger(CORE_SERIAL)
+    url = f"{sim.local_url(CORE_SERIAL)}/api/set"
+    status, _, text = await _get(session, url, {"ust": "2"})
+    assert (status, json.loads(text)) == (200, {"ust": "unknown key"})
+    core.set_failure_status = 500
+    status, _, text = await _get(session, url, {"ust": "2", "amp": "10"})
+    assert (status, json.loads(text)) == (500, {"ust": "unknown key", "amp": True})
+    status, _, text = await _get(session, url, {"amp": "12"})
+    assert (status, json.loads(text)) == (200, {"amp": True})
+    assert core.set_log == [{"amp": 10}, {"amp": 12}]
 
 
 async def test_local_set_phase_switch(
@@ -364,6 +417,10 @@ def test_invalid_charger() -> None:
         SimCharger(serial="12345", token="t")
     with pytest.raises(ValueError, match="variant"):
         SimCharger(serial="123456", token="t", variant=7)
+    with pytest.raises(ValueError, match="model"):
+        SimCharger(serial="123456", token="t", model="GEMINI")
+    with pytest.raises(ValueError, match="set_failure_status"):
+        SimCharger(serial="123456", token="t", set_failure_status=404)
     with pytest.raises(ValueError, match="time"):
         SimCharger(serial="123456", token="t").advance(-1)
 

@@ -41,8 +41,17 @@ INITIAL_ETO_WH = 1_234_567
 INITIAL_RBT_MS = 3_600_000  # booted an hour before the simulation starts
 HOME = "HOME"
 CORE = "CORE"
-# CORE lacks these keys: its local status answers 400 when a filter names them.
-HOME_ONLY_KEYS = frozenset({"cbl", "psm"})
+PRO = "PRO"
+MODELS = (HOME, CORE, PRO)
+# Keys of the HOME that CORE and PRO lack: the cable lock (`cus`, `lck`, `ust`) and
+# `cbl` are missing from the firmware 60.3/60.4 key exports (the PRO/CORE firmware)
+# and left out by marq24/ha-goecharger-api2 for CORE/PRO; `psm` is missing from
+# every export. CORE and PRO answer `/api/status` with 400 when the filter names a
+# key they lack, or has no filter, yet send the keys they have
+# (goecharger/go-eCharger-API-v2 issue #312, marq24/ha-goecharger-api2 issue #66).
+# The reports show the local API; the cloud passes the same answer on, as marq24's
+# client expects (one request path, 200 and 400 accepted, for cloud and local).
+HOME_ONLY_KEYS = frozenset({"cbl", "cus", "lck", "psm", "ust"})
 MALFORMED_BODY = "<html>oops"
 BAD_GATEWAY_BODY = (
     "<html><head><title>502 Bad Gateway</title></head>"
@@ -79,6 +88,12 @@ class SimCharger:
     `state` holds the stored API keys (settings, counters, static facts); `status()`
     adds the keys derived from them (car state, currents, powers, ...). Tests may edit
     `state` directly, and `overrides` replaces any key of `status()` (e.g. `err`).
+
+    `model` HOME has every key we read; CORE and PRO lack `HOME_ONLY_KEYS` and
+    answer 400 (with the keys they have) to a filter that names one, on the cloud
+    and the local API. `set_failure_status` 500 makes the local `/api/set` answer
+    a refused key with 500 and the per-key body, as marq24's client expects of
+    some chargers; 200 (the default) is what the local API docs show.
     """
 
     serial: str
@@ -86,6 +101,7 @@ class SimCharger:
     model: str = HOME
     variant: int = 11
     fault: GoeFault = GoeFault.NONE
+    set_failure_status: int = 200
     slow_seconds: float = 30.0
     car_connected: bool = False
     battery_wh_needed: float = 20000
@@ -95,6 +111,8 @@ class SimCharger:
     set_log: list[dict[str, Any]] = field(default_factory=list)
     # Query parameters (token removed) of every /api/status request that reached it.
     status_requests: list[dict[str, str]] = field(default_factory=list)
+    # HTTP status of every /api/status answer that carried a status (200 or 400).
+    status_codes: list[int] = field(default_factory=list)
     # Seconds since the charger last pushed data to the cloud.
     data_age: float = field(default=0.0, init=False)
     # (seconds, watts) segments of the last AVERAGE_POWER_WINDOW seconds, for `tpa`.
@@ -106,8 +124,10 @@ class SimCharger:
         """Validate the identity and fill in the default state."""
         if len(self.serial) != 6 or not self.serial.isdigit():
             raise ValueError("serial must have 6 digits")
-        if self.model not in (HOME, CORE):
-            raise ValueError(f"model must be {HOME} or {CORE}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}")
+        if self.set_failure_status not in (200, 500):
+            raise ValueError("set_failure_status must be 200 or 500")
         if self.variant not in MAX_CURRENT_BY_VARIANT:
             raise ValueError("variant must be 11 or 22")
         issued(self.token)
@@ -117,7 +137,6 @@ class SimCharger:
             "ama": max_current,
             "mca": MIN_CURRENT,
             "frc": 0,
-            "ust": 0,
             "lmo": 3,
             "fna": "go-eCharger",
             "wh": 0.0,
@@ -133,7 +152,7 @@ class SimCharger:
             "rbt": INITIAL_RBT_MS,
         }
         if self.model == HOME:
-            defaults |= {"psm": 0, "cbl": 32}
+            defaults |= {"psm": 0, "cbl": 32, "ust": 0}
         # Values given by the caller win over the defaults.
         self.state = defaults | self.state
 
@@ -252,10 +271,13 @@ class SimCharger:
         }
         if "cbl" in state:
             result["cbl"] = state["cbl"]
+        if "ust" in state:  # the cable lock
+            result |= {
+                "cus": 3 if self.car_connected else 1,  # Locked / Unlocked
+                "ust": state["ust"],
+                "lck": state["ust"],
+            }
         result |= {
-            "cus": 3 if self.car_connected else 1,  # Locked / Unlocked
-            "ust": state["ust"],
-            "lck": state["ust"],
             "lmo": state["lmo"],
             "trx": 0 if self.car_connected else None,
             # 0-2: L1-L3 after the contactor (live while charging), 3-5: before it.
@@ -331,9 +353,9 @@ class SimCharger:
                 return _int_in_range(value, self.state["mca"], self.state["ama"])
             case "ama":
                 return _int_in_range(value, MIN_CURRENT, self.max_current)
-            case "frc" | "ust":
+            case "frc":
                 return _int_in_range(value, 0, 2)
-            case "psm" if "psm" in self.state:
+            case "psm" | "ust" if key in self.state:
                 return _int_in_range(value, 0, 2)
             case "lmo":
                 return _int_in_range(value, 3, 5)
@@ -375,6 +397,21 @@ class SimCharger:
         if applied:
             self.set_log.append(dict(applied))
         return applied, failed
+
+    # --- /api/status ---------------------------------------------------------------
+
+    def answer_status(self, keys: list[str]) -> tuple[int, dict[str, Any]]:
+        """HTTP status and body of a `/api/status` answer to the filter `keys`.
+
+        No keys: the whole status. CORE and PRO refuse (400) a filter that names
+        a key they lack, and the whole status, yet send what they have.
+        """
+        status = self.status()
+        body = {key: status[key] for key in keys if key in status} if keys else status
+        refused = self.model != HOME and (not keys or len(body) < len(set(keys)))
+        code = 400 if refused else 200
+        self.status_codes.append(code)
+        return code, body
 
 
 def _int_in_range(value: Any, low: int, high: int) -> str | None:
@@ -624,10 +661,8 @@ class GoeSimulator:
                 },
                 status=404,
             )
-        status = charger.status()
-        if keys := _filter_keys(request):
-            status = {key: status[key] for key in keys if key in status}
-        response = _json(status)
+        code, body = charger.answer_status(_filter_keys(request))
+        response = _json(body, status=code)
         response.headers["Last-Modified"] = formatdate(
             time.time() - charger.data_age, usegmt=True
         )
@@ -663,15 +698,8 @@ class GoeSimulator:
         answer = await self._common_fault(request, charger, cloud=False)
         if answer is not None:
             return answer
-        status = charger.status()
-        keys = _filter_keys(request)
-        if not keys:
-            return _json(status)
-        body = {key: status[key] for key in keys if key in status}
-        # Like the real CORE: naming a key the model lacks fails the request, yet the
-        # body still carries the other keys.
-        missing_model_key = charger.model == CORE and HOME_ONLY_KEYS & set(keys)
-        return _json(body, status=400 if missing_model_key else 200)
+        code, body = charger.answer_status(_filter_keys(request))
+        return _json(body, status=code)
 
     async def _local_set(self, request: web.Request) -> web.StreamResponse:
         charger = self._local_charger(request)
@@ -685,7 +713,7 @@ class GoeSimulator:
         body: dict[str, bool | str] = {}
         for key in dict.fromkeys(request.query):
             body[key] = True if key in applied else failed[key]
-        return _json(body)
+        return _json(body, status=charger.set_failure_status if failed else 200)
 
 
 def _filter_keys(request: web.Request) -> list[str]:

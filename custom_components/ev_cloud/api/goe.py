@@ -7,7 +7,7 @@ transport, authentication and how they report errors. Facts: providers.md sectio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import IntEnum
@@ -195,6 +195,9 @@ class GoeStatus:
     cable_limit: int | None
     signal_strength: int | None
     model_status: int | None
+    # Keys we read that this charger lacks (absent from its answers), sorted:
+    # CORE and PRO have no cable lock (`cus`, `lck`, `ust`) and no `cbl`.
+    missing_keys: tuple[str, ...] = ()
 
     @property
     def error(self) -> str | None:
@@ -345,6 +348,9 @@ class GoeClient:
         if min_interval is None:
             min_interval = MIN_REQUEST_INTERVAL
         self._spacer = RequestSpacer(min_interval)
+        # Keys the charger left out of its answers, and the firmware that did.
+        self._missing_keys: frozenset[str] = frozenset()
+        self._firmware: str | None = None
 
     @classmethod
     def cloud(
@@ -372,25 +378,45 @@ class GoeClient:
         """True when talking to the cloud (token auth, cloud status codes)."""
         return self._token is not None
 
-    async def async_get_status(
-        self,
-        keys: Sequence[str] = STATUS_KEYS,
-        max_age: float = DEFAULT_MAX_AGE,
-    ) -> GoeReading:
-        """Read the status; StaleDataError when the data is older than max_age."""
+    @property
+    def missing_keys(self) -> frozenset[str]:
+        """The keys this charger lacks, as learnt from its answers."""
+        return self._missing_keys
+
+    async def async_get_status(self, max_age: float = DEFAULT_MAX_AGE) -> GoeReading:
+        """Read the status; StaleDataError when the data is older than max_age.
+
+        Keys the charger lacks are left out of the filter once learnt, so that
+        it answers 200 and no key is asked for in vain.
+        """
+        keys = [key for key in STATUS_KEYS if key not in self._missing_keys]
         params = {"filter": ",".join(keys)}
         if self.is_cloud:
             params["age"] = f"{max_age:g}"
         status, headers, body = await self._request("/api/status", params)
-        # The local API answers 400 with a valid body when the filter names keys
-        # this model does not have (e.g. `cbl` on CORE); that is still a status.
-        if status == 200 or (status == 400 and not self.is_cloud):
-            raw = _json_object(body)
-            data_time = _http_date(headers.get("Last-Modified"))
-            return GoeReading(parse_status(raw), data_time)
+        if status in (200, 400):
+            # CORE and PRO answer 400 when the filter names keys they lack, yet
+            # send the keys they have, locally and through the cloud alike.
+            raw = _json_object(body) if status == 200 else _filtered_status(body, keys)
+            parsed = self._learn_missing_keys(keys, raw, parse_status(raw))
+            return GoeReading(parsed, _http_date(headers.get("Last-Modified")))
         if status == 404 and self.is_cloud and (stale := _outdated(body)):
             raise stale
         raise self._error(status, headers)
+
+    def _learn_missing_keys(
+        self, asked: Sequence[str], raw: Mapping[str, Any], status: GoeStatus
+    ) -> GoeStatus:
+        """Remember the asked keys the answer lacks; the status says which they are."""
+        absent = frozenset(key for key in asked if key not in raw)
+        if status.firmware == self._firmware:
+            self._missing_keys |= absent
+        else:
+            # First answer, or a firmware update that may have added keys: keys
+            # missing before are asked for again on the next read.
+            self._missing_keys = absent
+            self._firmware = status.firmware
+        return replace(status, missing_keys=tuple(sorted(self._missing_keys)))
 
     async def async_set(self, values: Mapping[str, int | bool | str | None]) -> None:
         """Write keys; raises CommandRejectedError when the charger refuses any."""
@@ -401,6 +427,9 @@ class GoeClient:
             return
         if status == 422:
             raise CommandRejectedError(f"The charger rejected {', '.join(values)}")
+        if status == 500 and not self.is_cloud and (keys := _failed_keys(body, values)):
+            # Some local APIs answer a refused key with 500 and the per-key body.
+            raise CommandRejectedError(f"The charger rejected {', '.join(keys)}")
         if status == 404 and self.is_cloud:
             raise DeviceOfflineError("The charger is not online")
         raise self._error(status, headers)
@@ -455,6 +484,35 @@ def _json_object(body: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidResponseError("The charger sent JSON that is not an object")
     return value
+
+
+def _filtered_status(body: str, asked: Sequence[str]) -> dict[str, Any]:
+    """The status in a 400 answer, which holds the asked keys the charger has.
+
+    A 400 without such a body (an error object, an HTML page) is a refusal.
+    """
+    try:
+        value = json.loads(body)
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and any(key in value for key in asked):
+        return value
+    reason = value.get("reason") if isinstance(value, dict) else None
+    detail = f": {reason[:100]}" if isinstance(reason, str) and reason else ""
+    raise InvalidResponseError(
+        f"The charger refused the status request (HTTP 400{detail})"
+    )
+
+
+def _failed_keys(body: str, values: Mapping[str, object]) -> list[str]:
+    """The sent keys that a local per-key body (`{"amp": "error"}`) names as failed."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return []
+    if not isinstance(value, dict):
+        return []
+    return [key for key in values if key in value and value[key] is not True]
 
 
 def _raise_for_failed_keys(

@@ -55,6 +55,14 @@ def _status[T](fn: Callable[[GoeStatus], T]) -> Callable[[DeviceData[GoeStatus]]
     return lambda data: fn(data.state)
 
 
+def _has(key: str) -> Callable[[GoeStatus], bool]:
+    """Offer an entity only on chargers that have this API key.
+
+    CORE and PRO lack the cable lock (`cus`, `ust`); not every charger has `psm`.
+    """
+    return lambda state: key not in state.missing_keys
+
+
 def _enum_name(value: IntEnum | None) -> str | None:
     return value.name.lower() if value is not None else None
 
@@ -141,6 +149,7 @@ SENSORS: tuple[Sensor, ...] = (
     EvCloudSensorEntityDescription(
         key="cable_unlock_status",
         translation_key="cable_unlock_status",
+        supported_fn=_has("cus"),
         device_class=SensorDeviceClass.ENUM,
         options=[status.name.lower() for status in CableUnlockStatus],
         entity_category=EntityCategory.DIAGNOSTIC,
@@ -225,10 +234,14 @@ def _enum_select[E: IntEnum](
     value: Callable[[GoeStatus], E | None],
     **kwargs: Any,
 ) -> EvCloudSelectEntityDescription[GoeCharger, GoeStatus]:
-    """A select over an enum key; options are the enum names in lower case."""
+    """A select over an enum key; options are the enum names in lower case.
+
+    Offered only on chargers that have the key it writes.
+    """
     return EvCloudSelectEntityDescription(
         key=key,
         translation_key=key,
+        supported_fn=_has(api_key),
         options=[member.name.lower() for member in enum],
         value_fn=lambda state: _enum_name(value(state)),
         select_fn=lambda charger, option: charger.async_set(
@@ -246,8 +259,6 @@ SELECTS: tuple[EvCloudSelectEntityDescription[GoeCharger, GoeStatus], ...] = (
         PhaseMode,
         lambda state: state.phase_mode,
         entity_category=EntityCategory.CONFIG,
-        # Not every model or firmware has phase switching: offer it only when reported.
-        supported_fn=lambda state: state.phase_mode is not None,
     ),
     _enum_select(
         "cable_lock_mode",
