@@ -36,7 +36,7 @@ from .api import (
     VehicleNotAvailableError,
 )
 from .const import DOMAIN, LOGGER
-from .device import DeviceData, EvCloudDevice
+from .device import DeviceData, EvCloudDevice, RepairIssue
 from .models import EvCloudConfigEntry
 
 type Phase = Literal["setup", "update", "command"]
@@ -44,6 +44,9 @@ type Phase = Literal["setup", "update", "command"]
 # Seconds a poll put off by our own budget may wait with the values it showed
 # before (longer, and the device shows it cannot be read).
 MAX_POSTPONE = 60
+# Failed reads of a device never read before that make a repair issue: the one
+# at setup (logged) and the next one (it persists).
+UNREAD_REPAIR_AFTER = 2
 
 # api error -> exception translation (first match wins); the message of the api
 # error fills {error}. The phase decides the exception class (`translate_error`).
@@ -131,6 +134,12 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         self._device_info: DeviceInfo | None = None
         # The repair issues of this device that exist (None: not looked up yet).
         self._issues: set[str] | None = None
+        # Failed reads while the device was never read (RateLimitedError aside).
+        self._unread_failures = 0
+        # Why the last read failed (None: it did not).
+        self.last_read_error: EvCloudError | None = None
+        # (entity class, description key) of the entities made for the device.
+        self.entities_added: set[tuple[object, str]] = set()
         super().__init__(
             hass,
             LOGGER,
@@ -153,6 +162,15 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         data = await self._async_read()
         self.async_set_updated_data(data)
 
+    def mark_unread(self, device_info: DeviceInfo) -> None:
+        """Show the device, registered as `device_info`, as unavailable until read.
+
+        Its first reading then updates the registry with the device's own info.
+        Home Assistant logs the next failed poll only after one succeeded.
+        """
+        self.last_update_success = False
+        self._device_info = device_info
+
     async def _async_update_data(self) -> DeviceData[StateT]:
         try:
             return await self._async_read()
@@ -174,8 +192,10 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
             except StaleDataError as err:
                 data = await self._outdated(err)
         except EvCloudError as err:
+            self.last_read_error = err
             self._set_issue(err)
             raise
+        self.last_read_error = None
         self._set_issue(None)
         self._accept(data)
         return data
@@ -233,9 +253,25 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
             )
         self._device_info = info
 
+    def _issue_for(self, error: EvCloudError | None) -> RepairIssue | None:
+        """The device's own repair issue, else one for a device that stays unread."""
+        if (issue := self.device.repair_issue(error)) is not None:
+            return issue
+        read: DeviceData[StateT] | None = self.data  # None until first read
+        if error is None or read is not None:
+            return None
+        if not isinstance(error, RateLimitedError):
+            self._unread_failures += 1
+        if self._unread_failures < UNREAD_REPAIR_AFTER:
+            return None
+        return RepairIssue(
+            "device_unreadable",
+            {"device_id": self.device.device_id, "error": str(error)},
+        )
+
     def _set_issue(self, error: EvCloudError | None) -> None:
         """Show the repair issue the device asks for; drop those it no longer does."""
-        issue = self.device.repair_issue(error)
+        issue = self._issue_for(error)
         prefix = f"{self.config_entry.entry_id}_{self.device.key}_"
         wanted = None if issue is None else prefix + issue.translation_key
         if self._issues is None:

@@ -42,6 +42,16 @@ from homeassistant.helpers.typing import StateType
 from .device import DeviceData
 
 
+def always_supported(_state: object) -> bool:
+    """The default `supported_fn`: every device of the kind has the entity."""
+    return True
+
+
+def no_bound(_state: object) -> float | None:
+    """The default `min_fn` / `max_fn`: the description's own bound holds."""
+    return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class EvCloudEntityDescription[StateT](EntityDescription):
     """Fields every EV Cloud description has.
@@ -50,7 +60,15 @@ class EvCloudEntityDescription[StateT](EntityDescription):
     (for example a charger without phase switching).
     """
 
-    supported_fn: Callable[[StateT], bool] = lambda _state: True
+    supported_fn: Callable[[StateT], bool] = always_supported
+
+    def known_without_state(self) -> bool:
+        """True when the entity and what it declares need no reading of the device.
+
+        A device that could not be read yet gets these entities (unavailable),
+        the others once it is read.
+        """
+        return self.supported_fn is always_supported
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +80,10 @@ class EvCloudSensorEntityDescription[StateT](
     value_fn: Callable[[DeviceData[StateT]], StateType | datetime]
     # The unit when it depends on the device (km or miles), else None.
     unit_fn: Callable[[StateT], str] | None = None
+
+    def known_without_state(self) -> bool:
+        """A unit that depends on the device is known only from a reading."""
+        return self.unit_fn is None and super().known_without_state()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,8 +113,16 @@ class EvCloudNumberEntityDescription[DeviceT, StateT](
     value_fn: Callable[[StateT], float | None]
     set_fn: Callable[[DeviceT, float], Awaitable[None]]
     # Bounds that depend on the device (e.g. the charger's maximum current).
-    min_fn: Callable[[StateT], float | None] = lambda _state: None
-    max_fn: Callable[[StateT], float | None] = lambda _state: None
+    min_fn: Callable[[StateT], float | None] = no_bound
+    max_fn: Callable[[StateT], float | None] = no_bound
+
+    def known_without_state(self) -> bool:
+        """Bounds that depend on the device are known only from a reading."""
+        return (
+            self.min_fn is no_bound
+            and self.max_fn is no_bound
+            and super().known_without_state()
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -104,6 +104,11 @@ class EvCloudDevice[StateT](ABC):
     def device_info(self, state: StateT) -> DeviceInfo:
         """Describe the device for the device registry (kept current)."""
 
+    @property
+    def listed_name(self) -> str:
+        """The device's name before it could be read (its own then replaces it)."""
+        return self.device_id
+
     def is_active(self, state: StateT) -> bool:
         """True while the device charges or drives: poll at the active interval."""
         return False

@@ -6,8 +6,9 @@ from datetime import datetime
 import math
 from typing import Any
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_call_later
 
@@ -23,12 +24,14 @@ async def async_sync_devices(
 ) -> None:
     """Give every device the account lists a coordinator, and drop the others.
 
-    Each new device is read once. One that cannot be read yet is tried again at
-    the next listing, and its registry entries (with the user's names, areas and
-    disabled flags) stay: only a device the account no longer lists is removed.
-    At setup (`initial`) a failed listing, a rejected login, or devices none of
-    which can be read raise, so that setup retries; later a failed listing keeps
-    everything as it is.
+    Each new device is read once. One that cannot be read yet still gets its
+    registry device and the entities it has whatever it reports, unavailable;
+    the reason is logged once, and a repair follows when it persists. It is
+    tried again at the next listing. Registry entries (with the user's names,
+    areas and disabled flags) stay: only a device the account no longer lists
+    is removed. At setup (`initial`) a failed listing, a rejected login, or
+    devices none of which can be read raise, so that setup retries; later a
+    failed listing keeps everything as it is.
     """
     runtime = entry.runtime_data
     try:
@@ -42,10 +45,15 @@ async def async_sync_devices(
     runtime.listed = set(listed)
     failures = await _async_read_new(hass, entry, listed, initial=initial)
     if initial and failures and not runtime.coordinators:
+        for coordinator in runtime.unread.values():
+            await coordinator.async_shutdown()
+        runtime.unread.clear()
         raise failures[0]
     for key in set(runtime.coordinators) - set(listed):
         LOGGER.info("%s: device %s is gone", entry.title, key)
         await runtime.coordinators.pop(key).async_shutdown()
+    for key in set(runtime.unread) - set(listed):
+        await runtime.unread.pop(key).async_shutdown()
     _remove_unlisted_devices(hass, entry)
 
 
@@ -57,7 +65,7 @@ async def _async_read_new(
     initial: bool,
     announce: bool = True,
 ) -> list[EvCloudError]:
-    """Read each listed device that has no coordinator yet; return the failures.
+    """Read each listed device that was not read yet; return the failures.
 
     A device whose first read our own budget put off (the other devices' first
     reads took it) is read again as soon as the budget allows, not at the next
@@ -70,22 +78,38 @@ async def _async_read_new(
     for key, device in listed.items():
         if key in runtime.coordinators:
             continue
-        coordinator = EvCloudCoordinator(hass, entry, device)
+        unread = runtime.unread.get(key)
+        coordinator = unread or EvCloudCoordinator(hass, entry, device)
         try:
             await coordinator.async_first_read()
         except AuthenticationError:
-            await coordinator.async_shutdown()
+            if unread is None:
+                await coordinator.async_shutdown()
             raise
-        except EvCloudError as err:
+        except PollPostponedError as err:
             failures.append(err)
-            await coordinator.async_shutdown()
-            if isinstance(err, PollPostponedError):
-                postponed[key] = device
-                wait = max(wait, err.retry_after or 0.0)
-                continue
-            # One unreadable vehicle must not keep the others of the account away.
-            log = LOGGER.info if initial else LOGGER.debug
-            log("%s: %s cannot be read yet: %s", entry.title, key, err)
+            if unread is None:
+                await coordinator.async_shutdown()
+            postponed[key] = device
+            wait = max(wait, err.retry_after or 0.0)
+            continue
+        except EvCloudError as err:
+            # One unreadable device must not keep the others of the account away.
+            failures.append(err)
+            if unread is None:
+                LOGGER.warning(
+                    "%s: %s cannot be read yet; its entities are unavailable "
+                    "until it can: %s",
+                    entry.title,
+                    key,
+                    err,
+                )
+                _add_unread(hass, entry, coordinator, initial=initial)
+            else:
+                LOGGER.debug("%s: %s still cannot be read: %s", entry.title, key, err)
+            continue
+        if unread is not None:
+            # Its listener (`_add_unread`) took it among the read devices.
             continue
         runtime.coordinators[key] = coordinator
         if not initial:
@@ -95,6 +119,50 @@ async def _async_read_new(
     if postponed:
         _read_later(hass, entry, postponed, wait)
     return failures
+
+
+def _add_unread(
+    hass: HomeAssistant,
+    entry: EvCloudConfigEntry,
+    coordinator: EvCloudCoordinator[Any],
+    *,
+    initial: bool,
+) -> None:
+    """Show a listed device that cannot be read yet, and watch for its first read.
+
+    The registry device keeps the name it has; a new one is named as listed.
+    Once read (at a listing, or when the user refreshes an entity), the device
+    joins the read ones and gets the rest of its entities.
+    """
+    runtime = entry.runtime_data
+    device = coordinator.device
+    key = device.key
+    identifiers = {(DOMAIN, key)}
+    registry = dr.async_get(hass)
+    info = DeviceInfo(identifiers=identifiers)
+    if not any(
+        identifiers & known.identifiers
+        for known in dr.async_entries_for_config_entry(registry, entry.entry_id)
+    ):
+        info["name"] = device.listed_name
+    registry.async_get_or_create(config_entry_id=entry.entry_id, **info)
+    coordinator.update_interval = None  # read again at the next listing
+    coordinator.mark_unread(info)
+    runtime.unread[key] = coordinator
+
+    @callback
+    def _first_read() -> None:
+        if coordinator.data is None or runtime.unread.get(key) is not coordinator:
+            return
+        remove_listener()
+        del runtime.unread[key]
+        runtime.coordinators[key] = coordinator
+        LOGGER.info("%s: %s can be read now", entry.title, key)
+        async_dispatcher_send(hass, signal_device_added(entry), coordinator)
+
+    remove_listener = coordinator.async_add_listener(_first_read)
+    if not initial:
+        async_dispatcher_send(hass, signal_device_added(entry), coordinator)
 
 
 def _read_later(

@@ -56,4 +56,12 @@ async def async_get_config_entry_diagnostics(
         "account": async_redact_data(runtime.account.diagnostics(), to_redact),
         "devices_listed": len(runtime.listed),
         "devices": devices,
+        # Listed but never read: why (the messages are ours, free of secrets).
+        "devices_unread": [
+            {
+                "provider": coordinator.device.provider,
+                "error": str(coordinator.last_read_error),
+            }
+            for coordinator in runtime.unread.values()
+        ],
     }

@@ -6,11 +6,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .const import DOMAIN
 from .coordinator import EvCloudCoordinator
 from .descriptions import DeviceEntities, EvCloudEntityDescription
 from .models import EvCloudConfigEntry, signal_device_added
@@ -38,7 +40,12 @@ class EvCloudEntity(CoordinatorEntity[AnyCoordinator]):
         self.entity_description = description
         device = coordinator.device
         self._attr_unique_id = f"{device.key}_{description.key}"
-        self._attr_device_info = device.device_info(coordinator.data.state)
+        self._attr_device_info = (
+            device.device_info(coordinator.data.state)
+            if coordinator.data is not None
+            # Not read yet: the device was registered as listed.
+            else DeviceInfo(identifiers={(DOMAIN, device.key)})
+        )
         self._written: object = _UNKNOWN
 
     def shown(self) -> object:
@@ -88,18 +95,29 @@ def async_add_device_entities[DescriptionT: EvCloudEntityDescription[Any]](
 
     @callback
     def add(coordinators: Iterable[AnyCoordinator]) -> None:
-        async_add_entities(
-            factory(coordinator, description)
-            for coordinator in coordinators
-            for description in descriptions(coordinator.device.entities)
-            if description.supported_fn(coordinator.data.state)
-        )
+        entities = []
+        for coordinator in coordinators:
+            data = coordinator.data
+            for description in descriptions(coordinator.device.entities):
+                # A device not read yet gets what it has whatever it reports,
+                # the rest once read.
+                added = (factory, description.key)
+                if added in coordinator.entities_added or not (
+                    description.known_without_state()
+                    if data is None
+                    else description.supported_fn(data.state)
+                ):
+                    continue
+                coordinator.entities_added.add(added)
+                entities.append(factory(coordinator, description))
+        async_add_entities(entities)
 
     @callback
     def add_one(coordinator: AnyCoordinator) -> None:
         add([coordinator])
 
-    add(entry.runtime_data.coordinators.values())
+    runtime = entry.runtime_data
+    add([*runtime.coordinators.values(), *runtime.unread.values()])
     entry.async_on_unload(
         async_dispatcher_connect(hass, signal_device_added(entry), add_one)
     )

@@ -76,12 +76,15 @@ class EvCloudRuntimeData:
 
     `listed` are the keys of the devices the account listed last: a registry
     device may only be removed when the service no longer lists it, even when
-    it cannot be read (and so has no coordinator) right now.
+    it cannot be read right now. `coordinators` are the devices read at least
+    once; `unread` those listed but never read yet (their entities unavailable),
+    which are tried again at each listing.
     """
 
     provider: Provider
     account: EvCloudAccount
     coordinators: dict[str, EvCloudCoordinator[Any]] = field(default_factory=dict)
+    unread: dict[str, EvCloudCoordinator[Any]] = field(default_factory=dict)
     listed: set[str] = field(default_factory=set)
     # Cancels the pending first read of devices the request budget put off.
     cancel_read_later: CALLBACK_TYPE | None = None
