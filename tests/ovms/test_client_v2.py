@@ -28,6 +28,8 @@ from custom_components.ev_cloud.api import (
 )
 from custom_components.ev_cloud.api.ovms_v2 import (
     CHARGE_MODE_CODES,
+    CarCommand,
+    CarRefusedError,
     CommandResult,
     OvmsV2Address,
     OvmsV2Client,
@@ -405,25 +407,54 @@ async def test_generic_command(v2: OvmsV2Server) -> None:
 
 
 async def test_command_failed(v2: OvmsV2Server, sim: OvmsSimulator) -> None:
-    """Result 1: CommandRejectedError with the car's reason."""
+    """Result 1 without a text (firmware 3's own answer): refused or cannot do."""
     sim.vehicle("DEMO").unplug()
     async with make_client(v2) as client:
-        with pytest.raises(CommandRejectedError, match="not plugged in") as caught:
+        with pytest.raises(CarRefusedError) as caught:
             await client.start_charging()
+        assert (caught.value.code, caught.value.text) == (11, "")
         assert caught.value.reason == "failed"
-        with pytest.raises(CommandRejectedError):
+        assert str(caught.value) == "The car refused command 11 or cannot do it"
+        with pytest.raises(CarRefusedError):
             await client.set_charge_current(99)  # out of the car's range
+
+
+async def test_command_failed_with_the_cars_text(
+    v2: OvmsV2Server, sim: OvmsSimulator
+) -> None:
+    """A vehicle module that answers itself sends its text; success has it too."""
+    v2.cars["DEMO"].module_texts = True
+    sim.vehicle("DEMO").unplug()
+    async with make_client(v2) as client:
+        with pytest.raises(CarRefusedError) as caught:
+            await client.start_charging()
+        assert caught.value.text == "not plugged in"
+        assert str(caught.value).endswith("or cannot do it: not plugged in")
+        assert await client.wake_up() == CommandResult(18, 0, "")
+
+
+async def test_command_the_car_cannot_do(v2: OvmsV2Server) -> None:
+    """A command the car's module lacks is result 1, not 2 (firmware 3)."""
+    v2.cars["DEMO"].commands -= {CarCommand.SET_CHARGE_MODE}
+    async with make_client(v2) as client:
+        with pytest.raises(CarRefusedError) as caught:
+            await client.set_charge_mode("range")
+    assert (caught.value.code, caught.value.text) == (10, "")
 
 
 async def test_wrong_pin_is_not_shown(v2: OvmsV2Server, sim: OvmsSimulator) -> None:
     """A refused lock/unlock says so without the car's text (it may echo the PIN)."""
     v2.forced_results[22] = (1, f"bad pin {PIN}")
     async with make_client(v2) as client:
-        with pytest.raises(CommandRejectedError) as caught:
+        with pytest.raises(CarRefusedError) as caught:
             await client.unlock(PIN)
         assert PIN not in str(caught.value)
-        with pytest.raises(CommandRejectedError):
+        assert caught.value.text == ""
+        v2.cars["DEMO"].module_texts = True  # "wrong PIN <what it got>"
+        with pytest.raises(CarRefusedError) as caught:
             await client.lock("wrong-pin-0000")
+        assert "wrong-pin-0000" not in str(caught.value)
+        assert caught.value.text == ""
     assert sim.vehicle("DEMO").locked
 
 
@@ -433,11 +464,12 @@ async def test_password_in_car_text_is_dropped(v2: OvmsV2Server) -> None:
     async with make_client(v2) as client:
         with pytest.raises(CommandRejectedError) as caught:
             await client.start_charging()
-    assert str(caught.value) == "The car refused command 11"
+    assert str(caught.value) == "The car refused command 11 or cannot do it"
+    assert caught.value.text == ""
 
 
 @pytest.mark.parametrize(
-    ("result", "match"), [(2, "does not support"), (3, "does not implement")]
+    ("result", "match"), [(2, "does not know"), (3, "does not implement")]
 )
 async def test_command_not_supported(v2: OvmsV2Server, result: int, match: str) -> None:
     """Results 2 and 3: NotSupportedError."""
@@ -447,18 +479,21 @@ async def test_command_not_supported(v2: OvmsV2Server, result: int, match: str) 
             await client.wake_up()
 
 
-async def test_unknown_command_is_unsupported(v2: OvmsV2Server) -> None:
-    """The simulated car answers 2 to a code it does not know."""
+@pytest.mark.parametrize("code", [8, 40, 49, 99])
+async def test_unknown_command_is_unsupported(v2: OvmsV2Server, code: int) -> None:
+    """Firmware 3 answers 2 to a code it does not know, and to 40 (SMS), 49 (AT)."""
     async with make_client(v2) as client:
-        with pytest.raises(NotSupportedError):
-            await client.command(24, 1)
+        with pytest.raises(NotSupportedError, match=f"does not know command {code}"):
+            await client.command(code, 1)
 
 
 async def test_unknown_result_is_a_failure(v2: OvmsV2Server) -> None:
     """A result code beyond 3 counts as failed."""
     v2.forced_results[11] = (9, "")
     async with make_client(v2) as client:
-        with pytest.raises(CommandRejectedError, match=r"refused command 11$"):
+        with pytest.raises(
+            CarRefusedError, match=r"refused command 11 or cannot do it$"
+        ):
             await client.start_charging()
 
 
@@ -751,6 +786,7 @@ async def test_no_secret_in_logs(
 async def test_car_checks_its_arguments(v2: OvmsV2Server, sim: OvmsSimulator) -> None:
     """The simulated car refuses an unknown mode number or a car without a PIN."""
     sim.vehicle("ROADSTER").car_online = True
+    v2.cars["DEMO"].module_texts = True
     async with make_client(v2) as client:
         with pytest.raises(CommandRejectedError, match="unknown charge mode"):
             await client.command(10, 2)

@@ -443,14 +443,61 @@ async def test_start_refused_by_the_car(
     ovms_sim: OvmsSimulator,
     ovms_v2: OvmsV2Server,
 ) -> None:
-    """Not plugged in: the car's result 1 and its reason, translated."""
+    """Not plugged in: result 1 without a text, "refused or cannot", translated."""
     ovms_sim.vehicle("DEMO").unplug()
     await setup_entry(hass, ovms_command_entry)
     with pytest.raises(HomeAssistantError) as caught:
         await _charge(hass, ovms_command_entry, "DEMO", start=True)
-    assert caught.value.translation_key == "command_rejected"
-    assert "not plugged in" in caught.value.translation_placeholders["error"]
+    assert caught.value.translation_key == "ovms_command_refused"
+    assert caught.value.translation_placeholders == {"vehicle": "DEMO"}
+    assert str(caught.value) == (
+        "The car DEMO refused this command or cannot carry it out "
+        "(OVMS does not say which)"  # Home Assistant drops the final stop
+    )
     assert _codes(ovms_v2) == [("DEMO", 11)]
+
+
+async def test_start_refused_with_the_cars_text(
+    hass: HomeAssistant,
+    ovms_command_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    ovms_v2: OvmsV2Server,
+) -> None:
+    """A vehicle module that answers itself: its own text is shown."""
+    ovms_v2.cars["DEMO"].module_texts = True
+    ovms_sim.vehicle("DEMO").unplug()
+    await setup_entry(hass, ovms_command_entry)
+    with pytest.raises(HomeAssistantError) as caught:
+        await _charge(hass, ovms_command_entry, "DEMO", start=True)
+    assert caught.value.translation_key == "ovms_command_refused_said"
+    assert caught.value.translation_placeholders == {
+        "vehicle": "DEMO",
+        "error": "not plugged in",
+    }
+    assert str(caught.value) == (
+        "The car DEMO refused this command or cannot carry it out. "
+        "The car said: not plugged in"
+    )
+
+
+async def test_charge_mode_the_car_cannot_set(
+    hass: HomeAssistant,
+    ovms_command_entry: MockConfigEntry,
+    ovms_v2: OvmsV2Server,
+) -> None:
+    """A car without charge modes answers 1 (not 2): refused or cannot, not unknown."""
+    ovms_v2.cars["DEMO"].commands -= {10}
+    await setup_entry(hass, ovms_command_entry)
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            SELECT_DOMAIN,
+            SERVICE_SELECT_OPTION,
+            {ATTR_ENTITY_ID: DEMO_MODE, ATTR_OPTION: "range"},
+            blocking=True,
+        )
+    assert caught.value.translation_key == "ovms_command_refused"
+    assert ovms_v2.commands == [("DEMO", 10, ("3",))]
+    assert hass.states.get(DEMO_MODE).state == "standard"
 
 
 async def test_unsupported_command(
@@ -458,7 +505,7 @@ async def test_unsupported_command(
     ovms_command_entry: MockConfigEntry,
     ovms_v2: OvmsV2Server,
 ) -> None:
-    """Result 2 (the car cannot): command_not_supported."""
+    """Result 2 (a code the firmware does not know): command_not_supported."""
     ovms_v2.forced_results[18] = (2, "")
     await setup_entry(hass, ovms_command_entry)
     with pytest.raises(HomeAssistantError) as caught:
@@ -542,15 +589,20 @@ async def test_wrong_pin(
     ovms_command_entry: MockConfigEntry,
     ovms_v2: OvmsV2Server,
 ) -> None:
-    """The car refuses a wrong PIN; the error does not repeat the car's text."""
+    """The car refuses a wrong PIN; the error does not repeat the car's text.
+
+    The simulated module's text repeats the PIN it got ("wrong PIN <pin>").
+    """
     ovms_v2.cars["DEMO"].pin = "another-pin-1234"
+    ovms_v2.cars["DEMO"].module_texts = True
     await setup_entry(hass, ovms_command_entry)
     with pytest.raises(HomeAssistantError) as caught:
         await hass.services.async_call(
             LOCK_DOMAIN, SERVICE_UNLOCK, {ATTR_ENTITY_ID: DEMO_LOCK}, blocking=True
         )
-    assert caught.value.translation_key == "command_rejected"
-    assert "PIN" not in caught.value.translation_placeholders["error"]
+    assert caught.value.translation_key == "ovms_command_refused"
+    assert caught.value.translation_placeholders == {"vehicle": "DEMO"}
+    assert V2_PIN not in str(caught.value)
 
 
 async def test_wrong_server_password_raises_a_repair_not_reauth(
@@ -614,7 +666,8 @@ async def test_diagnostics_hide_the_command_secrets(
     for secret in (V2_PASSWORD, V2_PIN, "DEMO"):
         assert secret not in dumped
     assert result["entry"]["data"]["vehicle_commands"] == "**REDACTED**"
-    assert result["account"] == {"cars_with_commands": 1, "live_connections": 0}
+    account = result["account"]
+    assert (account["cars_with_commands"], account["live_connections"]) == (1, 0)
 
 
 async def test_without_password_the_car_is_read_only(

@@ -14,9 +14,22 @@ that the client is not checked against itself:
   A car that is not online gets nothing (the real server discards the command),
   so the app waits in vain. `A` is answered with `a`.
 
-Commands the car carries out: 10 charge mode, 11 start charging (needs the cable,
-else result 1), 12 stop, 15 charge current (1..`max_amps`, else 1), 18 wake up,
-20/22 lock/unlock (PIN check, else 1). Other codes: result 2 (unsupported).
+Results as firmware 3 gives them (ovms_server_v2.cpp `ProcessCommand`, OVMS-3 @
+01e5965): the vehicle commands (10-12, 15-26) answer `c<code>,0` or `c<code>,1`,
+and 1 means both "the car refused" and "the car cannot do this" (its vehicle
+module returns NotImplemented); there is no text on this path. A code the firmware
+does not know, and 40 (SMS) and 49 (AT command), answer 2. 3 is never sent.
+Commands the simulated cars carry out: 10 charge mode, 11 start charging (needs
+the cable), 12 stop, 15 charge current (1..`max_amps`), 18 wake up, 20/22
+lock/unlock (PIN check); anything else that fails answers 1. The firmware's own
+commands (1-7, 41: features, parameters, reboot, shell, USSD) are not simulated
+(1, "not simulated").
+
+Per car (`V2Car`): `commands`, the vehicle commands its module implements (one
+outside it answers 1, e.g. charge mode on a car without charge modes);
+`module_texts`, a vehicle module that answers the commands itself, as the
+Twizy's `ProcessMsgCommand` does: `c<code>,<0|1>,<its text>` (the text field is
+there even when empty), e.g. "not plugged in".
 
 Switches: `forced_results[code] = (result, text)`, `silent_commands` (no answer),
 `drop_on_command` (the connection ends when a command arrives), `drop_all()`,
@@ -47,6 +60,13 @@ LOCALHOST = "127.0.0.1"
 # The server draws tokens from this table (ApiV2.pm $b64tab).
 B64TAB = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 MODE_NAMES = {number: name for name, number in CHARGE_MODE_KEYS.items()}
+# The vehicle commands firmware 3's ProcessCommand passes to the vehicle module
+# (answered 0, or 1 when the module fails or does not implement them).
+VEHICLE_COMMANDS = frozenset({10, 11, 12, *range(15, 27)})
+# Commands the firmware answers itself; not simulated.
+FIRMWARE_OWN_COMMANDS = frozenset({1, 2, 3, 4, 5, 6, 7, 41})
+# What the simulated cars can do.
+CAR_COMMANDS = frozenset({10, 11, 12, 15, 18, 20, 22})
 
 
 class _Arc4:
@@ -80,12 +100,18 @@ def _hmac_md5(secret: str, text: str) -> bytes:
 
 @dataclass
 class V2Car:
-    """The v2 settings of one car: its server password and its PIN."""
+    """The v2 settings of one car: its server password and its PIN.
+
+    `commands`: the vehicle commands its module implements; `module_texts`: the
+    module answers commands itself, with its own text (see the module doc).
+    """
 
     vehicle: SimVehicle
     password: str
     pin: str | None = None
     max_amps: int = 32
+    commands: frozenset[int] = CAR_COMMANDS
+    module_texts: bool = False
 
 
 @dataclass
@@ -293,41 +319,57 @@ class OvmsV2Server:
         car = self.cars[app.vehicle_id]
         if not car.vehicle.car_online or code in self.silent_commands:
             return  # discarded: no answer ever comes
+        text: str | None
         if code in self.forced_results:
-            result, text = self.forced_results[code]
+            result, forced = self.forced_results[code]
+            text = forced or None
         else:
-            result, text = self._execute(car, code, params)
-        answer = f"{code},{result}" + (f",{text}" if text else "")
+            result, text = self._answer(car, code, params)
+        answer = f"{code},{result}" + ("" if text is None else f",{text}")
         self._transmit(app, "c", answer)
         if result == 0:
             self.push(app.vehicle_id)
 
+    @classmethod
+    def _answer(
+        cls, car: V2Car, code: int, params: list[str]
+    ) -> tuple[int, str | None]:
+        """Firmware 3's answer to a command: (result, text; None: no text field)."""
+        if code in FIRMWARE_OWN_COMMANDS:
+            return 1, "not simulated"
+        if code not in VEHICLE_COMMANDS:
+            return 2, None  # unknown to the firmware; 40 and 49 as well
+        if code not in car.commands:
+            return 1, None  # the module does not implement it
+        failure = cls._execute(car, code, params)
+        if car.module_texts:
+            return (1, failure) if failure else (0, "")
+        return (1 if failure else 0), None
+
     @staticmethod
-    def _execute(car: V2Car, code: int, params: list[str]) -> tuple[int, str]:
-        """What the car does with a command: (result, text)."""
+    def _execute(car: V2Car, code: int, params: list[str]) -> str | None:
+        """What the car does with a command it implements: None, or why it failed."""
         vehicle = car.vehicle
         first = params[0] if params else ""
         match code:
             case 10:
                 if not first.isdigit() or int(first) not in MODE_NAMES:
-                    return 1, "unknown charge mode"
+                    return "unknown charge mode"
                 vehicle.charge_mode = MODE_NAMES[int(first)]
             case 11:
                 if not vehicle.plugged_in:
-                    return 1, "not plugged in"
+                    return "not plugged in"
                 vehicle.start_charging()
             case 12:
                 vehicle.stop_charging()
             case 15:
                 if not first.isdigit() or not 1 <= int(first) <= car.max_amps:
-                    return 1, "current out of range"
+                    return "current out of range"
                 vehicle.charge_limit_amps = int(first)
             case 18:
                 vehicle.awake = True
             case 20 | 22:
                 if car.pin is None or first != car.pin:
-                    return 1, "wrong PIN"
+                    return f"wrong PIN {first}"  # a module may echo what it got
                 vehicle.locked = code == 20
-            case _:
-                return 2, ""
-        return 0, ""
+        return None

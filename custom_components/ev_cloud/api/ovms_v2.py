@@ -17,14 +17,19 @@ encryption_scheme_0x30, messages, commands) and the server's ApiV2.pm:
   update); then it forwards whatever the car sends, and `Z` again when the car
   connects or drops. A command to a car that is not connected is silently
   discarded, so `Z0` is the only "offline" signal there is.
-- `C<cmd>[,params]` -> `c<cmd>,<result>[,text]`; result 0 ok, 1 failed (text says
-  why), 2 unsupported, 3 unimplemented. `A` is a ping, `a` its answer; the server
-  drops an app that sent nothing for 20 minutes.
+- `C<cmd>[,params]` -> `c<cmd>,<result>[,text]`; the protocol docs say result 0
+  ok, 1 failed, 2 unsupported, 3 unimplemented. Firmware 3 (ovms_server_v2.cpp
+  `ProcessCommand`, OVMS-3 @ 01e5965) answers 1 also when the car cannot do the
+  command (its vehicle module does not implement it), with the module's own text
+  when the module answers itself and none otherwise; 2 only for codes the
+  firmware does not know (and 40, 49); never 3. `A` is a ping, `a` its answer;
+  the server drops an app that sent nothing for 20 minutes.
 
-Result mapping: 0 returns a `CommandResult`; 1 raises
-`CommandRejectedError(reason="failed")`; 2 and 3 raise `NotSupportedError` (the
-car or its firmware cannot do it). A car the server reports as not connected, or
-no answer within the command timeout, raises `DeviceOfflineError`.
+Result mapping: 0 returns a `CommandResult`; 1 (and any unknown result) raises
+`CarRefusedError` ("refused or cannot do it", with the car's text); 2 and 3 raise
+`NotSupportedError` (the firmware does not know the command). A car the server
+reports as not connected, or no answer within the command timeout, raises
+`DeviceOfflineError`.
 
 Secrets (server password, car PIN, tokens, digests) never reach a log or an error.
 """
@@ -168,6 +173,23 @@ class CommandResult:
     code: int
     result: int
     text: str
+
+
+class CarRefusedError(CommandRejectedError):
+    """Result 1: the car refused the command or cannot carry it out.
+
+    Firmware 3 answers 1 for both and does not say which. `text` is the car's own
+    text: "" when it sent none, or when it may hold a secret (see `command`).
+    """
+
+    def __init__(self, code: int, text: str) -> None:
+        """Keep the command code and the car's text next to the message."""
+        said = f": {text}" if text else ""
+        super().__init__(
+            f"The car refused command {code} or cannot do it{said}", reason="failed"
+        )
+        self.code = code
+        self.text = text
 
 
 type MessageCallback = Callable[[str, str], None]
@@ -618,18 +640,15 @@ class OvmsV2Client:
         if answer.result == 0:
             return answer
         if answer.result == 2:
-            raise NotSupportedError(f"The car does not support command {code}")
+            raise NotSupportedError(f"The car's firmware does not know command {code}")
         if answer.result == 3:
             raise NotSupportedError(
                 f"The car's firmware does not implement command {code}"
             )
         text = answer.text.strip()
-        if text and self._password in text:
-            text = ""  # never echo the server password
-        said = f": {text}" if text and not sensitive else ""
-        raise CommandRejectedError(
-            f"The car refused command {code}{said}", reason="failed"
-        )
+        if sensitive or self._password in text:
+            text = ""  # it may repeat the PIN; never echo the server password
+        raise CarRefusedError(code, text)
 
     async def start_charging(self) -> CommandResult:
         """Start charging (command 11)."""

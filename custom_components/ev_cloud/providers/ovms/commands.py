@@ -19,7 +19,13 @@ from homeassistant.util.ssl import get_default_context
 
 from ...api import AuthenticationError, EvCloudError
 from ...api.ovms import DEFAULT_SERVER_URL
-from ...api.ovms_v2 import CommandResult, OvmsV2Address, OvmsV2Client, v2_address
+from ...api.ovms_v2 import (
+    CarRefusedError,
+    CommandResult,
+    OvmsV2Address,
+    OvmsV2Client,
+    v2_address,
+)
 from ...const import CONF_SERVER_URL, DOMAIN, ISSUE_ENTRY_ID, LOGGER
 from .const import CONF_PIN, CONF_SERVER_PASSWORD, CONF_V2_SERVER, CONF_VEHICLE_COMMANDS
 from .state import OvmsCarState
@@ -142,7 +148,9 @@ class OvmsCommands:
         """Send on the car's open connection, else on one of its own.
 
         A refused password is the car's matter, not the account's: no reauth
-        (the REST login is fine), but a repair issue and a translated error.
+        (the REST login is fine), but a repair issue and a translated error. A
+        command the car refused or cannot do (firmware 3 does not tell them
+        apart) says so, with the car's own text when it sent one.
         """
         hass = self.car.account.hass
         try:
@@ -163,6 +171,20 @@ class OvmsCommands:
                 translation_domain=DOMAIN,
                 translation_key="ovms_server_password_refused",
                 translation_placeholders={"vehicle": self.car.device_id},
+            ) from err
+        except CarRefusedError as err:
+            password_accepted(hass, self.car)
+            vehicle = self.car.device_id
+            if err.text:
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="ovms_command_refused_said",
+                    translation_placeholders={"vehicle": vehicle, "error": err.text},
+                ) from err
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="ovms_command_refused",
+                translation_placeholders={"vehicle": vehicle},
             ) from err
         password_accepted(hass, self.car)
 
