@@ -367,12 +367,10 @@ async def test_local_set_refused_with_500(
         await client.async_set({"amp": 10, "frc": 7})
     assert goe_charger.set_log == [{"amp": 10}]
     await client.async_set({"amp": 12})
-    goe_sim.http_fault = HttpFault.answer(500, "<html>oops</html>")
-    with pytest.raises(CommunicationError, match="HTTP 500"):
-        await client.async_set({"amp": 8})
-    goe_sim.http_fault = HttpFault.answer(500, '{"other": "x"}')
-    with pytest.raises(CommunicationError, match="HTTP 500"):
-        await client.async_set({"amp": 8})
+    for body in ("<html>oops</html>", '["amp"]', '{"other": "x"}'):
+        goe_sim.http_fault = HttpFault.answer(500, body)
+        with pytest.raises(CommunicationError, match="HTTP 500"):
+            await client.async_set({"amp": 8})
     assert goe_charger.set_log == [{"amp": 10}, {"amp": 12}]
 
 
