@@ -6,13 +6,16 @@ config entry that points at its simulator, not yet added to Home Assistant.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import json
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.json import JSONEncoder
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -118,3 +121,52 @@ async def test_diagnostics_hide_credentials_and_identities(
     for value in hidden:
         assert value not in dumped, value
     assert len(result["devices"]) == len(provider_entry.runtime_data.coordinators)
+
+
+# How many requests each polled provider's simulator received (EV-Monitor is a
+# sink: nothing of it is read).
+SERVICE_REQUESTS: dict[str, Callable[[Any], int]] = {
+    "goe": lambda sim: sum(len(c.status_requests) for c in sim.chargers),
+    "ovms": lambda sim: len(sim.requests),
+    "evenergy": lambda sim: len(sim.requests),
+    "evlinkha": lambda sim: len(sim.requests),
+}
+
+
+def test_every_polled_provider_counts_its_requests() -> None:
+    """A provider added later joins the refresh test below (or is a sink)."""
+    assert set(SERVICE_REQUESTS) | {"evmonitor"} == set(PROVIDERS)
+
+
+@pytest.fixture(params=list(SERVICE_REQUESTS))
+def polled(request: pytest.FixtureRequest) -> tuple[str, MockConfigEntry, Any]:
+    """A polled provider's name, entry and simulator."""
+    name: str = request.param
+    entry: MockConfigEntry = request.getfixturevalue(f"{name}_entry")
+    return name, entry, request.getfixturevalue(f"{name}_sim")
+
+
+async def test_refresh_asked_for_reads_the_service(
+    hass: HomeAssistant, polled: tuple[str, MockConfigEntry, Any]
+) -> None:
+    """`homeassistant.update_entity` reads the service, right after a poll too.
+
+    Scheduled polls may share one read of the account per cycle; a refresh the
+    user asks for must not be answered from it.
+    """
+    name, entry, sim = polled
+    assert await async_setup_component(hass, "homeassistant", {})
+    await setup_entry(hass, entry)
+    for key, coordinator in entry.runtime_data.coordinators.items():
+        entity_id = next(
+            e.entity_id
+            for e in _entities(hass, entry)
+            if e.unique_id in (f"{key}_online", f"{key}_last_update")
+        )
+        before = SERVICE_REQUESTS[name](sim)
+        await hass.services.async_call(
+            "homeassistant", "update_entity", {"entity_id": entity_id}, blocking=True
+        )
+        await hass.async_block_till_done()
+        assert SERVICE_REQUESTS[name](sim) > before, key
+        assert coordinator.last_update_success

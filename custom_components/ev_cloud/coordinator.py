@@ -136,6 +136,8 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         self._issues: set[str] | None = None
         # Failed reads while the device was never read (RateLimitedError aside).
         self._unread_failures = 0
+        # A read was asked for since the last poll (see async_request_refresh).
+        self._asked = False
         # Why the last read failed (None: it did not).
         self.last_read_error: EvCloudError | None = None
         # (entity class, description key) of the entities made for the device.
@@ -171,11 +173,28 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         self.last_update_success = False
         self._device_info = device_info
 
+    async def async_request_refresh(self) -> None:
+        """A read someone asked for (an entity's update, a command): fresh data.
+
+        Scheduled polls share what the account read in their cycle; this one
+        reads the service, when the budget allows.
+        """
+        self.device.want_fresh()
+        self._asked = True
+        await super().async_request_refresh()
+
     async def _async_update_data(self) -> DeviceData[StateT]:
+        asked, self._asked = self._asked, False
         try:
             return await self._async_read()
         except PollPostponedError as err:
             wait = _retry_after(err)
+            if asked:
+                LOGGER.debug(
+                    "%s: the read asked for waits %s s for the request budget",
+                    self.name,
+                    wait,
+                )
             if self.data is None or wait is None or wait > MAX_POSTPONE:
                 raise translate_error(err, "update") from err
             # Nothing failed: the values shown stay, and are read in a moment.

@@ -96,6 +96,13 @@ class EvCloudDevice[StateT](ABC):
     async def async_fetch(self) -> DeviceData[StateT]:
         """Read the device; raises the api errors."""
 
+    def want_fresh(self) -> None:  # noqa: B027 - most devices read the service each time
+        """The next read was asked for (a refresh, a command): read the service.
+
+        Devices whose polls share one read per poll cycle (a list of all the
+        account's devices) read it again for this one, within the budget.
+        """
+
     async def async_fetch_last_known(self, err: StaleDataError) -> DeviceData[StateT]:
         """Read the last data the service kept for a device that stopped reporting."""
         raise err

@@ -205,16 +205,16 @@ class EvEnergyAccount(EvCloudAccount):
         """After a command: the next read asks the service again."""
         self._read_at.clear()
 
-    async def async_vehicle(self, vehicle_id: str) -> Vehicle:
-        """The vehicle as the newest list read shows it."""
-        await self._async_read_lists(VEHICLES)
+    async def async_vehicle(self, vehicle_id: str, *, fresh: bool = False) -> Vehicle:
+        """The vehicle as the newest list read shows it (`fresh`: read it now)."""
+        await self._async_read_lists(VEHICLES, force=fresh)
         if (vehicle := self._vehicle_list.get(vehicle_id)) is None:
             raise DeviceOfflineError("The vehicle is no longer listed by ev.energy")
         return vehicle
 
-    async def async_evse(self, evse_id: str) -> Evse:
-        """The charger as the newest list read shows it."""
-        await self._async_read_lists(EVSES)
+    async def async_evse(self, evse_id: str, *, fresh: bool = False) -> Evse:
+        """The charger as the newest list read shows it (`fresh`: read it now)."""
+        await self._async_read_lists(EVSES, force=fresh)
         if (evse := self._evse_list.get(evse_id)) is None:
             raise DeviceOfflineError("The charger is no longer listed by ev.energy")
         return evse
@@ -279,6 +279,7 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
         self._commanded = False  # a command was sent: read its log next poll
         self._last: VehicleState | None = None
         self._interval = float(POLICY.idle)
+        self._fresh = False  # a read was asked for: read the list itself
 
     async def async_fetch(self) -> DeviceData[VehicleState]:
         """The vehicle from the account's list; location and commands when needed.
@@ -290,11 +291,18 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
         with self.account.budget.prepaid(1 + EXTRA_REQUESTS, self.key):
             return await self._async_fetch()
 
+    def want_fresh(self) -> None:
+        """The next poll reads the list (and the location) itself."""
+        self._fresh = True
+
     async def _async_fetch(self) -> DeviceData[VehicleState]:
-        vehicle = await self.account.async_vehicle(self.device_id)
+        fresh = self._fresh
+        vehicle = await self.account.async_vehicle(self.device_id, fresh=fresh)
+        self._fresh = False
         last = self._last
         extras = (
             last is None
+            or fresh
             or self._commanded
             or _moment(last.vehicle) != _moment(vehicle)
             or self._polls % EXTRAS_EVERY == 0
@@ -415,11 +423,17 @@ class EvEnergyCharger(EvCloudDevice[ChargerState]):
         super().__init__(evse_id)
         self.account = account
         self._interval = float(POLICY.idle)
+        self._fresh = False
+
+    def want_fresh(self) -> None:
+        """The next poll reads the list itself."""
+        self._fresh = True
 
     async def async_fetch(self) -> DeviceData[ChargerState]:
         """The charger from the account's list (a refused read comes a bit later)."""
         with self.account.budget.prepaid(1, self.key):
-            evse = await self.account.async_evse(self.device_id)
+            evse = await self.account.async_evse(self.device_id, fresh=self._fresh)
+        self._fresh = False
         sampled = evse.status.sampled_at if evse.status else None
         age = (dt_util.utcnow() - sampled).total_seconds() if sampled else None
         online = age is not None and age <= self._interval + STALE_GRACE
