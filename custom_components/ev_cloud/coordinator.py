@@ -189,12 +189,18 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
             return await self._async_read()
         except PollPostponedError as err:
             wait = _retry_after(err)
+            interval = self.update_interval
             if asked:
                 LOGGER.debug(
                     "%s: the read asked for waits %s s for the request budget",
                     self.name,
                     wait,
                 )
+                if self.data is not None and wait is not None and interval:
+                    # The values of the last poll stay; no later than its next.
+                    wait = min(wait, interval.total_seconds())
+                    self.update_interval = timedelta(seconds=wait)
+                    return self.data
             if self.data is None or wait is None or wait > MAX_POSTPONE:
                 raise translate_error(err, "update") from err
             # Nothing failed: the values shown stay, and are read in a moment.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import logging
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -61,3 +63,28 @@ async def test_an_hour_stays_within_the_allowance(
         age = evenergy_sim.now - coordinator.data.data_time.timestamp()
         assert age <= 2 * coordinator.update_interval.total_seconds() + STEP
     assert hass.states.get("sensor.zoe_battery").state != STATE_UNAVAILABLE
+
+
+async def test_refresh_asked_for_waits_for_the_budget(
+    hass: HomeAssistant,
+    evenergy_entry: MockConfigEntry,
+    evenergy_sim: EvEnergySimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refresh the budget cannot afford now is put off, said at debug, not sent."""
+    evenergy_sim.hourly_limit = 7  # the setup's six reads leave nothing to spare
+    await setup_entry(hass, evenergy_entry)
+    assert await async_setup_component(hass, "homeassistant", {})
+    coordinator = next(iter(evenergy_entry.runtime_data.coordinators.values()))
+    before = len(evenergy_sim.requests)
+    caplog.clear()
+    await coordinator.async_request_refresh()
+    await hass.async_block_till_done()
+    assert len(evenergy_sim.requests) == before
+    assert coordinator.last_update_success  # the values shown stay
+    waits = [
+        r
+        for r in caplog.records
+        if "the read asked for waits" in r.getMessage() and r.levelno == logging.DEBUG
+    ]
+    assert len(waits) == 1
