@@ -39,6 +39,14 @@ from .errors import (
     RateLimitedError,
     VehicleNotAvailableError,
 )
+from .parsing import (
+    boolean as _bool,
+    clean_detail as _clean,
+    enum_key,
+    integer as _int,
+    text as _text,
+    utc_datetime as _datetime,
+)
 from .paths import append_segments
 
 DEFAULT_BASE_URL = "https://api.ev.energy"
@@ -259,50 +267,8 @@ class RateLimit:
 
 
 # --- parsing -----------------------------------------------------------------------
-# Every helper returns None for a missing or mistyped value instead of raising.
-
-
-def _int(value: Any) -> int | None:
-    """A JSON integer (a whole float too); booleans and strings are not numbers."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _datetime(value: Any) -> datetime | None:
-    """An ISO 8601 date-time ("2024-04-17T09:39:45.984584Z"); naive means UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def enum_key(value: Any, choices: tuple[str, ...]) -> str | None:
-    """An enum value as a lower-case key ("Load match" -> "load_match").
-
-    Values the API may add later, and anything that is not a string, are None.
-    """
-    if not isinstance(value, str):
-        return None
-    key = re.sub(r"[\s-]+", "_", value.strip()).lower()
-    return key if key in choices else None
+# Every helper returns None for a missing or mistyped value instead of raising
+# (the general ones come from `parsing`).
 
 
 def current_type_key(value: Any) -> str | None:
@@ -310,10 +276,6 @@ def current_type_key(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     return enum_key(value.split(" - ", 1)[0], CURRENT_TYPES)
-
-
-def _object(value: Any) -> Mapping[str, Any] | None:
-    return value if isinstance(value, dict) else None
 
 
 def _resource_id(value: Any) -> str | None:
@@ -519,20 +481,6 @@ def parse_retry_after(headers: Mapping[str, str]) -> float:
         if math.isfinite(seconds):
             return max(0.0, seconds)
     return DEFAULT_RETRY_AFTER
-
-
-_URL_QUERY = re.compile(r"(https?://[^\s?#]*)[?#]\S*", re.IGNORECASE)
-MAX_DETAIL = 300
-
-
-def _clean(text: str, secrets: tuple[str, ...]) -> str:
-    """A server text fit for an error message: no secret, no query, not too long."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = _URL_QUERY.sub(r"\1", text)
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
 
 
 def problem_text(problem: Mapping[str, Any]) -> str | None:
@@ -1045,7 +993,7 @@ class EvEnergyClient:
             return
         problem = answer.problem()
         raw = problem_text(problem) if problem is not None else None
-        detail = _clean(raw, (token,)) if raw else None
+        detail = _clean(raw, token) if raw else None
         if status == 401:
             raise AuthenticationError("ev.energy rejected the access token")
         if status == 403:

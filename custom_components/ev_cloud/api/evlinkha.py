@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 import json
 import math
 import re
@@ -42,6 +42,14 @@ from .errors import (
     QuotaExhaustedError,
     RateLimitedError,
     VehicleNotAvailableError,
+)
+from .parsing import (
+    boolean as _bool,
+    clean_detail as _clean,
+    enum_key as _key,
+    integer as _int,
+    text as _text,
+    utc_datetime as _datetime,
 )
 from .paths import append_segments
 
@@ -75,9 +83,6 @@ CAPABILITIES = (
     "stopCharging",
     "smartCharging",
 )
-
-# The longest server text an error message quotes.
-MAX_DETAIL = 300
 
 
 def api_root(server_url: str) -> tuple[str, AuthStyle]:
@@ -156,7 +161,8 @@ class EvLinkVehicle:
 
 
 # --- parsing -----------------------------------------------------------------------
-# Every helper returns None for a missing or mistyped value instead of raising.
+# Every helper returns None for a missing or mistyped value instead of raising
+# (the general ones come from `parsing`).
 
 
 def _number(value: Any) -> float | None:
@@ -167,49 +173,9 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _int(value: Any) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None and number.is_integer() else None
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _text(value: Any) -> str | None:
-    """A non-blank string, stripped."""
-    if not isinstance(value, str):
-        return None
-    return value.strip() or None
-
-
 def _object(value: Any) -> Mapping[str, Any]:
     """A JSON object, or an empty one for anything else."""
     return value if isinstance(value, dict) else {}
-
-
-def _datetime(value: Any) -> datetime | None:
-    """An ISO 8601 date-time ("2025-05-20T15:48:12.933Z"); naive means UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _key(value: Any, choices: tuple[str, ...]) -> str | None:
-    """An enum value as a lower-case key ("PLUGGED_IN:FAULT" -> "plugged_in_fault").
-
-    Values the service may add later, and anything that is not a string, are None.
-    """
-    if not isinstance(value, str):
-        return None
-    key = re.sub(r"[\s:-]+", "_", value.strip()).lower()
-    return key if key in choices else None
 
 
 def power_delivery_key(value: Any) -> str | None:
@@ -354,17 +320,7 @@ def parse_me(raw: Any) -> Me:
 
 # --- error texts ---------------------------------------------------------------------
 
-_URL_QUERY = re.compile(r"(https?://[^\s?#]*)[?#]\S*", re.IGNORECASE)
 _ALLOWANCE = re.compile(r"allowance\s*\(\s*(\d+)\s*/\s*(\d+)\s*\)", re.IGNORECASE)
-
-
-def _clean(text: str, secret: str) -> str:
-    """A server text fit for an error message: no key, no query, not too long."""
-    if secret:
-        text = text.replace(secret, "***")
-    text = _URL_QUERY.sub(r"\1", text)
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
 
 
 def _problem(item: Any) -> str | None:
