@@ -1,1 +1,4 @@
-"""Each fact an independent source shows about a real service, run against the simulator variant that reproduces it."""
+"""Facts independent sources show about the real services, one case each.
+
+Each case runs our client against the simulator variant that reproduces it.
+"""
