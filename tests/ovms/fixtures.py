@@ -24,17 +24,27 @@ SECRETS = (OVMS_PASSWORD, OVMS_TOKEN, V2_PASSWORD, ROADSTER_V2_PASSWORD, V2_PIN)
 
 
 @pytest.fixture
+def ovms_server() -> str:
+    """The server software the simulator runs ("v3"; a test module may override).
+
+    tests/ovms/test_integration.py runs its tests against "v2" too.
+    """
+    return "v3"
+
+
+@pytest.fixture
 async def ovms_sim(
-    socket_enabled: None, freezer: FrozenDateTimeFactory
+    socket_enabled: None, freezer: FrozenDateTimeFactory, ovms_server: str
 ) -> AsyncIterator[OvmsSimulator]:
     """An OVMS server with one account and two cars.
 
     DEMO (km) charges, ROADSTER (miles, older "W" tyre record) is parked. The
-    clock is frozen first, so record times are fixed.
+    clock is frozen first, so record times are fixed. The account's API token
+    opens nothing on a "v2" server, which has no tokens.
     """
     # Later than any real clock here: tokens made before the freeze stay valid.
     freezer.move_to("2027-01-01T12:00:00+00:00")
-    simulator = OvmsSimulator(hold_seconds=0)
+    simulator = OvmsSimulator(hold_seconds=0, server=ovms_server)
     simulator.add_user(OVMS_USER, OVMS_PASSWORD, tokens=[OVMS_TOKEN])
     demo = simulator.add_vehicle(SimVehicle(vehicle_id="DEMO", owner=OVMS_USER))
     demo.plug_in()

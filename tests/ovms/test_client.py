@@ -16,6 +16,7 @@ import pytest
 from custom_components.ev_cloud.api import (
     AuthenticationError,
     CommunicationError,
+    EvCloudError,
     InvalidResponseError,
     NotSupportedError,
     RateLimitedError,
@@ -504,6 +505,14 @@ async def scripted(socket_enabled: None) -> AsyncIterator[Scripted]:
         (text(503, "busy"), CommunicationError, "HTTP 503"),
         (text(501, "Not yet implemented\n"), NotSupportedError, "not implement"),
         (text(404, "Unrecognised API call\n"), CommunicationError, "unsupported"),
+        # The v2 server answers 404 where v3 answers 403, 502 and 501.
+        (text(404, "Forbidden\n"), VehicleNotAvailableError, "not registered"),
+        (
+            text(404, "Paranoid vehicles not supported by api\n"),
+            VehicleNotAvailableError,
+            "paranoid",
+        ),
+        (text(404, "Not yet implemented\n"), NotSupportedError, "not implement"),
         (text(400, "?"), CommunicationError, "Unexpected answer .*HTTP 400"),
         (web.Response(text="Disconnect OK\n"), InvalidResponseError, "not JSON"),
         (web.json_response([]), InvalidResponseError, "not an object"),
@@ -587,6 +596,74 @@ async def test_second_401_is_an_authentication_error(
         await client.async_get_vehicles()
     assert not client.logged_in
     assert [cookie for _, _, cookie in scripted.seen] == ["-", "a", "a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("refusal", "generation"),
+    [
+        (lambda: text(401, "Authentication failed\n"), "v3"),
+        (lambda: text(404, "Authentication failed\n"), "v2"),
+    ],
+)
+async def test_refused_session_tells_the_server_software(
+    session: aiohttp.ClientSession,
+    scripted: Scripted,
+    refusal: Any,
+    generation: str,
+) -> None:
+    """v3 refuses an ended session with 401, the v2 server with 404; both log in.
+
+    A refusal right after the new login ends the session for good.
+    """
+    scripted.answers = [
+        login_ok("a"),
+        refusal(),
+        login_ok("b"),
+        web.json_response([]),
+        refusal(),
+        login_ok("c"),
+        refusal(),
+    ]
+    client = OvmsClient(session, scripted.url, "alice", PASSWORD)
+    assert client.server_generation is None
+    await client.async_login()
+    assert await client.async_get_vehicles() == []
+    assert client.server_generation == generation
+    assert client.can_connect_vehicles is (generation == "v3")
+    with pytest.raises(AuthenticationError, match="ended the session"):
+        await client.async_get_vehicles()
+    assert [cookie for _, _, cookie in scripted.seen] == [
+        "-",
+        "a",
+        "a",
+        "b",
+        "b",
+        "b",
+        "c",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "generation"),
+    [
+        (text(501, "Not yet implemented\n"), "v3"),
+        (text(403, "Insufficient rights\n"), "v3"),
+        (text(404, "Not yet implemented\n"), "v2"),
+        (text(404, "Unrecognised API call\n"), None),
+    ],
+)
+async def test_answers_tell_the_server_software(
+    session: aiohttp.ClientSession,
+    scripted: Scripted,
+    answer: web.Response,
+    generation: str | None,
+) -> None:
+    """How a server refuses a call says which software it runs (or nothing)."""
+    scripted.answers = [login_ok(), answer]
+    client = OvmsClient(session, scripted.url, "alice", PASSWORD)
+    with pytest.raises(EvCloudError):
+        await client.async_get_status("DEMO")
+    assert client.server_generation == generation
 
 
 async def test_login_sends_no_foreign_cookie(scripted: Scripted) -> None:

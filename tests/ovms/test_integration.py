@@ -1,9 +1,15 @@
-"""OVMS accounts in Home Assistant, against the OVMS server simulator."""
+"""OVMS accounts in Home Assistant, against the OVMS server simulator.
+
+Every test runs against both server generations: the current server software
+("v3") and the older "v2 server" that servers such as ovms.dexters-web.de still
+run (openvehicles/Open-Vehicle-Server @ eae8472, `v2/server/ovms_server.pl`).
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,7 @@ from homeassistant.helpers import (
     issue_registry as ir,
 )
 from homeassistant.helpers.json import JSONEncoder
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -39,7 +46,12 @@ from custom_components.ev_cloud.api import VehicleNotAvailableError
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
 from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
-from custom_components.ev_cloud.providers.ovms.account import OvmsCar
+from custom_components.ev_cloud.providers.ovms.account import (
+    BUDGET_PER_MINUTE,
+    POLICY,
+    REQUESTS_PER_POLL_EACH_RECORD,
+    OvmsCar,
+)
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
 from tests.forms import suggested
@@ -51,6 +63,22 @@ COMPONENT = Path(__file__).parent.parent.parent / "custom_components" / "ev_clou
 DEMO_BATTERY = "sensor.ovms_demo_battery"
 DEMO_ONLINE = "binary_sensor.ovms_demo_online"
 DEMO_LIVE = "switch.ovms_demo_live_updates"
+
+
+@pytest.fixture(params=["v3", "v2"])
+def ovms_server(request: pytest.FixtureRequest) -> str:
+    """The simulated server's software: both generations."""
+    return str(request.param)
+
+
+# For what only the current server software has (API tokens, a rate limit,
+# connecting a car over the REST API).
+v3_only = pytest.mark.parametrize("ovms_server", ["v3"])
+
+
+def _account_secret(sim: OvmsSimulator) -> str:
+    """A second valid credential: the API token, or on the v2 server the password."""
+    return OVMS_TOKEN if sim.server == "v3" else OVMS_PASSWORD
 
 
 async def _tick(
@@ -153,9 +181,21 @@ async def test_flow_errors_recover(
     assert result["errors"] == errors
     ovms_sim.fault = OvmsFault.NONE
     result = await hass.config_entries.flow.async_configure(
-        form["flow_id"], _login_input(ovms_sim, password=OVMS_TOKEN)
+        form["flow_id"], _login_input(ovms_sim, password=_account_secret(ovms_sim))
     )
     assert result["step_id"] == "ovms_vehicles"
+
+
+@pytest.mark.parametrize("ovms_server", ["v2"])
+async def test_flow_v2_server_refuses_an_api_token(
+    hass: HomeAssistant, ovms_sim: OvmsSimulator
+) -> None:
+    """The v2 server has no API tokens: a token is a wrong password there."""
+    form = await _open_ovms_form(hass)
+    result = await hass.config_entries.flow.async_configure(
+        form["flow_id"], _login_input(ovms_sim, password=OVMS_TOKEN)
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
 
 
 async def test_flow_account_without_vehicles(
@@ -171,6 +211,7 @@ async def test_flow_account_without_vehicles(
     assert result["errors"] == {"base": "no_vehicles"}
 
 
+@v3_only  # the v2 server has no rate limit
 async def test_flow_rate_limited(hass: HomeAssistant, ovms_sim: OvmsSimulator) -> None:
     """A server that refuses with 429 gets its own message."""
     ovms_sim.burst = 0
@@ -206,10 +247,10 @@ async def test_reauth_and_reconfigure(
     )
     assert result["errors"] == {"base": "invalid_auth"}
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"password": OVMS_TOKEN}
+        result["flow_id"], {"password": _account_secret(ovms_sim)}
     )
     assert result["reason"] == "reauth_successful"
-    assert ovms_entry.data["password"] == OVMS_TOKEN
+    assert ovms_entry.data["password"] == _account_secret(ovms_sim)
 
     ovms_sim.add_user("other", "other-password")
     ovms_sim.add_vehicle(SimVehicle(vehicle_id="OTHER", owner="other"))
@@ -357,6 +398,7 @@ async def test_silent_car_is_stale_and_polled_less(
     assert hass.states.get(DEMO_ONLINE).state == STATE_ON
 
 
+@v3_only  # the v2 server has no rate limit
 async def test_rate_limit_pauses_the_whole_server(
     hass: HomeAssistant,
     ovms_entry: MockConfigEntry,
@@ -401,6 +443,7 @@ async def test_vehicles_come_and_go(
     assert hass.states.get("sensor.ovms_roadster_battery") is None
 
 
+@v3_only  # the v2 server cannot connect a car: see the tests below
 async def test_live_updates(
     hass: HomeAssistant,
     ovms_entry: MockConfigEntry,
@@ -667,3 +710,275 @@ def test_unreadable_vehicle_issues_are_translated(reason: str) -> None:
         path = COMPONENT / "translations" / f"{language}.json"
         texts = json.loads(path.read_text())["issues"][issue.translation_key]
         assert "{vehicle}" in texts["description"]
+
+
+# --- the v2 server: Live updates cannot connect, sessions end when idle -------------
+
+
+def _problems(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Warnings and errors of the integration, and every failed poll."""
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("custom_components.ev_cloud")
+        and (record.levelno >= logging.WARNING or "Error fetching" in record.message)
+    ]
+
+
+def _connects(sim: OvmsSimulator, vehicle_id: str) -> int:
+    return sim.requests.count(("GET", f"/api/vehicle/{vehicle_id}"))
+
+
+@pytest.mark.parametrize("ovms_server", ["v2"])
+async def test_live_updates_on_a_v2_server_say_why_they_cannot_connect(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The v2 server answers connect with 404 "Not yet implemented".
+
+    Turning Live updates on says, translated, that this server cannot connect
+    the car; the switch stays off, polling goes on, and the server is not asked
+    again.
+    """
+    await setup_entry(hass, ovms_entry)
+    for _ in range(2):
+        with pytest.raises(ServiceValidationError) as caught:
+            await hass.services.async_call(
+                SWITCH_DOMAIN,
+                SERVICE_TURN_ON,
+                {ATTR_ENTITY_ID: DEMO_LIVE},
+                blocking=True,
+            )
+        assert caught.value.translation_key == "ovms_live_not_supported"
+        assert caught.value.translation_placeholders == {"vehicle": "DEMO"}
+    assert _connects(ovms_sim, "DEMO") == 1
+    assert hass.states.get(DEMO_LIVE).state == STATE_OFF
+    assert ovms_entry.options.get("live_vehicles", []) == []
+
+    battery = hass.states.get(DEMO_BATTERY).state
+    await _tick(hass, freezer, ovms_sim, 600)
+    assert hass.states.get(DEMO_BATTERY).state != battery  # still polled
+    assert _connects(ovms_sim, "DEMO") == 1
+    assert _problems(caplog) == []
+    result = await async_get_config_entry_diagnostics(hass, ovms_entry)
+    assert result["account"]["server_software"] == "v2"
+
+
+@pytest.mark.parametrize("ovms_server", ["v2"])
+async def test_live_updates_left_on_fall_back_to_polling_on_a_v2_server(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Live updates on (from before) on a v2 server: one try to connect, one note.
+
+    No poll fails, none asks to connect again, and the switch shows that Live
+    updates are not at work.
+    """
+    ovms_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        ovms_entry, options={"excluded_vehicles": [], "live_vehicles": ["DEMO"]}
+    )
+    caplog.set_level(logging.INFO, "custom_components.ev_cloud")
+    await hass.config_entries.async_setup(ovms_entry.entry_id)
+    await hass.async_block_till_done()
+    assert ovms_entry.state is ConfigEntryState.LOADED
+    for _ in range(6):  # sessions end between these polls
+        await _tick(hass, freezer, ovms_sim, 300)
+    assert _connects(ovms_sim, "DEMO") == 1
+    assert _logins(ovms_sim) > 1
+    assert hass.states.get(DEMO_LIVE).state == STATE_OFF
+    assert hass.states.get(DEMO_BATTERY).state != STATE_UNAVAILABLE
+    assert _problems(caplog) == []
+    notes = [r.message for r in caplog.records if "older server software" in r.message]
+    assert len(notes) == 1
+
+    # Turning it off works too (nothing to disconnect on this server).
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: DEMO_LIVE}, blocking=True
+    )
+    assert ovms_entry.options["live_vehicles"] == []
+    assert ("DELETE", "/api/vehicle/DEMO") not in ovms_sim.requests
+    await hass.config_entries.async_unload(ovms_entry.entry_id)
+    assert ("DELETE", "/api/vehicle/DEMO") not in ovms_sim.requests
+
+
+def _refused(sim: OvmsSimulator) -> int:
+    """Requests sent again right after a login: the server had refused them."""
+    requests = sim.requests
+    login = ("GET", "/api/cookie")
+    return sum(
+        1
+        for before, middle, after in zip(
+            requests, requests[1:], requests[2:], strict=False
+        )
+        if middle == login and before == after and before != login
+    )
+
+
+@pytest.mark.parametrize("ovms_server", ["v2"])
+async def test_a_day_parked_and_charging_on_a_v2_server(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """24 simulated hours on a server whose sessions end after 120 idle seconds.
+
+    DEMO charges for hours (polled every minute: its session stays alive), then
+    both cars are parked (polled every five minutes: every session ends between
+    polls), then DEMO charges again. No poll fails, every car keeps being read;
+    after the first session end the client logs in before a poll instead of
+    having it refused, and renews nothing while the polls keep the session alive.
+    """
+    demo, roadster = ovms_sim.vehicle("DEMO"), ovms_sim.vehicle("ROADSTER")
+    demo.soc, demo.charge_limit_soc, demo.charge_power_kw = 20.0, 80, 3.6
+    await setup_entry(hass, ovms_entry)
+    coordinators = ovms_entry.runtime_data.coordinators
+    step = 30
+    first_expiry: int | None = None
+    logins_at_second_charge = logins_while_charging = 0
+    for elapsed in range(step, 24 * 3600 + 1, step):
+        if elapsed == 20 * 3600:  # plugged in since the first charge: charge on
+            demo.charge_limit_soc = 100
+            demo.start_charging()
+        if elapsed == 20 * 3600 + 600:  # the polls are back at one a minute
+            logins_at_second_charge = _logins(ovms_sim)
+        if logins_at_second_charge and demo.charging:
+            logins_while_charging = _logins(ovms_sim) - logins_at_second_charge
+        sessions = set(ovms_sim.sessions)
+        await _tick(hass, freezer, ovms_sim, step)
+        if first_expiry is None and sessions - set(ovms_sim.sessions):
+            first_expiry = elapsed
+        for entity_id in (DEMO_BATTERY, "sensor.ovms_roadster_battery"):
+            assert hass.states.get(entity_id).state != STATE_UNAVAILABLE, elapsed
+    # The sessions ended while the cars were parked, not before.
+    assert first_expiry is not None
+    assert first_expiry > 6 * 3600
+    assert _problems(caplog) == []  # no failed poll, no warning
+    assert demo.chargestate == "done"
+    assert float(hass.states.get(DEMO_BATTERY).state) == 100.0
+    # Every car was read within its last poll interval.
+    for key, coordinator in coordinators.items():
+        assert coordinator.last_update_success, key
+        age = dt_util.utcnow() - coordinator.data.data_time
+        assert age <= coordinator.update_interval + timedelta(seconds=step), key
+    reads = {
+        vehicle.vehicle_id: ovms_sim.requests.count(
+            ("GET", f"/api/protocol/{vehicle.vehicle_id}")
+        )
+        for vehicle in (demo, roadster)
+    }
+    assert reads["ROADSTER"] >= 24 * 3600 / 300 - 1
+    assert reads["DEMO"] > reads["ROADSTER"]  # every minute while it charged
+    # A session end costs a refused request (sent again after a login) only
+    # while the client learns how long the server keeps an idle session (the
+    # first end, and a shorter idle time later); then it logs in before a poll
+    # that would meet an ended session.
+    assert 1 <= _refused(ovms_sim) <= 3
+    assert _logins(ovms_sim) > 24 * 3600 / 300 / 2  # a session per parked poll
+    # While the car charged again (hours), its polls kept the session alive:
+    # no new login, though the client had learnt a lifetime.
+    assert logins_at_second_charge
+    assert logins_while_charging == 0
+    result = await async_get_config_entry_diagnostics(hass, ovms_entry)
+    assert result["account"]["server_software"] == "v2"
+
+
+# --- a server that refuses /api/protocol: each record is read on its own --------
+
+
+async def test_protocol_refused_reads_each_record(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """A 404 on `/api/protocol` is said once; the per-record calls read the cars.
+
+    The entry loads with both devices and their values; later polls ask only
+    the per-record calls (four requests), and the diagnostics say so.
+    """
+    ovms_sim.protocol_refused = True
+    await setup_entry(hass, ovms_entry)
+    assert ovms_entry.state is ConfigEntryState.LOADED
+    devices = dr.async_entries_for_config_entry(device_registry, ovms_entry.entry_id)
+    assert {device.name for device in devices} == {"OVMS DEMO", "OVMS ROADSTER"}
+    demo = ovms_sim.vehicle("DEMO")
+    assert float(hass.states.get(DEMO_BATTERY).state) == round(demo.soc, 1)
+    assert hass.states.get("sensor.ovms_roadster_battery").state == "80.0"
+    tracker = hass.states.get("device_tracker.ovms_demo_location")
+    assert tracker.attributes["latitude"] == demo.latitude
+    assert hass.states.get(DEMO_ONLINE).state == STATE_ON
+    warnings = [r for r in caplog.records if "/api/protocol" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+
+    coordinator = ovms_entry.runtime_data.coordinators["ovms_ROADSTER"]
+    before = len(ovms_sim.requests)
+    await _tick(hass, freezer, ovms_sim, coordinator.update_interval.total_seconds())
+    reads = sorted(
+        path for _, path in ovms_sim.requests[before:] if path.endswith("/ROADSTER")
+    )
+    assert reads == [
+        "/api/charge/ROADSTER",
+        "/api/location/ROADSTER",
+        "/api/status/ROADSTER",
+        "/api/tpms/ROADSTER",
+    ]
+    assert ovms_sim.requests.count(("GET", "/api/protocol/ROADSTER")) <= 1
+    result = await async_get_config_entry_diagnostics(hass, ovms_entry)
+    assert result["account"]["reads_each_record"] is True
+    assert len(warnings) == 1
+
+
+@v3_only  # the rate limit is the v3 server's
+async def test_reading_each_record_polls_within_the_server_budget(
+    hass: HomeAssistant,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Four requests a poll: charging cars are polled as often as the budget allows.
+
+    14 charging cars, read record by record, cannot all be read every minute
+    (the active interval) within 60 requests a minute: the budget sets their
+    interval, and no poll is refused or put off.
+    """
+    for index in range(12):
+        car = ovms_sim.add_vehicle(SimVehicle(f"CAR{index:02d}", OVMS_USER))
+        car.plug_in()
+        car.start_charging()
+    ovms_sim.protocol_refused = True
+    await setup_entry(hass, ovms_entry)
+    for _ in range(40):
+        await _tick(hass, freezer, ovms_sim, 30)
+    # (At setup the budget may not reach every car; the next listing does.)
+    coordinators = ovms_entry.runtime_data.coordinators
+    assert len(coordinators) == 14
+    assert _problems(caplog) == [ovms_warning(caplog)]
+    charging = {
+        key: c.update_interval.total_seconds()
+        for key, c in coordinators.items()
+        if key.startswith("ovms_CAR")
+    }
+    budget = REQUESTS_PER_POLL_EACH_RECORD * len(coordinators) * 60 / BUDGET_PER_MINUTE
+    assert budget > POLICY.active
+    assert set(charging.values()) == {budget}
+
+
+def ovms_warning(caplog: pytest.LogCaptureFixture) -> str:
+    """The one warning that the server refused /api/protocol."""
+    [message] = [
+        r.getMessage() for r in caplog.records if "/api/protocol" in r.getMessage()
+    ]
+    return message

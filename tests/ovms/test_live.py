@@ -15,11 +15,14 @@ from homeassistant.const import (
     SERVICE_TURN_OFF,
     SERVICE_TURN_ON,
     STATE_OFF,
+    STATE_ON,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+)
 
 from custom_components.ev_cloud.api.ovms import (
     OvmsClient,
@@ -266,3 +269,41 @@ async def test_refused_password_stops_the_link_with_a_repair(
     for _ in range(100):
         await asyncio.sleep(0)
     assert ovms_v2.logins_refused == 1
+
+
+@pytest.mark.parametrize("ovms_server", ["v2"])
+async def test_live_updates_on_a_v2_server_use_the_v2_connection(
+    hass: HomeAssistant,
+    live_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    ovms_v2: OvmsV2Server,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The v2 server cannot connect a car over REST; the v2 connection can.
+
+    Connect is tried once (404 "Not yet implemented"); the car's records arrive
+    over its v2 connection, and the switch turns off and on again without
+    asking the REST API (openvehicles/Open-Vehicle-Server @ eae8472,
+    v2/server/ovms_server.pl `http_request_api_vehicle_get`).
+    """
+    await setup_entry(hass, live_entry)
+    car = _car(live_entry)
+    await _until(freezer, lambda: car.live_client is not None)
+    await hass.async_block_till_done()
+    assert hass.states.get(DEMO_LIVE).state == STATE_ON
+    ovms_sim.vehicle("DEMO").soc = 91.5
+    ovms_v2.push("DEMO")
+    await _until(freezer, lambda: hass.states.get(DEMO_BATTERY).state == "91.5")
+
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: DEMO_LIVE}, blocking=True
+    )
+    await _until(freezer, lambda: not ovms_v2.apps)
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: DEMO_LIVE}, blocking=True
+    )
+    await _until(freezer, lambda: car.live_client is not None)
+    await hass.async_block_till_done()
+    assert hass.states.get(DEMO_LIVE).state == STATE_ON
+    vehicle_calls = [path for _, path in ovms_sim.requests if "/api/vehicle/" in path]
+    assert vehicle_calls == ["/api/vehicle/DEMO"]

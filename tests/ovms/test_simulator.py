@@ -832,3 +832,194 @@ async def test_control_vehicle_facts_and_charge(
             assert response.status == 404
     finally:
         await sim.stop()
+
+
+# --- the v2 server (openvehicles/Open-Vehicle-Server @ eae8472, ovms_server.pl) ------
+
+
+@pytest.fixture
+async def v2_sim(socket_enabled: None) -> AsyncIterator[OvmsSimulator]:
+    """The older server software: alice owns DEMO and ROADSTER, bob BOBCAR."""
+    simulator = OvmsSimulator(server="v2", burst=1)
+    simulator.add_user(USER, PASSWORD, [TOKEN])
+    simulator.add_user(OTHER, OTHER_PASSWORD)
+    simulator.add_vehicle(SimVehicle("DEMO", USER))
+    simulator.add_vehicle(SimVehicle("ROADSTER", USER, units="M", tpms_format="W"))
+    simulator.add_vehicle(SimVehicle("SECRET", USER, paranoid=True))
+    simulator.add_vehicle(SimVehicle("BOBCAR", OTHER))
+    async with simulator:
+        yield simulator
+
+
+async def _v2(
+    session: aiohttp.ClientSession,
+    sim: OvmsSimulator,
+    path: str,
+    method: str = "GET",
+    params: dict[str, str] | None = None,
+) -> tuple[int, str, str, str]:
+    """Status, reason, content type and body of one call."""
+    async with session.request(method, f"{sim.url}{path}", params=params) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        return (
+            response.status,
+            response.reason or "",
+            response.content_type,
+            await response.text(),
+        )
+
+
+AUTH_FAILED = (404, "Authentication failed", "text/plain", "Authentication failed\n")
+
+
+async def test_v2_login_and_refusals(
+    v2_sim: OvmsSimulator, session: aiohttp.ClientSession
+) -> None:
+    """Only the password logs in; everything without a session is 404."""
+    for params in (
+        None,
+        {"username": USER},
+        {"username": USER, "password": "wrong"},
+        {"username": USER, "password": TOKEN},  # no API tokens
+        {"username": "nobody", "password": PASSWORD},
+    ):
+        assert await _v2(session, v2_sim, "/api/cookie", params=params) == AUTH_FAILED
+    # Credentials in the query open nothing but a login; no call is known
+    # without a session, not even an unknown one.
+    for path in ("/api/vehicles", "/api/protocol/DEMO", "/api/nonsense"):
+        answer = await _v2(session, v2_sim, path, params=CREDENTIALS)
+        assert answer == AUTH_FAILED
+    assert not v2_sim.sessions
+    assert await _v2(session, v2_sim, "/api/cookie", params=CREDENTIALS) == (
+        200,
+        "Authentication ok",
+        "text/plain",
+        "Login ok\n",
+    )
+    assert len(v2_sim.sessions) == 1
+    # A second login leaves the first session alone (it ends when idle).
+    await _v2(session, v2_sim, "/api/cookie", params=CREDENTIALS)
+    assert len(v2_sim.sessions) == 2
+    # No rate limit: the v3 server would have refused at once (burst=1).
+    for _ in range(5):
+        assert (await _v2(session, v2_sim, "/api/vehicles"))[0] == 200
+    assert await _v2(session, v2_sim, "/api/nonsense") == (
+        404,
+        "Unrecongised API call",
+        "text/plain",
+        "Unrecognised API call\n",
+    )
+    assert await _v2(session, v2_sim, "/api/cookie", "DELETE") == (
+        200,
+        "Logout ok",
+        "text/plain",
+        "Logout ok\n",
+    )
+    assert len(v2_sim.sessions) == 1
+    assert await _v2(session, v2_sim, "/api/vehicles") == AUTH_FAILED
+
+
+async def test_v2_sessions_end_when_idle(
+    v2_sim: OvmsSimulator, session: aiohttp.ClientSession
+) -> None:
+    """Each call extends the session by `session_timeout` (120 s); idle, it ends."""
+    await _v2(session, v2_sim, "/api/cookie", params=CREDENTIALS)
+    for _ in range(10):
+        v2_sim.advance(110)
+        assert (await _v2(session, v2_sim, "/api/nonsense"))[1] != AUTH_FAILED[1]
+    v2_sim.advance(121)
+    assert await _v2(session, v2_sim, "/api/vehicles") == AUTH_FAILED
+
+
+async def test_v2_session_lists_the_vehicles_of_its_login(
+    v2_sim: OvmsSimulator, session: aiohttp.ClientSession
+) -> None:
+    """A car added after the login is neither listed nor readable in that session."""
+    await _v2(session, v2_sim, "/api/cookie", params=CREDENTIALS)
+    v2_sim.add_vehicle(SimVehicle("NEW", USER))
+    status, reason, content_type, text = await _v2(session, v2_sim, "/api/vehicles")
+    assert (status, reason, content_type) == (200, "Logout ok", "application/json")
+    assert [row["id"] for row in json.loads(text)] == ["DEMO", "ROADSTER", "SECRET"]
+    assert json.loads(text)[0] == {
+        "id": "DEMO",
+        "v_apps_connected": 0,
+        "v_btcs_connected": 0,
+        "v_net_connected": 1,
+    }
+    assert (await _v2(session, v2_sim, "/api/status/NEW"))[:2] == (404, "Forbidden")
+    await _v2(session, v2_sim, "/api/cookie", params=CREDENTIALS)
+    assert (await _v2(session, v2_sim, "/api/status/NEW"))[0] == 200
+
+
+async def test_v2_answers(
+    v2_sim: OvmsSimulator, session: aiohttp.ClientSession
+) -> None:
+    """The per-record answers carry no record times; the command calls are 404."""
+    await _v2(session, v2_sim, "/api/cookie", params=CREDENTIALS)
+    status = json.loads((await _v2(session, v2_sim, "/api/status/DEMO"))[3])
+    assert set(status) == set(STATUS_S_KEYS) | set(ovms.V2_STATUS_D_KEYS)
+    assert "handbrake" in status
+    assert "temperature_cabin" not in status
+    assert status["soc"] == "80.0"
+    charge = json.loads((await _v2(session, v2_sim, "/api/charge/DEMO"))[3])
+    assert set(charge) == set(CHARGE_S_KEYS) | set(ovms.V2_CHARGE_D_KEYS)
+    location = json.loads((await _v2(session, v2_sim, "/api/location/DEMO"))[3])
+    assert set(location) == set(LOCATION_KEYS)
+    # Only the "W" record: DEMO sends "Y", ROADSTER "W".
+    assert (await _v2(session, v2_sim, "/api/tpms/DEMO"))[3] == "{}\n"
+    tpms = json.loads((await _v2(session, v2_sim, "/api/tpms/ROADSTER"))[3])
+    assert set(tpms) == set(ovms.W_FIELDS)
+    protocol = json.loads((await _v2(session, v2_sim, "/api/protocol/DEMO"))[3])
+    assert [row["m_code"] for row in protocol] == ["S", "D", "L", "Y"]
+    assert (await _v2(session, v2_sim, "/api/historical/DEMO"))[3] == "[]\n"
+
+    assert await _v2(session, v2_sim, "/api/status/BOBCAR") == (
+        404,
+        "Forbidden",
+        "text/plain",
+        "Forbidden\n",
+    )
+    assert await _v2(session, v2_sim, "/api/status/SECRET") == (
+        404,
+        "Vehicle is paranoid",
+        "text/plain",
+        "Paranoid vehicles not supported by api\n",
+    )
+    not_implemented = (
+        404,
+        "Not yet implemented",
+        "text/plain",
+        "Not yet implemented\n",
+    )
+    for method, path in (
+        ("GET", "/api/vehicle/DEMO"),
+        ("DELETE", "/api/vehicle/DEMO"),
+        ("PUT", "/api/charge/DEMO"),
+        ("PUT", "/api/lock/DEMO"),
+    ):
+        assert await _v2(session, v2_sim, path, method) == not_implemented
+    assert (await _v2(session, v2_sim, "/api/token"))[1] == "Unrecongised API call"
+
+
+@pytest.mark.parametrize("server", ["v3", "v2"])
+async def test_protocol_refused(
+    socket_enabled: None, session: aiohttp.ClientSession, server: str
+) -> None:
+    """`protocol_refused`: /api/protocol is an unknown call on either server."""
+    async with OvmsSimulator(server=server, protocol_refused=True) as simulator:
+        simulator.add_user(USER, PASSWORD)
+        simulator.add_vehicle(SimVehicle("DEMO", USER))
+        await _v2(session, simulator, "/api/cookie", params=CREDENTIALS)
+        assert await _v2(session, simulator, "/api/protocol/DEMO") == (
+            404,
+            "Unrecongised API call",
+            "text/plain",
+            "Unrecognised API call\n",
+        )
+        assert (await _v2(session, simulator, "/api/status/DEMO"))[0] == 200
+
+
+def test_unknown_server_software() -> None:
+    """Only the two generations exist."""
+    with pytest.raises(ValueError, match="server"):
+        OvmsSimulator(server="v4")

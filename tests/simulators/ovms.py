@@ -20,6 +20,32 @@ rights"); sessions are checked for idle expiry at each `advance()` instead of ev
 10 s; unknown /api calls answer 404 before authentication, as the real dispatcher
 routes first.
 
+The older server software (`OvmsSimulator(server="v2")`): the "v2 server",
+openvehicles/Open-Vehicle-Server @ eae8472 `v2/server/ovms_server.pl`, which
+servers such as ovms.dexters-web.de still run. It answers differently:
+- a missing or expired session, and a login with wrong credentials, are
+  `404 Authentication failed` (reason and text body), never 401; only
+  `GET /api/cookie` is served without a session, and it accepts only the
+  account password: there are no API tokens and no `?username=&password=` on
+  other calls; a login leaves an older session of the client alone;
+- every request in a session extends it (`session_timeout`, 120 s idle by
+  default); the session holds the account's vehicles as they were at its login;
+- a call it does not know is `404 Unrecognised API call` within a session (and
+  `404 Authentication failed` without one); a vehicle of another account is
+  `404 Forbidden`, a paranoid record `404 Vehicle is paranoid`; connect and
+  disconnect (`/api/vehicle/<id>`) and every command call are
+  `404 Not yet implemented`;
+- the status, charge, location and tpms answers carry no record times or ages
+  (`m_msgtime_*`, `m_msgage_*`), status lacks `temperature_cabin` and has
+  `handbrake`, charge lacks `temperature_cabin`, tpms is read from the "W" record
+  only; `/api/protocol` answers as on v3 (records S and F first);
+- it has no rate limit.
+Not simulated: its `GET /api/lock` names a handler that does not exist (a typo
+in the source); here it is `404 Not yet implemented` like the other commands.
+
+`protocol_refused=True` (either server): `/api/protocol` is a call the server does
+not know, answered `404 Unrecognised API call` as for any unknown call.
+
 A failing car (`SimVehicle.failing`): the server answers 500 with its HTML error page
 on that car's record calls (status, charge, location, tpms, protocol, historical)
 while the vehicle list still lists it, as when a stored record breaks the server's
@@ -215,6 +241,27 @@ EXTRA_CHARGE_KEYS = _names(
     """
 )
 EXTRA_LOCATION_KEYS = ("invpower", "invefficiency")
+# The v2 server's answers (ovms_server.pl @ eae8472): the same S keys; its D
+# record ends at vehicle12v_current, and status decodes handbrake.
+V2_STATUS_D_KEYS = _names(
+    """
+    fl_dooropen fr_dooropen cp_dooropen pilotpresent charging handbrake caron
+    carlocked valetmode bt_open tr_open temperature_pem temperature_motor
+    temperature_battery temperature_charger tripmeter odometer speed parkingtimer
+    temperature_ambient carawake staletemps staleambient charging_12v vehicle12v
+    vehicle12v_ref vehicle12v_current alarmsounding
+    """
+)
+V2_CHARGE_D_KEYS = tuple(key for key in CHARGE_D_KEYS if key != "temperature_cabin")
+SERVERS = ("v3", "v2")
+# What the v2 server answers every command call (and connect/disconnect) with.
+V2_COMMAND_CALLS = _names(
+    """
+    GET:vehicle DELETE:vehicle PUT:charge DELETE:charge GET:lock PUT:lock
+    DELETE:lock GET:valet PUT:valet DELETE:valet GET:features PUT:features
+    GET:parameters PUT:parameters PUT:reset PUT:homelink
+    """
+)
 
 
 @dataclass
@@ -687,6 +734,8 @@ class OvmsSession:
     owner: str
     permissions: str
     last_used: float
+    # v2 server: the ids of the owner's vehicles at the login (None on v3).
+    vehicles: frozenset[str] | None = None
 
 
 @dataclass
@@ -696,7 +745,7 @@ class _Quota:
 
 
 class OvmsSimulator(SimServer):
-    """The OVMS server v3 HTTP API on one port."""
+    """The OVMS server's HTTP API on one port (v3, or the older v2 server)."""
 
     label = "OVMS simulator"
 
@@ -712,8 +761,14 @@ class OvmsSimulator(SimServer):
         refresh_sessions: bool = True,
         server_extras: bool = False,
         control: bool = False,
+        server: str = "v3",
+        protocol_refused: bool = False,
     ) -> None:
         """Prepare the simulator; nothing listens until `start()`.
+
+        `server="v2"` answers as the older server software does (see the module
+        docstring; `refresh_sessions` and `server_extras` do not apply to it).
+        `protocol_refused=True` makes `/api/protocol` an unknown call (404).
 
         `refresh_sessions=False` keeps a session's idle time counting from its login,
         as the current server source does (it never updates `sessionused`).
@@ -722,6 +777,10 @@ class OvmsSimulator(SimServer):
         endpoint under /_sim/ (see the module docstring), for another process.
         """
         super().__init__(host)
+        if server not in SERVERS:
+            raise ValueError(f"server must be one of {SERVERS}")
+        self.server = server
+        self.protocol_refused = protocol_refused
         self.control = control
         self.session_timeout = session_timeout
         self.burst = burst
@@ -892,13 +951,17 @@ class OvmsSimulator(SimServer):
             return close_connection(request)
         if is_api and self.fault == OvmsFault.SERVER_ERROR:
             return _server_error()
-        if not self._take_quota(request.remote or ""):
+        # The v2 server has no rate limit.
+        if self.server == "v3" and not self._take_quota(request.remote or ""):
             if not await self._sleep(self.hold_seconds):
                 return close_connection(request)
             return _text(429, "Too many requests\n", "Too many requests")
         if not is_api:
             return _text(404, "not found\n", "not found")
-        response = self._dispatch(request)
+        if self.server == "v2":
+            response = self._dispatch_v2(request)
+        else:
+            response = self._dispatch(request)
         if (
             self.fault == OvmsFault.MALFORMED
             and response.status == 200
@@ -945,6 +1008,27 @@ class OvmsSimulator(SimServer):
             if vehicle is not None and vehicle.failing:
                 return _server_error()
         return function(call)
+
+    def _dispatch_v2(self, request: web.Request) -> web.Response:
+        """The v2 server's `http_request_in_api`: login, else a live session first."""
+        segments = request.path.split("/")[2:]  # after "" and "api"
+        call_name = f"{request.method.upper()}:{segments[0] if segments else ''}"
+        if call_name == "GET:cookie":
+            return self._cookie_login_v2(request)
+        session_id = _session_cookie(request)
+        session = self.sessions.get(session_id)
+        if session_id == NO_SESSION or session is None:
+            return _text(404, "Authentication failed\n", "Authentication failed")
+        session.last_used = self.now  # every call in a session extends it
+        handler = self._handlers_v2().get(call_name)
+        if handler is None:
+            return _text(404, "Unrecognised API call\n", "Unrecongised API call")
+        call = _Call(request, session_id, session.owner, "*", segments[1:])
+        if call_name in RECORD_CALLS:
+            vehicle = self._owned_v2(call)
+            if vehicle is not None and vehicle.failing:
+                return _server_error()
+        return handler(call)
 
     async def _control(self, request: web.Request) -> web.Response:
         """The control endpoint: a car's state and switches, for another process."""
@@ -1023,7 +1107,6 @@ class OvmsSimulator(SimServer):
             "GET:vehicles": (self._vehicles_list, ()),
             "GET:vehicle": (self._vehicle_connect, ()),
             "DELETE:vehicle": (self._vehicle_disconnect, ()),
-            "GET:protocol": (self._protocol, ()),
             "GET:status": (self._status, ()),
             "GET:charge": (self._charge, ()),
             "GET:location": (self._location, ()),
@@ -1047,6 +1130,25 @@ class OvmsSimulator(SimServer):
             "PUT:homelink",
         ):
             table[key] = not_implemented
+        if not self.protocol_refused:
+            table["GET:protocol"] = (self._protocol, ())
+        return table
+
+    def _handlers_v2(self) -> dict[str, Handler]:
+        """The v2 server's calls (each needs a live session)."""
+        table: dict[str, Handler] = {
+            "DELETE:cookie": self._cookie_logout,
+            "GET:vehicles": self._vehicles_list_v2,
+            "GET:status": self._status_v2,
+            "GET:charge": self._charge_v2,
+            "GET:location": self._location_v2,
+            "GET:tpms": self._tpms_v2,
+            "GET:historical": self._historical_v2,
+        }
+        for key in V2_COMMAND_CALLS:
+            table[key] = self._not_implemented_v2
+        if not self.protocol_refused:
+            table["GET:protocol"] = self._protocol_v2
         return table
 
     def _owned(self, call: _Call) -> SimVehicle | None:
@@ -1055,6 +1157,16 @@ class OvmsSimulator(SimServer):
         if vehicle is None or vehicle.owner != call.username:
             return None
         return vehicle
+
+    def _owned_v2(self, call: _Call) -> SimVehicle | None:
+        """The car the call names if the session listed it at its login."""
+        session = self.sessions[call.session_id]
+        vehicle_id = call.rest[0] if call.rest else None
+        if vehicle_id is None or vehicle_id not in (session.vehicles or ()):
+            return None
+        # A car removed since the login is refused here too (a simplification:
+        # the real server would answer with no records).
+        return self._vehicles.get(vehicle_id)
 
     # --- handlers ------------------------------------------------------------------
 
@@ -1070,7 +1182,7 @@ class OvmsSimulator(SimServer):
 
     def _cookie_logout(self, call: _Call) -> web.Response:
         self._delete_session(call.session_id)
-        return _text(200, "Logout ok\n", "Ok")
+        return _text(200, "Logout ok\n", "Logout ok" if self.server == "v2" else "Ok")
 
     def _token_list(self, call: _Call) -> web.Response:
         rows = [
@@ -1159,19 +1271,7 @@ class OvmsSimulator(SimServer):
         vehicle = self._owned(call)
         if vehicle is None:
             return _forbidden()
-        rows = [
-            {
-                "m_code": code,
-                "m_msg": PARANOID_MESSAGE if paranoid else message,
-                "m_msgtime": utc_time(received),
-                "m_paranoid": "1" if paranoid else "0",
-                "m_ptoken": "",
-            }
-            for code, (message, received, paranoid) in sorted(
-                vehicle.stored_records().items()
-            )
-        ]
-        return _json(rows)
+        return _json(_protocol_rows(vehicle, sorted(vehicle.stored_records())))
 
     def _historical(self, call: _Call) -> web.Response:
         if self._owned(call) is None:
@@ -1231,6 +1331,129 @@ class OvmsSimulator(SimServer):
     def _not_implemented(self, call: _Call) -> web.Response:
         return _text(501, "Not yet implemented\n", "Not Implemented")
 
+    # --- handlers of the v2 server -------------------------------------------------
+
+    def _cookie_login_v2(self, request: web.Request) -> web.Response:
+        """Only the account password opens a session; an older one is left alone."""
+        username = request.query.get("username")
+        password = request.query.get("password")
+        user = self.users.get(username) if username is not None else None
+        if user is None or password != user.password:
+            return _text(404, "Authentication failed\n", "Authentication failed")
+        new_id = issued(str(uuid.uuid4()).upper())  # Data::UUID style
+        owned = frozenset(
+            vehicle.vehicle_id
+            for vehicle in self._vehicles.values()
+            if vehicle.owner == user.username
+        )
+        self.sessions[new_id] = OvmsSession(user.username, "*", self.now, owned)
+        response = _text(200, "Login ok\n", "Authentication ok")
+        response.headers["Set-Cookie"] = f"{COOKIE_NAME}={new_id}"
+        return response
+
+    def _vehicles_list_v2(self, call: _Call) -> web.Response:
+        """The vehicles the session listed at its login."""
+        rows = []
+        for vehicle_id in sorted(self.sessions[call.session_id].vehicles or ()):
+            vehicle = self._vehicles.get(vehicle_id)
+            rows.append(
+                {
+                    "id": vehicle_id,
+                    "v_net_connected": int(vehicle is not None and vehicle.car_online),
+                    "v_apps_connected": vehicle.other_apps if vehicle else 0,
+                    "v_btcs_connected": 0,
+                }
+            )
+        return _json(rows, reason="Logout ok")  # the server's reason phrase
+
+    def _protocol_v2(self, call: _Call) -> web.Response:
+        vehicle = self._owned_v2(call)
+        if vehicle is None:
+            return _forbidden_v2()
+        # ORDER BY field(m_code,"S","F") DESC, m_code ASC: F, S, then the others.
+        first = {"F": 0, "S": 1}
+        codes = sorted(
+            vehicle.stored_records(), key=lambda code: (first.get(code, 2), code)
+        )
+        return _json(_protocol_rows(vehicle, codes), reason="Logout ok")
+
+    def _historical_v2(self, call: _Call) -> web.Response:
+        if self._owned_v2(call) is None:
+            return _forbidden_v2()
+        return _json([], reason="Historical Data")  # no history is kept
+
+    def _status_v2(self, call: _Call) -> web.Response:
+        vehicle = self._owned_v2(call)
+        if vehicle is None:
+            return _forbidden_v2()
+        return self._state_answer_v2(
+            vehicle, STATUS_S_KEYS, V2_STATUS_D_KEYS, "Vehicle Status"
+        )
+
+    def _charge_v2(self, call: _Call) -> web.Response:
+        vehicle = self._owned_v2(call)
+        if vehicle is None:
+            return _forbidden_v2()
+        # The server's reason phrase for a charge answer.
+        return self._state_answer_v2(
+            vehicle, CHARGE_S_KEYS, V2_CHARGE_D_KEYS, "Location"
+        )
+
+    def _location_v2(self, call: _Call) -> web.Response:
+        vehicle = self._owned_v2(call)
+        if vehicle is None:
+            return _forbidden_v2()
+        stored = vehicle.stored_records().get("L")
+        if stored is None:
+            return _json({}, reason="Location")
+        message, _, paranoid = stored
+        if paranoid:
+            return _paranoid_v2()
+        fields = _split(message, L_FIELDS)
+        return _json({key: fields[key] for key in LOCATION_KEYS}, reason="Location")
+
+    def _tpms_v2(self, call: _Call) -> web.Response:
+        """Only the "W" record: a car that sends "Y" only has no tyres here."""
+        vehicle = self._owned_v2(call)
+        if vehicle is None:
+            return _forbidden_v2()
+        stored = vehicle.stored_records().get("W")
+        if stored is None:
+            return _json({}, reason="TPMS")
+        message, _, paranoid = stored
+        if paranoid:
+            return _paranoid_v2()
+        return _json(_split(message, W_FIELDS), reason="TPMS")
+
+    def _not_implemented_v2(self, call: _Call) -> web.Response:
+        return _text(404, "Not yet implemented\n", "Not yet implemented")
+
+    def _state_answer_v2(
+        self,
+        vehicle: SimVehicle,
+        s_keys: tuple[str, ...],
+        d_keys: tuple[str, ...],
+        reason: str,
+    ) -> web.Response:
+        """Status or charge as the v2 server answers them: no record times."""
+        records = vehicle.stored_records()
+        result: dict[str, Any] = {}
+        if "S" in records:
+            message, _, paranoid = records["S"]
+            if paranoid:
+                return _paranoid_v2()
+            fields = _split(message, S_FIELDS)
+            result |= {key: fields[key] for key in s_keys}
+        if "D" in records and not records["D"][2]:
+            fields = _split(records["D"][0], D_FIELDS)
+            for key in d_keys:
+                if key in D_FLAGS:
+                    source, mask = D_FLAGS[key]
+                    result[key] = _number(fields[source]) & mask
+                else:
+                    result[key] = fields[key]
+        return _json(result, reason=reason)
+
     # --- answers -------------------------------------------------------------------
 
     def _age(self, suffix: str, received: int) -> dict[str, Any]:
@@ -1263,6 +1486,24 @@ class OvmsSimulator(SimServer):
                     result[key] = fields[key]
             result |= self._age("d", received)
         return _json(result)
+
+
+def _protocol_rows(vehicle: SimVehicle, codes: list[str]) -> list[dict[str, str]]:
+    """`/api/protocol`: the stored records, in the order of `codes`."""
+    stored = vehicle.stored_records()
+    rows = []
+    for code in codes:
+        message, received, paranoid = stored[code]
+        rows.append(
+            {
+                "m_code": code,
+                "m_msg": PARANOID_MESSAGE if paranoid else message,
+                "m_msgtime": utc_time(received),
+                "m_paranoid": "1" if paranoid else "0",
+                "m_ptoken": "",
+            }
+        )
+    return rows
 
 
 def _split(message: str, names: tuple[str, ...]) -> dict[str, str | None]:
@@ -1367,6 +1608,14 @@ def _forbidden() -> web.Response:
 
 def _paranoid() -> web.Response:
     return _text(502, "Paranoid vehicles not supported by api\n", "Bad Gateway")
+
+
+def _forbidden_v2() -> web.Response:
+    return _text(404, "Forbidden\n", "Forbidden")
+
+
+def _paranoid_v2() -> web.Response:
+    return _text(404, "Paranoid vehicles not supported by api\n", "Vehicle is paranoid")
 
 
 # --- demo (python -m tests.simulators ovms) ----------------------------------------

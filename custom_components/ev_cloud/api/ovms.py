@@ -1,9 +1,17 @@
-"""OVMS server v3 REST client (Open Vehicle Monitoring System). Facts: providers.md §2.
+"""OVMS server REST client (Open Vehicle Monitoring System). Facts: providers.md §2.
 
 The server copies the car's record text field by field, so record fields arrive as
 JSON strings ("85.3"); bit flags arrive as the bit value (0/4/8/16/128); a record the
 server never received is `{}`. Credentials travel in the query string, so no URL of
 this client may reach an exception text or a log.
+
+Two generations of the server software answer the same calls. The older "v2
+server" (Open-Vehicle-Server `v2/server/ovms_server.pl`, still run by e.g.
+ovms.dexters-web.de) answers a missing or expired session and wrong credentials
+with `404 Authentication failed` instead of 401, extends a session with every
+request, has no API tokens, cannot connect a car (`/api/vehicle`) and leaves the
+record times out of its per-record answers. The client tells the two apart from
+their answers (`server_generation`).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ DEFAULT_SERVER_URL = "https://api.openvehicles.com:6869"
 DEFAULT_TIMEOUT = 30.0
 
 type Units = Literal["K", "M"]
+type ServerGeneration = Literal["v2", "v3"]
 
 CHARGE_STATES = (
     "charging",
@@ -67,6 +76,12 @@ PSI_TO_KPA = 6.894757
 # A 401 sooner than this after a login is no session timeout (the server
 # restarted, or the session was logged out): it says nothing of their lifetime.
 MIN_SESSION_LIFETIME = 60.0
+# The v2 server's answer to a missing or expired session and to wrong
+# credentials, with status 404 (the v3 server's 401 has the same text).
+AUTH_FAILED = b"Authentication failed"
+# The answers that make up a car's state, read one by one when the server
+# refuses `/api/protocol`.
+RECORD_ENDPOINTS = ("status", "charge", "location", "tpms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -635,6 +650,11 @@ def _lacks_rights(answer: _Answer) -> bool:
     return "Insufficient rights" in answer.text
 
 
+def _v2_auth_failed(answer: _Answer) -> bool:
+    """The v2 server's 404 for a missing or expired session or wrong credentials."""
+    return answer.body.startswith(AUTH_FAILED)
+
+
 # --- client ------------------------------------------------------------------------
 
 
@@ -674,8 +694,9 @@ class OvmsClient:
 
     Logs in once (`/api/cookie`) and sends the session cookie itself, in a header
     (HA's shared aiohttp session has a cookie jar for every integration); logs in
-    again when the server reports the session expired. Every request takes one
-    request from `budget` first.
+    again when the server reports the session expired (v3: 401; the v2 server:
+    404 "Authentication failed"). Every request takes one request from `budget`
+    first.
 
     An API token whose permit lacks the `session` right cannot start a session (the
     default permit `auth` lacks it): the server then answers the login with 403
@@ -706,10 +727,15 @@ class OvmsClient:
         self._cookie_header = isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
         self._session_id: str | None = None
         self._session_started = 0.0  # event loop time of the login
+        self._session_used = 0.0  # event loop time of the session's last answer
         # Sessions end a fixed time after their login (the server's timeout_api,
-        # 120 or 300 s): learnt from the first that ended, so that the next
-        # one is renewed before a request is refused and sent again.
+        # 120 or 300 s), on the v2 server that long after their last request:
+        # learnt from the first that ended, so that the next one is renewed
+        # before a request is refused and sent again.
         self._session_lifetime: float | None = None
+        self._generation: ServerGeneration | None = None
+        # The server refused `/api/protocol`: a car's records are read one by one.
+        self._each_record = False
         self._logins = 0
         self._query_credentials = False
         self._login_lock = asyncio.Lock()
@@ -743,6 +769,27 @@ class OvmsClient:
         """Successful logins so far; a new session has no connected vehicles."""
         return self._logins
 
+    @property
+    def server_generation(self) -> ServerGeneration | None:
+        """The server software: "v2" (the older one) or "v3"; None until told.
+
+        Learnt from the server's answers: how it refuses a session or
+        credentials (v3: 401; v2: 404 "Authentication failed"), how it answers a
+        call it does not implement (v3: 501; v2: 404 "Not yet implemented", also
+        to connect), a connected car or a missing right (v3).
+        """
+        return self._generation
+
+    @property
+    def can_connect_vehicles(self) -> bool:
+        """False on the v2 server, which does not implement `/api/vehicle` (connect)."""
+        return self._generation != "v2"
+
+    @property
+    def reads_each_record(self) -> bool:
+        """True once the server refused `/api/protocol`: each record is one request."""
+        return self._each_record
+
     async def async_login(self) -> None:
         """Start a session (AuthenticationError when the credentials are refused).
 
@@ -771,6 +818,41 @@ class OvmsClient:
         answer = await self._request("GET", vehicle_path("protocol", vehicle_id))
         return parse_records(answer.json(), answer.date)
 
+    async def async_get_answers(
+        self, vehicle_id: str, now: datetime
+    ) -> dict[str, dict[str, Any]]:
+        """The car's status, charge, location and tpms answers (see rest_answers).
+
+        Made from every record in one request (`/api/protocol`); on a server that
+        refuses that call, read from the per-record calls, one request each, from
+        then on. A car whose state record is paranoid cannot be read.
+        """
+        if not self._each_record:
+            path = vehicle_path("protocol", vehicle_id)
+            answer = await self._request("GET", path, check=False)
+            if answer.status != 404 or answer.text.startswith("Forbidden"):
+                self._raise_for_status(answer)
+                records = parse_records(answer.json(), answer.date)
+                if "S" in records.paranoid:
+                    raise VehicleNotAvailableError(
+                        "The vehicle uses paranoid mode, which the OVMS server API "
+                        "cannot read",
+                        "paranoid",
+                    )
+                return records.answers(now)
+            self._each_record = True
+            _LOGGER.warning(
+                "The OVMS server refuses to send a car's records in one request "
+                "(HTTP 404 on /api/protocol); reading them one by one, "
+                "%d requests a poll",
+                len(RECORD_ENDPOINTS),
+            )
+        answers: dict[str, dict[str, Any]] = {}
+        for endpoint in RECORD_ENDPOINTS:
+            answer = await self._request("GET", vehicle_path(endpoint, vehicle_id))
+            answers[endpoint] = answer.json_object()
+        return answers
+
     async def async_get_status(self, vehicle_id: str) -> OvmsStatus:
         """Status and doors/environment."""
         answer = await self._request("GET", vehicle_path("status", vehicle_id))
@@ -792,9 +874,14 @@ class OvmsClient:
         return parse_tpms(answer.json_object())
 
     async def async_connect_vehicle(self, vehicle_id: str) -> OvmsPeer:
-        """Connect the session to the car so that it sends at its faster interval."""
+        """Connect the session to the car so that it sends at its faster interval.
+
+        NotSupportedError on the v2 server (404 "Not yet implemented").
+        """
         answer = await self._request("GET", vehicle_path("vehicle", vehicle_id))
-        return parse_peer(answer.json_object())
+        peer = parse_peer(answer.json_object())
+        self._generation = "v3"  # the v2 server cannot connect a car
+        return peer
 
     async def async_disconnect_vehicle(self, vehicle_id: str) -> None:
         """Undo async_connect_vehicle."""
@@ -815,7 +902,7 @@ class OvmsClient:
         answer = await self._send(
             "GET", "/api/cookie", previous or NO_SESSION, params=self._credentials()
         )
-        if answer.status == 401:
+        if self._session_refused(answer):
             raise AuthenticationError(
                 "The OVMS server rejected the username or password"
             )
@@ -827,7 +914,7 @@ class OvmsClient:
         if not answer.session_id or not _COOKIE_VALUE.fullmatch(answer.session_id):
             raise InvalidResponseError("The OVMS server did not start a session")
         self._session_id = answer.session_id
-        self._session_started = asyncio.get_running_loop().time()
+        self._session_started = self._session_used = asyncio.get_running_loop().time()
         self._query_credentials = False
         self._logins += 1
         return answer.session_id
@@ -845,16 +932,44 @@ class OvmsClient:
             return await self._login()
 
     def _session_age(self) -> float:
+        """Seconds the session has counted towards its end.
+
+        Since its login on v3; since its last request on the v2 server, which
+        extends a session with every request.
+        """
+        if self._generation == "v2":
+            return asyncio.get_running_loop().time() - self._session_used
         return asyncio.get_running_loop().time() - self._session_started
 
-    async def _request(self, method: str, path: str) -> _Answer:
-        """Send a request in the session; log in again once when it has expired."""
+    def _session_refused(self, answer: _Answer) -> bool:
+        """True when the server refused the session or credentials (learns which)."""
+        status = answer.status
+        if status == 401:
+            self._generation = "v3"
+            return True
+        if status == 404 and _v2_auth_failed(answer):
+            self._generation = "v2"
+            return True
+        return False
+
+    async def _request(self, method: str, path: str, *, check: bool = True) -> _Answer:
+        """Send a request in the session; log in again once when it has expired.
+
+        `check=False` returns an answer the session was not refused with as it
+        is, instead of raising for its status.
+        """
         session_id = self._session_id
         if session_id is None or self.login_due:
             session_id = await self._session_for(session_id)
         answer = await self._send_as(method, path, session_id)
-        if answer.status == 401 and session_id != NO_SESSION:
-            # The server ended the session (a few minutes after its login).
+        # (Most answers are 200: the status is compared before anything else.)
+        if (
+            answer.status >= 400
+            and session_id != NO_SESSION
+            and self._session_refused(answer)
+        ):
+            # The server ended the session (a few minutes after its login, or on
+            # the v2 server a few minutes after its last request).
             if (
                 session_id == self._session_id
                 and (age := self._session_age()) >= MIN_SESSION_LIFETIME
@@ -862,14 +977,16 @@ class OvmsClient:
                 self._session_lifetime = min(self._session_lifetime or age, age)
             session_id = await self._session_for(session_id)
             answer = await self._send_as(method, path, session_id)
-        if answer.status == 401:
+        if answer.status >= 400 and self._session_refused(answer):
             if session_id == NO_SESSION:
                 raise AuthenticationError(
                     "The OVMS server rejected the username or password"
                 )
             self._session_id = None
             raise AuthenticationError("The OVMS server ended the session")
-        self._raise_for_status(answer)
+        self._session_used = asyncio.get_running_loop().time()
+        if check:
+            self._raise_for_status(answer)
         return answer
 
     async def _send_as(self, method: str, path: str, session_id: str) -> _Answer:
@@ -931,6 +1048,7 @@ class OvmsClient:
             return
         if status == 403:
             if _lacks_rights(answer):
+                self._generation = "v3"  # the v2 server has no rights to lack
                 raise AuthenticationError(
                     "The OVMS account or API token lacks the rights for this request"
                 )
@@ -938,13 +1056,14 @@ class OvmsClient:
                 "The vehicle is not registered to this OVMS account", "not_owned"
             )
         if status == 404:
-            raise CommunicationError("The OVMS server rejected an unsupported request")
+            self._raise_for_404(answer)
         if status == 429:
             retry_after = _retry_after(answer.retry_after)
             if self._budget is not None:
                 self._budget.pause(retry_after)
             raise RateLimitedError("The OVMS server asked to slow down", retry_after)
         if status == 501:
+            self._generation = "v3"  # the v2 server answers 404 instead
             raise NotSupportedError("The OVMS server does not implement this request")
         if status == 502 and "Paranoid" in answer.text:
             raise VehicleNotAvailableError(
@@ -956,6 +1075,23 @@ class OvmsClient:
         raise CommunicationError(
             f"Unexpected answer from the OVMS server (HTTP {status})"
         )
+
+    def _raise_for_404(self, answer: _Answer) -> None:
+        """404: an unknown call; on the v2 server also what v3 answers otherwise."""
+        text = answer.text
+        if text.startswith("Forbidden"):  # v2 server; v3 answers 403
+            raise VehicleNotAvailableError(
+                "The vehicle is not registered to this OVMS account", "not_owned"
+            )
+        if text.startswith("Paranoid"):  # v2 server; v3 answers 502
+            raise VehicleNotAvailableError(
+                "The vehicle uses paranoid mode, which the OVMS server API cannot read",
+                "paranoid",
+            )
+        if text.startswith("Not yet implemented"):  # v2 server; v3 answers 501
+            self._generation = "v2"
+            raise NotSupportedError("The OVMS server does not implement this request")
+        raise CommunicationError("The OVMS server rejected an unsupported request")
 
 
 __all__ = [
@@ -973,6 +1109,7 @@ __all__ = [
     "OvmsVehicle",
     "OvmsWheel",
     "RecordTime",
+    "ServerGeneration",
     "parse_charge",
     "parse_location",
     "parse_peer",

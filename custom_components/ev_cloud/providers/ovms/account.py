@@ -3,13 +3,15 @@
 Requests are economical: a poll reads all of a car's records in one request
 (`/api/protocol`), and one vehicle list read serves every car of the account.
 While the car sends nothing new, the poll slows down; record ages decide whether
-what is shown is stale.
+what is shown is stale. A server that refuses `/api/protocol` is read record by
+record (four requests a poll), and polled that much less often.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+import contextlib
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -22,15 +24,17 @@ from homeassistant.const import (
     EVENT_HOMEASSISTANT_CLOSE,
 )
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.aiohttp_client import async_create_clientsession
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
-from ...api import EvCloudError, VehicleNotAvailableError
+from ...api import EvCloudError, NotSupportedError, VehicleNotAvailableError
 from ...api.budget import BudgetRegistry, RequestBudget
 from ...api.ovms import (
     DEFAULT_SERVER_URL,
+    RECORD_ENDPOINTS,
     OvmsClient,
     OvmsVehicle,
     parse_charge,
@@ -73,6 +77,8 @@ POLICY = PollPolicy(active=60, idle=300, min_active=30, min_idle=60)
 # Requests of an average poll: the car's records, and its share of the vehicle
 # list read and of the logins (a session lasts a few minutes).
 REQUESTS_PER_POLL: Final = 1.5
+# The same when the server refuses `/api/protocol`: one request per record.
+REQUESTS_PER_POLL_EACH_RECORD: Final = REQUESTS_PER_POLL - 1 + len(RECORD_ENDPOINTS)
 # Data is stale when its record is older than the poll interval plus this grace.
 STALE_GRACE: Final = 60
 # The vehicle list says whether each car's module is connected to the server
@@ -205,8 +211,17 @@ class OvmsAccount(EvCloudAccount):
         return [vehicle.vehicle_id for vehicle in self._vehicles]
 
     def diagnostics(self) -> dict[str, Any]:
-        """How many cars take commands and keep a v2 connection open (no ids)."""
+        """The server software, how records are read, commands and connections.
+
+        No ids: how many cars take commands and keep a v2 connection open.
+        """
+        client = self.client
         return {
+            # "v2": the older server software (no tokens, no connect); None
+            # until an answer of the server told.
+            "server_software": client.server_generation,
+            # The server refused /api/protocol: each record is one request.
+            "reads_each_record": client.reads_each_record,
             "cars_with_commands": sum(
                 car.commands is not None for car in self.cars.values()
             ),
@@ -235,8 +250,9 @@ class OvmsAccount(EvCloudAccount):
             car.release()
         self.cars.clear()
         try:
-            for vehicle_id in self.entry.options.get(CONF_LIVE_VEHICLES, []):
-                await self.client.async_disconnect_vehicle(vehicle_id)
+            if self.client.can_connect_vehicles:
+                for vehicle_id in self.entry.options.get(CONF_LIVE_VEHICLES, []):
+                    await self.client.async_disconnect_vehicle(vehicle_id)
             await self.client.async_logout()
         except EvCloudError as err:
             LOGGER.debug("Logging out of OVMS failed: %s", err)
@@ -310,6 +326,7 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
             last,
             units=status.units or last.units,
             car_online=last.car_online if car_connected is None else car_connected,
+            live_updates=self.live_updates,  # (switched on since the last poll)
             status=status,
             charge=parse_charge(answers["charge"]) if "S" in readable else last.charge,
             location=parse_location(answers["location"])
@@ -358,12 +375,23 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         """The most requests the next poll sends."""
         client = self.account.client
         return (
-            1  # every record of the car
+            # Every record of the car at once, or one by one.
+            (len(RECORD_ENDPOINTS) if client.reads_each_record else 1)
             + self.account.vehicles_due
             # A login first, or after a refusal when the server ended the
             # session sooner than expected (then the read goes again).
             + (1 if client.login_due else 2)
-            + (self.is_live and self._connected_login != client.login_count)
+            + self._connect_due
+        )
+
+    @property
+    def _connect_due(self) -> bool:
+        """Live updates are on and a new session has not connected the car yet."""
+        client = self.account.client
+        return (
+            self.is_live
+            and self._connected_login != client.login_count
+            and client.can_connect_vehicles
         )
 
     @property
@@ -374,27 +402,20 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
     async def _async_fetch(self) -> DeviceData[OvmsCarState]:
         client = self.account.client
         vehicle_id = self.device_id
-        live = self.is_live
         vehicles = {v.vehicle_id: v for v in await self.account.async_vehicles()}
-        records = await client.async_get_records(vehicle_id)
-        if "S" in records.paranoid:
-            raise VehicleNotAvailableError(
-                "The vehicle uses paranoid mode, which the OVMS server API cannot read",
-                "paranoid",
-            )
-        answers = records.answers(dt_util.utcnow())
+        answers = await client.async_get_answers(vehicle_id, dt_util.utcnow())
         status = parse_status(answers["status"])
         charge = parse_charge(answers["charge"])
-        if live and self._connected_login != client.login_count:
+        if self._connect_due:
             # A new login (the session expired) disconnected the car: connect again.
-            await client.async_connect_vehicle(vehicle_id)
-            self._connected_login = client.login_count
+            await self._async_connect()
         vehicle = vehicles.get(vehicle_id)
+        car_online = vehicle.car_online if vehicle else None
         state = OvmsCarState(
             vehicle_id=vehicle_id,
             units=status.units or charge.units or "K",
-            car_online=vehicle.car_online if vehicle else None,
-            live_updates=live,
+            car_online=car_online,
+            live_updates=self.live_updates,
             status=status,
             charge=charge,
             location=parse_location(answers["location"]),
@@ -404,11 +425,46 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         )
         self._last = state
         age = status.s_time.msg_age
-        online = age is not None and age <= self._interval + STALE_GRACE
+        if age is not None:
+            online = age <= self._interval + STALE_GRACE
+        else:
+            # No record age (the v2 server's per-record answers carry none):
+            # the module's connection to the server says whether it reports.
+            online = status.received and car_online is True
         data = DeviceData(state=state, online=online, data_time=status.s_time.msg_time)
         self._last_data = data
         self._follow_live_setting()
         return data
+
+    @property
+    def live_updates(self) -> bool:
+        """Live updates are on and can work: by connecting, or over the v2 link."""
+        return self.is_live and (
+            self.account.client.can_connect_vehicles or self.link is not None
+        )
+
+    async def _async_connect(self) -> bool:
+        """Connect the session to the car; False: the server cannot (said once).
+
+        The v2 server answers 404 "Not yet implemented"; the client then knows
+        the server and no poll asks again.
+        """
+        client = self.account.client
+        try:
+            await client.async_connect_vehicle(self.device_id)
+        except NotSupportedError:
+            self._connected_login = client.login_count
+            LOGGER.info(
+                "The OVMS server of %s runs the older server software, which "
+                "cannot connect a car; %s",
+                self.device_id,
+                "its live updates come over its v2 connection"
+                if self.link is not None
+                else "it is polled as before",
+            )
+            return False
+        self._connected_login = client.login_count
+        return True
 
     def next_interval(
         self, data: DeviceData[OvmsCarState], options: Mapping[str, Any]
@@ -424,7 +480,11 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         silence = data.state.status.s_time.msg_age
         if silence is not None and silence > seconds:
             seconds = max(seconds, min(silence / 2, float(POLICY.maximum)))
-        floor = self.account.budget.sustainable_interval(REQUESTS_PER_POLL)
+        floor = self.account.budget.sustainable_interval(
+            REQUESTS_PER_POLL_EACH_RECORD
+            if self.account.client.reads_each_record
+            else REQUESTS_PER_POLL
+        )
         self._interval = max(seconds, floor)
         if self.live_client is not None:
             return timedelta(seconds=max(self._interval, LIVE_LINK_INTERVAL))
@@ -441,13 +501,25 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         return bool(state.status.car_on or state.charging)
 
     async def async_set_live_updates(self, state: OvmsCarState, live: bool) -> None:
-        """Connect the API session to the car (or disconnect it)."""
+        """Connect the API session to the car (or disconnect it).
+
+        The v2 server cannot connect a car: there Live updates need the car's
+        v2 connection (its server password); without one, turning them on says so.
+        """
         client = self.account.client
         if live:
-            await client.async_connect_vehicle(self.device_id)
-            self._connected_login = client.login_count
+            connected = client.can_connect_vehicles and await self._async_connect()
+            if not connected and self.link is None:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="ovms_live_not_supported",
+                    translation_placeholders={"vehicle": self.device_id},
+                )
         else:
-            await client.async_disconnect_vehicle(self.device_id)
+            if client.can_connect_vehicles:
+                # NotSupportedError: the v2 server, which connected nothing.
+                with contextlib.suppress(NotSupportedError):
+                    await client.async_disconnect_vehicle(self.device_id)
             self._connected_login = None
             await self.async_stop_link()
         self.account.set_live(self.device_id, live)
