@@ -17,6 +17,7 @@ from custom_components.ev_cloud.api.budget import (
     BudgetRegistry,
     QuotaBudget,
     RequestBudget,
+    upgrade_fixed_window,
 )
 from custom_components.ev_cloud.api.errors import PollPostponedError, RateLimitedError
 
@@ -361,15 +362,19 @@ def test_registry_creates_each_budget_once() -> None:
 
 # QuotaBudget: spending
 
+# When the calls made at START (on its UTC day) leave a 30-day window.
+START_DAY_LEAVES = (START // DAY + 1) * DAY + MONTH
+
 
 def test_quota_fresh_budget() -> None:
-    """A new budget starts its window now, by default 30 days long."""
+    """A new budget counts nothing; its window is 30 days by default."""
     clock = FakeClock()
     budget, changes = quota(clock)
     assert budget.window == MONTH
     assert budget.spent == 0
     assert budget.calls_left == 300
-    assert budget.window_ends == START + MONTH
+    # Nothing counted: when a call made now would leave the window.
+    assert budget.window_ends == START_DAY_LEAVES
     assert budget.paused_until == 0
     assert budget.reserved == 0
     assert changes.count == 0
@@ -379,11 +384,11 @@ def test_quota_default_clock_is_wall_clock() -> None:
     """Without a clock the budget uses epoch seconds, which survive restarts."""
     before = time.time()
     budget = QuotaBudget(allowance=1)
-    assert before + MONTH <= budget.window_ends <= time.time() + MONTH
+    assert before + MONTH <= budget.window_ends <= time.time() + MONTH + DAY
 
 
 def test_quota_used_up() -> None:
-    """Each call is counted; one too many waits for the next window."""
+    """Each call is counted; one too many waits until the oldest day leaves."""
     clock = FakeClock()
     budget, changes = quota(clock, allowance=3)
     for _ in range(3):
@@ -394,7 +399,7 @@ def test_quota_used_up() -> None:
     clock.advance(DAY)
     with pytest.raises(RateLimitedError, match="used up") as caught:
         budget.acquire()
-    assert caught.value.retry_after == MONTH - DAY
+    assert caught.value.retry_after == START_DAY_LEAVES - clock.now
     assert budget.spent == 3
     assert changes.count == 3  # a refused call changes nothing
 
@@ -426,38 +431,66 @@ def test_quota_reserve_rounds_up(allowance: int, reserve: float, reserved: int) 
     assert budget.reserved == reserved
 
 
-def test_quota_window_rollover() -> None:
-    """A new window renews the allowance; windows keep their schedule."""
-    clock = FakeClock()
-    budget, changes = quota(clock, allowance=2)
-    budget.acquire()
-    budget.acquire()
-    clock.advance(MONTH - 1)
-    assert budget.calls_left == 0
-    assert changes.count == 2
-    clock.advance(1)
-    assert budget.calls_left == 2
-    assert budget.window_ends == START + 2 * MONTH
-    assert changes.count == 3  # the rollover changed the stored state
-    budget.acquire()
-    clock.advance(2.5 * MONTH)
-    assert budget.spent == 0
-    assert budget.window_ends == START + 4 * MONTH
-
-
-def test_quota_clock_going_back_keeps_the_count() -> None:
-    """If the clock goes back, the window restarts but no call is given back."""
+def test_quota_window_rolls_day_by_day() -> None:
+    """Each day's calls leave the window 30 days after the day ends."""
     clock = FakeClock()
     budget, changes = quota(clock, allowance=5)
     budget.acquire()
-    clock.advance(-3600)
+    budget.acquire()
+    clock.advance(DAY)
+    for _ in range(3):
+        budget.acquire()
+    with pytest.raises(RateLimitedError) as caught:
+        budget.acquire()
+    assert caught.value.retry_after == START_DAY_LEAVES - clock.now
+    clock.now = START_DAY_LEAVES - 1
+    assert budget.spent == 5
+    assert changes.count == 5
+    clock.advance(1)
+    assert budget.spent == 3
+    assert budget.calls_left == 2
+    assert budget.window_ends == START_DAY_LEAVES + DAY
+    assert changes.count == 6  # the day that left changed the stored state
+    budget.acquire()
+    clock.advance(DAY)
+    assert budget.spent == 1  # the call of today stays
+    clock.advance(MONTH)
+    assert budget.spent == 0
+
+
+def test_quota_counts_every_call_the_service_counts() -> None:
+    """A service that counts the calls of the last 30 days never counts more.
+
+    It counts a call from its time to 30 days later; the budget counts it at
+    most a day longer than that.
+    """
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=1_000_000)
+    made: list[float] = []
+    for step in range(400):  # a call every 5 hours, 83 days
+        made.append(START + step * 5 * 3600)
+        clock.now = made[-1]
+        budget.acquire()
+        for now in (made[-1], made[-1] + 3600, made[-1] + 4 * 3600):
+            clock.now = now
+            service = sum(1 for at in made if now - MONTH <= at <= now)
+            longer = sum(1 for at in made if now - MONTH - DAY <= at <= now)
+            assert service <= budget.spent <= longer, step
+
+
+def test_quota_clock_going_back_keeps_the_count() -> None:
+    """If the clock goes back, no call is given back."""
+    clock = FakeClock()
+    budget, changes = quota(clock, allowance=5)
+    budget.acquire()
+    clock.advance(-2 * DAY)
     assert budget.spent == 1
-    assert budget.window_ends == START - 3600 + MONTH
-    assert changes.count == 2
+    assert budget.window_ends == START_DAY_LEAVES
+    assert changes.count == 1
 
 
 def test_quota_allowance_change_keeps_spent() -> None:
-    """A new tier applies at once, to the calls already spent in the window."""
+    """A new tier applies at once, to the calls already counted."""
     clock = FakeClock()
     budget, changes = quota(clock, allowance=300)
     for _ in range(10):
@@ -516,7 +549,7 @@ def test_quota_pause() -> None:
 
 
 def test_quota_pause_until_never_shortens_nor_outlasts_a_window() -> None:
-    """Pauses only grow, end at most a window from now, and NaN is ignored."""
+    """Pauses only grow, end at most a window and a day from now; NaN is ignored."""
     clock = FakeClock()
     budget, changes = quota(clock)
     budget.pause_until(START + 7200)
@@ -526,15 +559,16 @@ def test_quota_pause_until_never_shortens_nor_outlasts_a_window() -> None:
     assert budget.paused_until == START + 7200
     assert changes.count == 1
     budget.pause_until(math.inf)
-    assert budget.paused_until == START + MONTH
+    assert budget.paused_until == START + MONTH + DAY
     assert changes.count == 2
 
 
-def test_quota_pause_outlives_the_window() -> None:
-    """A pause is the server's word: a new window does not end it."""
+def test_quota_pause_outlives_days_leaving() -> None:
+    """A pause is the server's word: calls leaving the window do not end it."""
     clock = FakeClock()
-    budget, _ = quota(clock)
-    clock.advance(MONTH - 60)
+    budget, _ = quota(clock, allowance=1)
+    budget.acquire()
+    clock.now = START_DAY_LEAVES - 60
     budget.pause(3600)
     clock.advance(60)
     assert budget.spent == 0
@@ -543,21 +577,39 @@ def test_quota_pause_outlives_the_window() -> None:
     assert caught.value.retry_after == 3540
 
 
+def test_quota_pause_until_calls_leave() -> None:
+    """The service says the allowance is used up: wait for our oldest day to leave.
+
+    With nothing counted (calls made elsewhere), try again in a day.
+    """
+    clock = FakeClock()
+    budget, _ = quota(clock)
+    budget.pause_until_calls_leave()
+    assert budget.paused_until == START + DAY
+    clock.advance(DAY)
+    budget.acquire()
+    clock.advance(DAY)
+    budget.acquire()
+    budget.pause_until_calls_leave()
+    assert budget.paused_until == START_DAY_LEAVES + DAY
+    assert budget.interval_for(1) == START_DAY_LEAVES + DAY - clock.now
+
+
 # QuotaBudget: restarts
 
 
 def test_quota_restarts_continue_the_window() -> None:
-    """Ten restarts do not give ten allowances: the count and window carry on."""
+    """Ten restarts do not give ten allowances: the days counted carry on."""
     clock = FakeClock()
     budget, _ = quota(clock, allowance=300, reserve=0.1)
     for _ in range(10):
         for _ in range(10):
             budget.acquire()
-        clock.advance(3600)
+        clock.advance(3 * 3600)
         budget = restart(budget, clock)
     assert budget.spent == 100
     assert budget.calls_left == 200
-    assert budget.window_ends == START + MONTH
+    assert budget.window_ends == START_DAY_LEAVES
     assert budget.reserved == 30
 
 
@@ -575,49 +627,47 @@ def test_quota_restart_keeps_pause_and_hook() -> None:
     assert changes.count == 1
 
 
-def test_quota_restart_after_window_ended() -> None:
-    """A stored window that has ended gives the window of now, with no call spent."""
+def test_quota_restart_after_the_days_left() -> None:
+    """Stored days that have left the window count no more."""
     clock = FakeClock()
     budget, _ = quota(clock)
     for _ in range(50):
         budget.acquire()
     stored = budget.as_dict()
-    clock.advance(MONTH + DAY)
+    clock.now = START_DAY_LEAVES
     changes = Changes()
     budget = QuotaBudget.from_dict(
         stored, allowance=300, clock=clock, on_change=changes
     )
     assert budget.spent == 0
-    assert budget.window_ends == START + 2 * MONTH
     assert changes.count == 0  # restoring is not a change to save
 
 
 def test_quota_as_dict_is_the_current_window() -> None:
-    """What is stored is the current window, even before any call in it."""
+    """What is stored is the calls per (UTC) day still in the window."""
     clock = FakeClock()
     budget, changes = quota(clock)
     budget.acquire()
-    clock.advance(MONTH)
+    clock.advance(DAY)
+    budget.acquire()
+    budget.acquire()
     assert budget.as_dict() == {
-        "window_start": START + MONTH,
-        "spent": 0,
+        "days": {"2025-06-15": 1, "2025-06-16": 2},
+        "spent": 3,
         "paused_until": 0.0,
     }
-    assert changes.count == 1  # as_dict itself does not ask for another save
+    clock.now = START_DAY_LEAVES
+    assert budget.as_dict() == {
+        "days": {"2025-06-16": 2},
+        "spent": 2,
+        "paused_until": 0.0,
+    }
+    assert changes.count == 3  # as_dict itself does not ask for another save
 
 
-def test_quota_restored_start_in_the_future() -> None:
-    """A start after now (the clock went back) restarts now, keeping the count."""
-    clock = FakeClock()
-    stored = {"window_start": START + DAY, "spent": 7, "paused_until": 0}
-    budget = QuotaBudget.from_dict(stored, allowance=300, clock=clock)
-    assert budget.spent == 7
-    assert budget.window_ends == START + MONTH
-
-
-def test_quota_restores_integral_float_count() -> None:
+def test_quota_restores_integral_float_counts() -> None:
     """A count stored as 5.0 is still five calls."""
-    stored = {"window_start": START, "spent": 5.0}
+    stored = {"days": {"2025-06-15": 5.0}}
     budget = QuotaBudget.from_dict(stored, allowance=300, clock=FakeClock())
     assert budget.spent == 5
     assert budget.paused_until == 0
@@ -630,18 +680,11 @@ def test_quota_restores_integral_float_count() -> None:
         "garbage",
         [1, 2, 3],
         {},
-        {"spent": 5},
-        {"window_start": START},
-        {"window_start": "yesterday", "spent": 5},
-        {"window_start": None, "spent": 5},
-        {"window_start": -1.0, "spent": 5},
-        {"window_start": math.nan, "spent": 5},
-        {"window_start": math.inf, "spent": 5},
-        {"window_start": True, "spent": 5},
-        {"window_start": START, "spent": -5},
-        {"window_start": START, "spent": 2.5},
-        {"window_start": START, "spent": "5"},
-        {"window_start": START, "spent": [5]},
+        {"days": None},
+        {"days": "2025-06-15"},
+        {"days": [["2025-06-15", 5]]},
+        # The form of a fixed window is upgraded by the store, not read here.
+        {"window_start": START, "spent": 5},
         {1: START, 2: 5},
     ],
 )
@@ -651,41 +694,160 @@ def test_quota_garbage_gives_fresh_budget(stored: object) -> None:
     clock.advance(3600)
     budget = QuotaBudget.from_dict(stored, allowance=300, clock=clock)
     assert budget.spent == 0
-    assert budget.window_ends == START + 3600 + MONTH
+    assert budget.window_ends == START_DAY_LEAVES
     assert budget.paused_until == 0
     budget.acquire()
 
 
+def test_quota_garbage_days_are_left_out() -> None:
+    """Days or counts that cannot be read are left out, the others kept."""
+    stored = {
+        "days": {
+            "2025-06-15": 5,
+            "yesterday": 3,
+            "2025-06-14": -1,
+            "2025-06-13": 2.5,
+            "2025-06-12": "4",
+            "2025-06-11": True,
+            "2025-06-10": math.nan,
+            7: 1,
+        }
+    }
+    budget = QuotaBudget.from_dict(stored, allowance=300, clock=FakeClock())
+    assert budget.spent == 5
+
+
 @pytest.mark.parametrize(
     "paused_until",
-    ["soon", -1, math.nan, None, False, START + MONTH + 1],
+    ["soon", -1, math.nan, None, False, START + MONTH + DAY + 1],
 )
 def test_quota_garbage_pause_is_dropped(paused_until: object) -> None:
     """An unreadable or far too long pause is dropped; the count is kept."""
-    stored = {"window_start": START, "spent": 5, "paused_until": paused_until}
+    stored = {"days": {"2025-06-15": 5}, "paused_until": paused_until}
     budget = QuotaBudget.from_dict(stored, allowance=300, clock=FakeClock())
     assert budget.spent == 5
     assert budget.paused_until == 0
     budget.acquire()
 
 
+# QuotaBudget: the stored form of a fixed window
+
+
+def test_quota_upgrade_spreads_a_fixed_window_over_its_days() -> None:
+    """The count of a window started 9 days ago, over its 10 days; none lost.
+
+    The odd calls go to the newest days, which stay in the window longest.
+    """
+    old = {"window_start": START - 9 * DAY, "spent": 32, "paused_until": START + 60}
+    upgraded = upgrade_fixed_window(old, START)
+    assert upgraded["days"] == {
+        **{f"2025-06-{day:02}": 3 for day in range(6, 14)},
+        "2025-06-14": 4,
+        "2025-06-15": 4,
+    }
+    assert upgraded["paused_until"] == START + 60
+    budget = QuotaBudget.from_dict(upgraded, allowance=300, clock=FakeClock())
+    assert budget.spent == 32
+    assert budget.paused_until == START + 60
+
+
+def test_quota_upgrade_of_a_window_that_ended() -> None:
+    """A fixed window that ended: its calls over its own days, older ones leave."""
+    old = {"window_start": START - 50 * DAY, "spent": 62}
+    upgraded = upgrade_fixed_window(old, START)
+    days = upgraded["days"]
+    assert isinstance(days, dict)
+    assert set(days.values()) == {2}  # 62 calls over 31 days
+    assert min(days) == "2025-04-26"  # START - 50 days
+    assert max(days) == "2025-05-26"  # the window's last second
+    budget = QuotaBudget.from_dict(upgraded, allowance=300, clock=FakeClock())
+    # Counted still: the days from 2025-05-16 on (30 days before today's end).
+    assert budget.spent == sum(
+        count for day, count in days.items() if day >= "2025-05-16"
+    )
+
+
+def test_quota_upgrade_of_a_window_in_the_future() -> None:
+    """A start after now (the clock went back): every call on today."""
+    upgraded = upgrade_fixed_window({"window_start": START + DAY, "spent": 7}, START)
+    assert upgraded["days"] == {"2025-06-15": 7}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        None,
+        "garbage",
+        {},
+        {"spent": 5},
+        {"window_start": START},
+        {"window_start": "yesterday", "spent": 5},
+        {"window_start": math.nan, "spent": 5},
+        {"window_start": True, "spent": 5},
+        {"window_start": START, "spent": -5},
+        {"window_start": START, "spent": 2.5},
+        {"window_start": START, "spent": "5"},
+    ],
+)
+def test_quota_upgrade_of_garbage_is_empty(stored: object) -> None:
+    """What cannot be read gives an empty state (a fresh budget)."""
+    assert upgrade_fixed_window(stored, START) == {}
+
+
 # QuotaBudget: poll intervals
 
 
-def test_quota_interval_spreads_the_allowance() -> None:
-    """The calls left to polls are spread evenly over the time left."""
+def test_quota_interval_keeps_a_steady_pace() -> None:
+    """Nothing counted: the polls' share over a window and a day, evenly."""
     clock = FakeClock()
     budget, _ = quota(clock, allowance=300)
-    assert budget.interval_for(1) == MONTH / 300  # 8640 s, the free tier
-    assert budget.interval_for(2) == 2 * MONTH / 300
-    assert budget.interval_for(1, requests_per_poll=2) == 2 * MONTH / 300
-    assert budget.interval_for(0) == MONTH / 300  # no consumer yet counts as one
+    pace = (MONTH + DAY) / 300  # 8928 s, the free tier
+    assert budget.interval_for(1) == budget.pace() == pace
+    assert budget.interval_for(2) == 2 * pace
+    assert budget.interval_for(1, requests_per_poll=2) == 2 * pace
+    assert budget.interval_for(0) == pace  # no consumer yet counts as one
     budget.reserve = 0.1
-    assert budget.interval_for(1) == pytest.approx(MONTH / 270)
-    for _ in range(135):
-        budget.acquire()
-    clock.advance(MONTH / 2)
-    assert budget.interval_for(1) == pytest.approx(MONTH / 270)
+    assert budget.interval_for(1) == pytest.approx((MONTH + DAY) / 270)
+    assert budget.slowdown() == 1
+
+
+def test_quota_polls_at_the_interval_always_fit() -> None:
+    """Polls at the interval, restarts between: never refused, the window used.
+
+    Each restart costs one poll more (Home Assistant reads at setup).
+    """
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=300)
+    made: list[float] = []
+    for step in range(1000):
+        budget.acquire()  # RateLimitedError would fail the test
+        made.append(clock.now)
+        if step % 25 == 24:
+            budget = restart(budget, clock)
+            clock.advance(60)
+            continue
+        clock.advance(budget.interval_for(1))
+    end = made[-1]
+    assert end > START + 90 * DAY
+    for at in made:
+        in_window = sum(1 for other in made if at - MONTH <= other <= at)
+        assert in_window <= 300
+    last_month = sum(1 for at in made if at > end - MONTH)
+    assert last_month >= 280
+
+
+def test_quota_interval_slows_after_a_burst() -> None:
+    """Calls spent at once (commands): polls slow until they leave the window."""
+    clock = FakeClock()
+    budget, _ = quota(clock, allowance=300)
+    for _ in range(100):
+        budget.acquire(command=True)
+    # 200 polls may fall before today's 100 calls leave.
+    assert budget.interval_for(1) == pytest.approx((START_DAY_LEAVES - START) / 201)
+    assert 1 < budget.slowdown() < 2
+    for _ in range(100):
+        budget.acquire(command=True)
+    assert budget.slowdown() > 2
 
 
 def test_quota_interval_floor() -> None:
@@ -694,26 +856,26 @@ def test_quota_interval_floor() -> None:
     budget, _ = quota(clock, allowance=10_000, window=DAY)
     assert budget.interval_for(1) == MIN_QUOTA_INTERVAL
     budget.min_interval = 1.0
-    assert budget.interval_for(1) == pytest.approx(8.64)
+    assert budget.interval_for(1) == pytest.approx(2 * DAY / 10_000)
 
 
 def test_quota_interval_when_used_up() -> None:
-    """With no polls left, wait for the new window (at least the floor)."""
+    """With no polls left, wait for the oldest day to leave; then the pace."""
     clock = FakeClock()
     budget, _ = quota(clock, allowance=10, reserve=0.5)
     for _ in range(5):
         budget.acquire()
     clock.advance(DAY)
-    assert budget.interval_for(1) == MONTH - DAY
-    clock.advance(MONTH - DAY - 10)
-    assert budget.interval_for(1) == MIN_QUOTA_INTERVAL
+    assert budget.interval_for(1) == START_DAY_LEAVES - clock.now
+    clock.now = START_DAY_LEAVES - 10
+    assert budget.interval_for(1) == budget.pace() == (MONTH + DAY) / 5
 
 
 def test_quota_interval_few_polls_many_consumers() -> None:
-    """Too few polls for every consumer: none waits past the new window."""
+    """Too few polls for every consumer: none waits past a window and a day."""
     clock = FakeClock()
     budget, _ = quota(clock, allowance=3)
-    assert budget.interval_for(5) == MONTH
+    assert budget.interval_for(5) == MONTH + DAY
 
 
 def test_quota_interval_waits_out_a_pause() -> None:
@@ -722,5 +884,6 @@ def test_quota_interval_waits_out_a_pause() -> None:
     budget, _ = quota(clock, allowance=10_000)
     budget.pause(DAY)
     assert budget.interval_for(1) == DAY
+    assert budget.slowdown() == 1  # a pause is not the allowance's doing
     clock.advance(DAY)
-    assert budget.interval_for(1) == pytest.approx((MONTH - DAY) / 10_000)
+    assert budget.interval_for(1) == pytest.approx((MONTH + DAY) / 10_000)

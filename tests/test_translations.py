@@ -83,6 +83,7 @@ KNOWN_PLACEHOLDERS = {
     "{europe_url}",
     "{calls_left}",
     "{webhook_url}",
+    "{webhook_id}",
 }
 
 

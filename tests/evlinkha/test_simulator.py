@@ -250,12 +250,11 @@ async def test_free_allowance_per_user(env: Env) -> None:
     env.free.purchased_tokens = 2
     assert (await env.call(f"/status/{env.freecar}", key=FREE_KEY))[0] == 200
     assert env.free.purchased_tokens == 1
-    # The window renews 30 days after its start.
-    env.sim.advance(WINDOW_SECONDS - 1)
+    # The window rolls: a call counts until 30 days after it was made.
+    env.sim.advance(WINDOW_SECONDS)
+    assert env.sim.window_start(env.free) == START
     assert env.sim.calls_used(env.free) == 301
     env.sim.advance(1)
-    assert env.free.window_start == START + WINDOW_SECONDS
-    assert env.sim.window_end(env.free) == START + 2 * WINDOW_SECONDS
     assert env.sim.calls_used(env.free) == 0
     assert (await env.call(f"/status/{env.freecar}", key=FREE_KEY))[0] == 200
 
@@ -286,6 +285,35 @@ async def test_paid_allowance_per_vehicle(env: Env, tier: str, allowed: int) -> 
     assert (await env.call(f"/status/{first}", key=key))[0] == 200
 
 
+async def test_paid_window_follows_the_billing_period(env: Env) -> None:
+    """Paid: counted from the period's end - 30 days; it renews; ended, it is free.
+
+    rogasp/evlink-backend @ eb8e5ba, backend/app/api/dependencies.py.
+    """
+    env.sim.max_calls["pro"] = 2
+    assert env.pro.tier_reset_date == START + WINDOW_SECONDS
+    for _ in range(2):
+        assert (await env.call(f"/status/{env.car}"))[0] == 200
+    assert (await env.call(f"/status/{env.car}"))[0] == 429
+    # The period renews at its end, and only then the count starts again.
+    env.sim.advance(WINDOW_SECONDS - 1)
+    assert (await env.call(f"/status/{env.car}"))[0] == 429
+    env.sim.advance(1)
+    assert env.pro.tier_reset_date == START + 2 * WINDOW_SECONDS
+    assert env.sim.window_start(env.pro) == START + WINDOW_SECONDS
+    assert env.sim.calls_used(env.pro, env.car) == 0
+    assert (await env.call(f"/status/{env.car}"))[0] == 200
+    # A period that ended unrenewed: the free tier's rolling window, per user.
+    env.pro.renews = False
+    env.sim.advance(WINDOW_SECONDS)
+    assert not env.sim.paid(env.pro)
+    assert env.sim.allowance(env.pro) == 300
+    assert env.sim.window_start(env.pro) == env.sim.now - WINDOW_SECONDS
+    assert (await env.call(f"/status/{env.parked}"))[0] == 200
+    assert env.sim.calls_used(env.pro, env.parked) == env.sim.calls_used(env.pro) == 2
+    assert (await env.call("/me"))[1]["tier"] == "pro"
+
+
 async def test_linked_vehicle_limit(env: Env) -> None:
     """Basic allows two linked vehicles, pro five."""
     env.sim.add_vehicle(SimVehicle(env.basic.id))
@@ -296,8 +324,8 @@ async def test_linked_vehicle_limit(env: Env) -> None:
     )
 
 
-async def test_counted_paths_and_window_start(env: Env) -> None:
-    """`counted_paths` may include vehicles; a window start can be set."""
+async def test_counted_paths(env: Env) -> None:
+    """`counted_paths` may include vehicles."""
     env.sim.counted_paths = {"vehicles", "status"}
     env.sim.max_calls["free"] = 2
     assert (await env.call("/vehicles", key=FREE_KEY))[0] == 200
@@ -311,10 +339,6 @@ async def test_counted_paths_and_window_start(env: Env) -> None:
     # A pro user's vehicle list is counted against the user.
     assert (await env.call("/vehicles"))[0] == 200
     assert env.sim.calls_used(env.pro) == 1
-    # Calls before the window start do not count.
-    env.free.window_start = env.sim.now + 1
-    env.sim.advance(1)
-    assert env.sim.calls_used(env.free) == 0
 
 
 async def test_charging_story(env: Env) -> None:
@@ -447,17 +471,21 @@ async def test_silent_vehicle_keeps_its_stamps(env: Env) -> None:
 
 
 class Receiver:
-    """A tiny webhook receiver on 127.0.0.1."""
+    """A tiny webhook receiver on 127.0.0.1 (Home Assistant's webhook route)."""
 
     def __init__(self) -> None:
         """Nothing received yet."""
         self.bodies: list[bytes] = []
+        self.paths: list[str] = []
+        self.content_types: list[str] = []
         self.status = 200
         self.runner: web.AppRunner | None = None
-        self.url = ""
+        self.base = ""
 
     async def _post(self, request: web.Request) -> web.Response:
         self.bodies.append(await request.read())
+        self.paths.append(request.path)
+        self.content_types.append(request.content_type)
         return web.Response(status=self.status)
 
     async def start(self) -> None:
@@ -469,7 +497,7 @@ class Receiver:
         sock = bind("127.0.0.1", 0)
         port = sock.getsockname()[1]
         await web.SockSite(self.runner, sock).start()
-        self.url = f"http://127.0.0.1:{port}/api/webhook/entry-id"
+        self.base = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
         """Stop listening."""
@@ -486,23 +514,51 @@ async def receiver(socket_enabled: None) -> AsyncIterator[Receiver]:
     await server.stop()
 
 
-async def test_push(env: Env, receiver: Receiver) -> None:
-    """push() sends the /vehicles object as an Enode event; automatic pushes."""
-    with pytest.raises(RuntimeError, match="webhook_url"):
-        await env.sim.push(env.car)
-    env.sim.webhook_url = receiver.url
+async def test_push_goes_where_the_profile_says(env: Env, receiver: Receiver) -> None:
+    """<Webhook URL>/api/webhook/<Webhook ID>, pro only, nothing while one is empty.
+
+    rogasp/evlink-backend @ eb8e5ba, backend/app/api/webhook.py
+    (`push_to_homeassistant`).
+    """
+    assert env.sim.webhook_target(env.pro) is None
+    assert await env.sim.push(env.car) is None
+    env.pro.ha_external_url = receiver.base + "/"  # the trailing slash is dropped
+    assert await env.sim.push(env.car) is None
+    env.pro.ha_external_url, env.pro.ha_webhook_id = "", "entry-id"
+    assert await env.sim.push(env.car) is None
+    env.pro.ha_external_url = receiver.base + "/"
+    assert env.sim.webhook_target(env.pro) == f"{receiver.base}/api/webhook/entry-id"
+    # Below pro nothing is sent, whatever the profile says.
+    env.basic.ha_external_url, env.basic.ha_webhook_id = receiver.base, "basic-id"
+    assert env.sim.webhook_target(env.basic) is None
+    assert await env.sim.push(env.basiccar) is None
+    assert await env.sim.push_raw(env.basic, {"event": "x"}) is None
+    assert receiver.bodies == []
+    assert env.sim.pushes == []
+
     assert await env.sim.push(env.car) == 200
+    assert receiver.paths == ["/api/webhook/entry-id"]
+    assert receiver.content_types == ["application/json"]
     payload = json.loads(receiver.bodies[-1])
+    vehicle = env.sim.vehicle(env.car)
     assert payload["event"] == "user:vehicle:updated"
-    _, vehicles = await env.call("/vehicles")
-    expected = vehicles[0] | {"capabilities": payload["vehicle"]["capabilities"]}
-    assert payload["vehicle"] == expected
-    assert payload["vehicle"]["vehicleId"] == env.car
+    assert payload["user"] == {"id": env.pro.id}
+    assert payload["vehicle"]["id"] == vehicle.enode_id
+    assert payload["vehicle"]["userId"] == env.pro.id
+    assert "vehicleId" not in payload["vehicle"]
+    _, status = await env.call(f"/status/{env.car}")
+    for key in ("chargeState", "information", "location", "capabilities"):
+        assert payload["vehicle"][key] == status[key], key
+
+
+async def test_push(env: Env, receiver: Receiver) -> None:
+    """Statuses, raw bodies and automatic pushes."""
+    env.pro.ha_external_url, env.pro.ha_webhook_id = receiver.base, "entry-id"
     receiver.status = 404
     assert await env.sim.push(env.car) == 404
-    assert await env.sim.push_raw(b"not json", "text/plain") == 404
+    assert await env.sim.push_raw(env.pro, b"not json", "text/plain") == 404
     assert receiver.bodies[-1] == b"not json"
-    assert await env.sim.push_raw({"event": "user:vehicle:updated"}) == 404
+    assert await env.sim.push_raw(env.pro, {"event": "user:vehicle:updated"}) == 404
     assert json.loads(receiver.bodies[-1]) == {"event": "user:vehicle:updated"}
     receiver.status = 200
     # Automatic: a change pushes, a silent or unchanged vehicle does not.
@@ -512,7 +568,8 @@ async def test_push(env: Env, receiver: Receiver) -> None:
     env.sim.advance(60)  # the charging car changes; the parked one is unchanged
     await env.sim.flush_pushes()
     assert len(receiver.bodies) == count + 1
-    assert json.loads(receiver.bodies[-1])["vehicle"]["vehicleId"] == env.car
+    enode_id = env.sim.vehicle(env.car).enode_id
+    assert json.loads(receiver.bodies[-1])["vehicle"]["id"] == enode_id
     env.sim.unplug(env.car)
     await env.sim.flush_pushes()
     last = json.loads(receiver.bodies[-1])["vehicle"]

@@ -15,17 +15,22 @@ vehicle is `silent` (then `lastSeen` and the `lastUpdated` stamps stop moving).
 The simulation is deterministic: the clock starts at the real time (or `start_time`)
 and only moves with `EvLinkSimulator.advance`.
 
-Allowance, as the backend code (`api_key_rate_limit`) has it: a 30-day window that
-starts at `SimUser.window_start` and renews every 30 days; free users have 300 calls
-per user, basic 2000 and pro 10000 per vehicle (and at most 2 / 5 linked vehicles,
-else 403). Only the endpoints named in `EvLinkSimulator.counted_paths` count (default
-`status` and `charging`; the legacy `/api/status` is `status`); a call counts when
-it is answered 2xx. Beyond the allowance `SimUser.purchased_tokens` are used, then
-429. For basic and pro the limiter looks the vehicle up first: an unknown or foreign
+Allowance, as the backend code has it (rogasp/evlink-backend @ eb8e5ba,
+`backend/app/api/dependencies.py`, `api_key_rate_limit`): the calls counted since a
+window start. Free users, and basic or pro users whose `SimUser.tier_reset_date`
+(Stripe's end of the paid period) is unset or past, are counted per user against the
+free allowance in a rolling window (now - 30 days); basic and pro users with a
+reset date ahead are counted from that date - 30 days, per vehicle on the
+vehicle-specific endpoints (`status/{id}`, `charging/{id}`) and per user (all their
+calls) on any other. A paid period renews by 30 days when it ends (`renews`).
+Allowances: free 300, basic 2000, pro 10000 (and at most 2 / 5 linked vehicles,
+else 403 on vehicle-specific endpoints). Only the endpoints named in
+`EvLinkSimulator.counted_paths` count (default `status` and `charging`; the legacy
+`/api/status` is `status`, never vehicle-specific); a call counts when it is
+answered 2xx. Beyond the allowance `SimUser.purchased_tokens` are used, then 429.
+For basic and pro the limiter looks the vehicle up first: an unknown or foreign
 vehicle is 404 "Vehicle not found or does not belong to user." on counted endpoints
-(the handlers' own 404 "Vehicle not found" / 403 "Access denied" otherwise). A
-counted call without a vehicle (`vehicles`, `me` when counted) of a basic or pro user
-is counted against the user, with the per-vehicle allowance.
+(the handlers' own 404 "Vehicle not found" / 403 "Access denied" otherwise).
 
 Charging (`POST .../charging/{id}`, `{"action": "START"|"STOP"}`), in the backend's
 order: 401, allowance (429), free tier 403, body 422 (list detail), 404/403 vehicle,
@@ -34,11 +39,16 @@ then Enode's verdict passed through as a string detail holding Enode's problem J
 under smart charging control. Accepted actions take effect `command_delay` simulated
 seconds later (an Enode action: PENDING, then CONFIRMED).
 
-Push: with `webhook_url` set, `push(vehicle_id)` POSTs `{"event":
-"user:vehicle:updated", "vehicle": {...}}` (the `/vehicles` object, plus the
-vehicle's `capabilities` as in Enode's event) and returns the HTTP status;
-`push_automatically` pushes each reported change during `advance()` (await
-`flush_pushes()` to wait for them); `push_raw` sends any body.
+Push, as the backend's `push_to_homeassistant` (`backend/app/api/webhook.py`): each
+user's profile has two fields, `SimUser.ha_external_url` (Webhook URL) and
+`SimUser.ha_webhook_id` (Webhook ID). For a pro user with both set, `push(vehicle_id)`
+POSTs the raw Enode event, one per POST, as JSON (`{"createdAt", "version", "event":
+"user:vehicle:updated", "user": {"id"}, "vehicle": Enode's vehicle, with Enode's
+`id` and the `userId` the backend adds}`) to `<Webhook URL>/api/webhook/<Webhook ID>`
+(the URL's trailing slash dropped) and returns the HTTP status; anyone else gets
+nothing sent (None). `push_automatically` pushes each reported change during
+`advance()` (await `flush_pushes()` to wait for them); `push_raw` sends any body to a
+user's registered address.
 
 `DEMO` (at the end) is what `python -m tests.simulators evlinkha` runs: one pro user
 with a charging and a parked vehicle.
@@ -80,6 +90,8 @@ MAX_LINKED_VEHICLES = {BASIC: 2, PRO: 5}
 DEFAULT_COUNTED_PATHS = frozenset({"status", "charging"})
 DEFAULT_COMMAND_DELAY = 10.0  # simulated seconds until an action takes effect
 WEBHOOK_EVENT = "user:vehicle:updated"
+# The Enode API version an event names (the backend only logs it).
+ENODE_VERSION = "2024-10-01"
 CAPABILITIES = (
     "information",
     "chargeState",
@@ -152,7 +164,12 @@ class SimUser:
     role: str = "user"
     sms_credits: int = 0
     purchased_tokens: int = 0
-    window_start: float = 0.0  # start of the current 30-day allowance window
+    # End of the paid period (Stripe's current_period_end); unset or past: free.
+    tier_reset_date: float | None = None
+    renews: bool = True  # the paid period renews by 30 days when it ends
+    # The profile's Home Assistant webhook fields (Webhook URL, Webhook ID).
+    ha_external_url: str = ""
+    ha_webhook_id: str = ""
 
 
 @dataclass
@@ -340,7 +357,8 @@ class EvLinkSimulator(SimServer):
     Control attributes: `fault`, `slow_seconds`, `counted_paths` (endpoint names
     that use the allowance: me, vehicles, status, charging), `max_calls` (tier ->
     allowance), `command_delay`, `charging_fault` (True: Enode fails, 502),
-    `webhook_url`, `push_automatically`.
+    `push_automatically`; per user (SimUser): tier, tier_reset_date, the webhook
+    fields.
     Logs: `requests` ((method, path) of every /api/ request), `counted` ((method,
     path) of every call that used the allowance), `actions` (EnodeAction),
     `pushes` ((vehicle id or None, HTTP status or None) of every push).
@@ -360,7 +378,6 @@ class EvLinkSimulator(SimServer):
         self.max_linked_vehicles: dict[str, int] = dict(MAX_LINKED_VEHICLES)
         self.command_delay = DEFAULT_COMMAND_DELAY
         self.charging_fault = False
-        self.webhook_url: str | None = None
         self.push_automatically = False
         self.requests: list[tuple[str, str]] = []
         self.counted: list[tuple[str, str]] = []
@@ -400,7 +417,9 @@ class EvLinkSimulator(SimServer):
         """Register a user; the key and id are made up when not given.
 
         `attributes`: other SimUser fields (name, role, sms_credits,
-        purchased_tokens, window_start; the window starts now by default).
+        purchased_tokens, tier_reset_date, renews, ha_external_url,
+        ha_webhook_id). A basic or pro user's paid period ends 30 days from now
+        unless `tier_reset_date` says otherwise.
         """
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier}")
@@ -409,7 +428,10 @@ class EvLinkSimulator(SimServer):
             issued(api_key or f"evlink_{secrets.token_urlsafe(24)}"),
             email,
             tier,
-            **({"window_start": self.now} | attributes),
+            **(
+                {"tier_reset_date": self.now + WINDOW_SECONDS if tier != FREE else None}
+                | attributes
+            ),
         )
         if user.id in self.users:
             raise ValueError(f"duplicate user {user.id}")
@@ -500,8 +522,10 @@ class EvLinkSimulator(SimServer):
                 if action.due == target:
                     self._apply(action)
         for user in self.users.values():
-            while self.now >= user.window_start + WINDOW_SECONDS:
-                user.window_start += WINDOW_SECONDS
+            reset = user.tier_reset_date
+            while user.renews and reset is not None and self.now >= reset:
+                reset += WINDOW_SECONDS
+            user.tier_reset_date = reset
         for vehicle in self._vehicles.values():
             self.sample(vehicle)
 
@@ -533,7 +557,11 @@ class EvLinkSimulator(SimServer):
         vehicle.report = vehicle.state(self.now)
         vehicle.last_seen = self.now
         changed = before != _without_stamps(vehicle.report)
-        if changed and self.push_automatically and self.webhook_url:
+        if (
+            changed
+            and self.push_automatically
+            and self.webhook_target(vehicle.user_id) is not None
+        ):
             self._schedule_push(vehicle.id)
         return changed
 
@@ -542,40 +570,55 @@ class EvLinkSimulator(SimServer):
     def _user(self, user: SimUser | str) -> SimUser:
         return user if isinstance(user, SimUser) else self.users[user]
 
-    def calls_used(self, user: SimUser | str, vehicle_id: str | None = None) -> int:
-        """Counted calls in the user's current window.
+    def paid(self, user: SimUser | str) -> bool:
+        """Counted as basic or pro: such a tier and a paid period ahead."""
+        user = self._user(user)
+        reset = user.tier_reset_date
+        return user.tier != FREE and reset is not None and reset > self.now
 
-        Free: the user's calls (`vehicle_id` is ignored). Basic and pro: the
+    def window_start(self, user: SimUser | str) -> float:
+        """Since when the user's calls count (epoch seconds).
+
+        Paid: the end of the paid period - 30 days; free (or a period that ended):
+        now - 30 days, a rolling window.
+        """
+        user = self._user(user)
+        if self.paid(user) and user.tier_reset_date is not None:
+            return user.tier_reset_date - WINDOW_SECONDS
+        return self.now - WINDOW_SECONDS
+
+    def calls_used(self, user: SimUser | str, vehicle_id: str | None = None) -> int:
+        """Counted calls since the user's window start.
+
+        Counted per user (`vehicle_id` is ignored) unless paid; paid: the
         vehicle's calls, or with no `vehicle_id` all calls of the user.
         """
         user = self._user(user)
-        since = user.window_start
-        keys = [
-            key
-            for key in self._calls
-            if key[0] == user.id
-            and (user.tier == FREE or vehicle_id is None or key[1] == vehicle_id)
-        ]
-        return sum(1 for key in keys for at in self._calls[key] if at >= since)
+        since = self.window_start(user)
+        per_vehicle = self.paid(user) and vehicle_id is not None
+        return sum(
+            1
+            for (owner, vehicle), times in self._calls.items()
+            if owner == user.id and (not per_vehicle or vehicle == vehicle_id)
+            for at in times
+            if at >= since
+        )
 
     def allowance(self, user: SimUser | str) -> int:
         """The user's monthly allowance (per user for free, per vehicle otherwise)."""
-        return self.max_calls[self._user(user).tier]
-
-    def window_end(self, user: SimUser | str) -> float:
-        """When the user's current window ends (epoch seconds)."""
-        return self._user(user).window_start + WINDOW_SECONDS
+        user = self._user(user)
+        return self.max_calls[user.tier if self.paid(user) else FREE]
 
     def _limit(self, user: SimUser, vehicle_id: str | None) -> str | None:
-        """The backend's limiter; the vehicle key the call is counted under."""
+        """The backend's limiter; the vehicle key the call is counted under.
+
+        `vehicle_id` is that of a vehicle-specific endpoint, else None.
+        """
         key: str | None = None
-        if user.tier == FREE:
-            used = self.calls_used(user)
-        else:
-            if vehicle_id is not None:
-                vehicle = self._vehicles.get(vehicle_id)
-                if vehicle is None or vehicle.user_id != user.id:
-                    raise _Error(404, "Vehicle not found or does not belong to user.")
+        if self.paid(user) and vehicle_id is not None:
+            vehicle = self._vehicles.get(vehicle_id)
+            if vehicle is None or vehicle.user_id != user.id:
+                raise _Error(404, "Vehicle not found or does not belong to user.")
             linked = sum(1 for v in self._vehicles.values() if v.user_id == user.id)
             most = self.max_linked_vehicles[user.tier]
             if linked > most:
@@ -585,12 +628,8 @@ class EvLinkSimulator(SimServer):
                     f"vehicles. You have {linked}.",
                 )
             key = vehicle_id
-            used = sum(
-                1
-                for at in self._calls.get((user.id, key), [])
-                if at >= user.window_start
-            )
-        allowed = self.max_calls[user.tier]
+        used = self.calls_used(user, key)
+        allowed = self.allowance(user)
         if used >= allowed:
             if user.purchased_tokens <= 0:
                 raise _Error(
@@ -603,43 +642,76 @@ class EvLinkSimulator(SimServer):
 
     # --- push ----------------------------------------------------------------------
 
+    def webhook_target(self, user: SimUser | str) -> str | None:
+        """Where the backend posts the user's events; None: it sends nothing.
+
+        Pro users only, and only with both profile fields filled in.
+        """
+        user = self._user(user)
+        if user.tier != PRO or not user.ha_external_url or not user.ha_webhook_id:
+            return None
+        return f"{user.ha_external_url.rstrip('/')}/api/webhook/{user.ha_webhook_id}"
+
     def push_payload(self, vehicle_id: str) -> dict[str, Any]:
-        """What `push` sends for a vehicle: its last report as an Enode event."""
+        """What `push` sends for a vehicle: its last report as a raw Enode event."""
         vehicle = self._vehicles[vehicle_id]
-        body = _vehicle_json(vehicle) | {"capabilities": vehicle.report["capabilities"]}
-        return {"event": WEBHOOK_EVENT, "vehicle": body}
+        report = vehicle.report
+        body = (
+            {"id": vehicle.enode_id, "userId": vehicle.user_id}
+            | {key: report[key] for key in ("lastSeen", "isReachable")}
+            | _blocks(report)
+            | {"capabilities": report["capabilities"]}
+        )
+        return {
+            "createdAt": iso(self.now),
+            "version": ENODE_VERSION,
+            "event": WEBHOOK_EVENT,
+            "user": {"id": vehicle.user_id},
+            "vehicle": body,
+        }
 
     async def push(self, vehicle_id: str) -> int | None:
-        """POST the vehicle's event to `webhook_url`; its status (None: no answer)."""
+        """POST the vehicle's event where its user's profile says.
+
+        Its HTTP status; None when nothing was sent or nothing answered.
+        """
+        target = self.webhook_target(self._vehicles[vehicle_id].user_id)
+        if target is None:
+            return None
         payload = self.push_payload(vehicle_id)
-        return await self._post(vehicle_id, json.dumps(payload).encode())
+        return await self._post(target, vehicle_id, json.dumps(payload).encode())
 
     async def push_raw(
-        self, body: bytes | str | Any, content_type: str = "application/json"
+        self,
+        user: SimUser | str,
+        body: bytes | str | Any,
+        content_type: str = "application/json",
     ) -> int | None:
-        """POST any body (bytes, text, or an object sent as JSON) to `webhook_url`."""
+        """POST any body (bytes, text, or an object sent as JSON) for `user`."""
+        target = self.webhook_target(user)
+        if target is None:
+            return None
         if isinstance(body, str):
             data = body.encode()
         elif isinstance(body, bytes):
             data = body
         else:
             data = json.dumps(body).encode()
-        return await self._post(None, data, content_type)
+        return await self._post(target, None, data, content_type)
 
     async def _post(
         self,
+        target: str,
         vehicle_id: str | None,
         data: bytes,
         content_type: str = "application/json",
     ) -> int | None:
-        if self.webhook_url is None:
-            raise RuntimeError("no webhook_url")
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         status: int | None = None
         try:
             async with self._session.post(
-                self.webhook_url,
+                target,
                 data=data,
                 headers={"Content-Type": content_type},
                 timeout=aiohttp.ClientTimeout(total=10),
@@ -748,7 +820,9 @@ class EvLinkSimulator(SimServer):
         style, endpoint, vehicle_id = self._route(request)
         user = self._authenticate(request, style)
         counted = endpoint in self.counted_paths
-        key = self._limit(user, vehicle_id) if counted else None
+        # The backend's vehicle-specific paths are /api/ha/status|charging/{id}.
+        specific = vehicle_id if style != "legacy" else None
+        key = self._limit(user, specific) if counted else None
         match endpoint:
             case "me":
                 response = _json(

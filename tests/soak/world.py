@@ -534,8 +534,9 @@ class EvLinkSoak(SoakProvider):
             self.accounts.append((sim, user))
             self.ports.append(port_of(sim.url))
             webhook_id = f"soak-evlinkha-webhook-{number}"
-            webhook = self.world.http.make_url(f"/api/webhook/{webhook_id}")
-            sim.webhook_url = str(webhook)
+            # The profile's two fields: Home Assistant's URL and the webhook id.
+            user.ha_external_url = str(self.world.http.make_url("/"))
+            user.ha_webhook_id = webhook_id
             sim.push_automatically = True
             await self._add(
                 MockConfigEntry(

@@ -1,9 +1,9 @@
 """Request budgets: how many requests a service lets one client send, and when.
 
 `RequestBudget` is a token bucket for services that limit requests per minute;
-`QuotaBudget` is an allowance of calls per period (e.g. a month) that is stored and
-restored across restarts; `BudgetRegistry` shares one budget per key (e.g. a server
-host) between every config entry that uses it.
+`QuotaBudget` is an allowance of calls in a rolling window (e.g. 30 days) that is
+stored and restored across restarts; `BudgetRegistry` shares one budget per key
+(e.g. a server host) between every config entry that uses it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 import contextlib
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import date
 import math
 import time
 from typing import NotRequired, Required, Self, TypedDict, Unpack
@@ -249,14 +250,16 @@ class BudgetRegistry[B]:
 DAY = 86_400.0
 # Never poll one device through a quota more often than once a minute: a quota of
 # calls per month is not meant for that (EVLinkHA Pro, the largest tier, spreads
-# 10,000 calls over 30 days, one every 259 s), the data behind such services are a
-# cache that the vendor cloud refreshes on a scale of minutes, and near the end of
-# a window with calls to spare an even spread would otherwise poll in bursts.
+# 10,000 calls over 30 days, one every 259 s), and the data behind such services
+# are a cache that the vendor cloud refreshes on a scale of minutes.
 MIN_QUOTA_INTERVAL = 60.0
 
-_WINDOW_START = "window_start"
+_DAYS = "days"
 _SPENT = "spent"
 _PAUSED_UNTIL = "paused_until"
+# The stored form of a fixed window (before the window rolled): its start.
+_WINDOW_START = "window_start"
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 class QuotaOptions(TypedDict, total=False):
@@ -270,26 +273,81 @@ class QuotaOptions(TypedDict, total=False):
     min_interval: NotRequired[float]
 
 
-def _stored_number(state: Mapping[object, object], key: str) -> float | None:
-    """A finite, non-negative number stored under `key`, or None."""
-    value = state.get(key)
+def _number(value: object) -> float | None:
+    """A finite, non-negative number, or None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     number = float(value)
     return number if math.isfinite(number) and number >= 0 else None
 
 
+def _count(value: object) -> int | None:
+    """A whole, non-negative number (5 or 5.0), or None."""
+    number = _number(value)
+    return int(number) if number is not None and number.is_integer() else None
+
+
+def _day(epoch: float) -> int:
+    """The UTC day `epoch` falls on, as days since 1970-01-01."""
+    return math.floor(epoch / DAY)
+
+
+def _day_key(day: int) -> str:
+    """A day as it is stored: its ISO date ("2027-01-31")."""
+    return date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+
+
+def _stored_day(key: object) -> int | None:
+    """A stored ISO date as days since 1970-01-01, or None."""
+    if not isinstance(key, str):
+        return None
+    try:
+        return date.fromisoformat(key).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+
+
+def upgrade_fixed_window(
+    state: object, now: float, window: float = 30 * DAY
+) -> dict[str, object]:
+    """The stored count of a fixed window (`window_start`, `spent`) as calls per day.
+
+    When each call was made is not known: the count is spread evenly over the
+    days from the window's start to now (or to its end), the odd calls on the
+    newest days, which stay in a rolling window longest. No call is lost. A state
+    that cannot be read gives an empty one.
+    """
+    if not isinstance(state, Mapping):
+        return {}
+    start = _number(state.get(_WINDOW_START))
+    spent = _count(state.get(_SPENT))
+    if start is None or spent is None:
+        return {}
+    first = _day(min(start, now))
+    last = max(_day(min(now, start + window - 1)), first)
+    span = last - first + 1
+    share, odd = divmod(spent, span)
+    days: dict[str, int] = {}
+    for index in range(span):
+        count = share + (1 if index >= span - odd else 0)
+        if count:
+            days[_day_key(first + index)] = count
+    paused = _number(state.get(_PAUSED_UNTIL))
+    return {_DAYS: days, _SPENT: spent, _PAUSED_UNTIL: paused or 0.0}
+
+
 class QuotaBudget:
-    """An allowance of calls per window (e.g. 300 per 30 days) that survives restarts.
+    """An allowance of calls in any window (e.g. 300 in any 30 days), kept stored.
 
-    The window is fixed: it starts when the budget is first created and renews every
-    `window` seconds after that, so after a window that ended while Home Assistant
-    was down comes the one the schedule says. A share `reserve` of the allowance is
-    kept for commands: polls may use only the rest. Times are wall-clock epoch
-    seconds (`time.time` by default, not the event loop's clock) because they are
-    stored and restored.
+    The window rolls, as the service counts it: a call counts until `window`
+    seconds after it was made. The budget keeps how many calls it made on each
+    (UTC) day, and a day counts until `window` after the day's end; so it counts
+    every call the service still counts, and some for up to a day longer. A share
+    `reserve` of the allowance is kept for commands: polls may use only the rest.
+    Times are wall-clock epoch seconds (`time.time` by default, not the event
+    loop's clock) because they are stored and restored.
 
-    The state worth keeping (window start, calls spent, pause) round-trips through
+    The state worth keeping (calls per day, pause) round-trips through
     `as_dict`/`from_dict`; `on_change` is called after every change of it, so that
     the owner can schedule a save.
     """
@@ -305,11 +363,11 @@ class QuotaBudget:
         min_interval: float = MIN_QUOTA_INTERVAL,
         state: object = None,
     ) -> None:
-        """An allowance of `allowance` calls every `window` seconds.
+        """An allowance of `allowance` calls in any `window` seconds.
 
         `reserve` (0 to 1) is the share of the allowance only commands may use.
-        `state` is what `as_dict` returned before a restart; without it, or when it
-        cannot be read, a new window starts now.
+        `state` is what `as_dict` returned before a restart; without it, or where
+        it cannot be read, no call is counted.
         """
         if not math.isfinite(window) or window <= 0:
             raise ValueError("The window must be a positive number of seconds")
@@ -319,13 +377,13 @@ class QuotaBudget:
         self.min_interval = min_interval
         self.on_change = on_change
         self._clock = clock
-        now = clock()
-        self._window_start = now
-        self._spent = 0
+        # Calls counted, by UTC day (days since 1970-01-01).
+        self._days: dict[int, int] = {}
         self._paused_until = 0.0
+        now = clock()
         if isinstance(state, Mapping):
             self._restore(state, now)
-        self._roll(now)
+        self._drop_gone(now)
 
     @classmethod
     def from_dict(cls, data: object, **options: Unpack[QuotaOptions]) -> Self:
@@ -333,25 +391,25 @@ class QuotaBudget:
         return cls(state=data, **options)
 
     def _restore(self, state: Mapping[object, object], now: float) -> None:
-        """Continue a stored state; without a valid start and count, start anew.
+        """Continue a stored state, leaving out what cannot be read.
 
-        A start in the future (the clock went back) restarts the window now but
-        keeps the calls spent: too few calls are better than too many. A pause that
-        cannot be read, or that ends more than a window from now, is dropped.
+        A day after today (the clock went back) still counts: too few calls are
+        better than too many. A pause that cannot be read, or that ends more than
+        a window and a day from now, is dropped.
         """
-        start = _stored_number(state, _WINDOW_START)
-        spent = _stored_number(state, _SPENT)
-        if start is None or spent is None or not spent.is_integer():
-            return
-        self._window_start = min(start, now)
-        self._spent = int(spent)
-        paused = _stored_number(state, _PAUSED_UNTIL)
-        if paused is not None and paused <= now + self.window:
+        days = state.get(_DAYS)
+        if isinstance(days, Mapping):
+            for key, value in days.items():
+                day, count = _stored_day(key), _count(value)
+                if day is not None and count:
+                    self._days[day] = self._days.get(day, 0) + count
+        paused = _number(state.get(_PAUSED_UNTIL))
+        if paused is not None and paused <= now + self.window + DAY:
             self._paused_until = paused
 
     @property
     def allowance(self) -> int:
-        """Calls per window; changing it keeps the calls spent in this window."""
+        """Calls per window; changing it keeps the calls counted."""
         return self._allowance
 
     @allowance.setter
@@ -378,21 +436,20 @@ class QuotaBudget:
         # not reserve one call more.
         return math.ceil(round(self._allowance * self._reserve, 6))
 
-    def _roll(self, now: float) -> bool:
-        """Move to the window `now` is in; True when the stored state changed."""
-        if now < self._window_start:
-            # The clock went back: keep the calls spent rather than hand out more.
-            self._window_start = now
-            return True
-        if now < self._window_start + self.window:
-            return False
-        self._window_start += (now - self._window_start) // self.window * self.window
-        self._spent = 0
-        return True
+    def _leaves(self, day: int) -> float:
+        """When the calls of `day` no longer count (epoch seconds)."""
+        return (day + 1) * DAY + self.window
+
+    def _drop_gone(self, now: float) -> bool:
+        """Forget the days that left the window; True when any did."""
+        gone = [day for day in self._days if self._leaves(day) <= now]
+        for day in gone:
+            del self._days[day]
+        return bool(gone)
 
     def _now(self) -> float:
         now = self._clock()
-        if self._roll(now):
+        if self._drop_gone(now):
             self._changed()
         return now
 
@@ -400,23 +457,40 @@ class QuotaBudget:
         if self.on_change is not None:
             self.on_change()
 
+    def _returns(self) -> list[tuple[float, int]]:
+        """The counted calls as (when they leave the window, how many), oldest first."""
+        return [(self._leaves(day), self._days[day]) for day in sorted(self._days)]
+
+    def _wait_for(self, calls: float, available: float, now: float) -> float:
+        """Seconds until `calls` fit, with `available` now and the days that leave."""
+        wait = 0.0
+        for leaves, count in self._returns():
+            if available >= calls:
+                break
+            available += count
+            wait = leaves - now
+        return wait if available >= calls else self.window + DAY
+
     @property
     def spent(self) -> int:
-        """Calls counted in the current window."""
+        """Calls counted in the window."""
         self._now()
-        return self._spent
+        return sum(self._days.values())
 
     @property
     def calls_left(self) -> int:
-        """Calls left in the current window, the command reserve included."""
-        self._now()
-        return max(self._allowance - self._spent, 0)
+        """Calls left in the window now, the command reserve included."""
+        return max(self._allowance - self.spent, 0)
 
     @property
     def window_ends(self) -> float:
-        """When the current window ends and the allowance renews (epoch seconds)."""
-        self._now()
-        return self._window_start + self.window
+        """When the oldest counted day leaves the window (epoch seconds).
+
+        Its calls may then be made again. With no call counted: when a call made
+        now would leave it.
+        """
+        now = self._now()
+        return self._leaves(min(self._days, default=_day(now)))
 
     @property
     def paused_until(self) -> float:
@@ -435,22 +509,25 @@ class QuotaBudget:
                 "The server asked to pause its calls", self._paused_until - now
             )
         limit = self._allowance if command else self._allowance - self.reserved
-        if self._spent >= limit:
+        available = limit - sum(self._days.values())
+        if available < 1:
             raise RateLimitedError(
-                "The call allowance of this period is used up",
-                self._window_start + self.window - now,
+                "The call allowance is used up until earlier calls leave its window",
+                self._wait_for(1, available, now),
             )
-        self._spent += 1
+        today = _day(now)
+        self._days[today] = self._days.get(today, 0) + 1
         self._changed()
 
     def pause_until(self, epoch: float) -> None:
-        """Make no call until `epoch` (the server said the allowance is used up).
+        """Make no call until `epoch`.
 
-        A pause never ends more than one window from now, never shortens one in
-        progress, and one that is not a number is ignored.
+        A pause never ends more than a window and a day from now (when every call
+        counted now has left it), never shortens one in progress, and one that is
+        not a number is ignored.
         """
         now = self._now()
-        until = min(epoch, now + self.window)
+        until = min(epoch, now + self.window + DAY)
         if until > self._paused_until:
             self._paused_until = until
             self._changed()
@@ -459,30 +536,68 @@ class QuotaBudget:
         """Make no call for `seconds`."""
         self.pause_until(self._clock() + seconds)
 
-    def interval_for(self, consumers: int, *, requests_per_poll: float = 1.0) -> float:
-        """Seconds between one device's polls so that the allowance lasts the window.
+    def pause_until_calls_leave(self) -> None:
+        """The service says its allowance is used up: pause until our oldest day leaves.
 
-        `consumers` devices, each spending `requests_per_poll` calls a poll, spread
-        the calls left to polls evenly over the time left in the window. When they
-        are used up, the answer is the time until the window renews; it is never
-        less than `min_interval` nor than the pause still to run.
+        The service's window rolls too: by then that day's calls no longer count
+        there either, and a call may fit again. With no call counted here (the
+        service counts calls made elsewhere), try again in a day.
         """
         now = self._now()
-        until_end = self._window_start + self.window - now
-        polls_left = self._allowance - self.reserved - self._spent
+        self.pause_until(self._leaves(min(self._days)) if self._days else now + DAY)
+
+    def pace(self, consumers: int = 1, *, requests_per_poll: float = 1.0) -> float:
+        """Seconds between one device's polls at the steady pace.
+
+        At this pace the polls never use more than their share of the allowance in
+        any window, counted by days (a window and a day).
+        """
+        polls = self._allowance - self.reserved
+        span = self.window + DAY
         demand = requests_per_poll * max(consumers, 1)
-        interval = (
-            min(until_end, until_end * demand / polls_left)
-            if polls_left > 0
-            else until_end
-        )
+        return min(span * demand / polls, span) if polls > 0 else span
+
+    def _spread(self, now: float, demand: float) -> float:
+        """The interval that keeps every coming window within the polls' share.
+
+        Before each counted day leaves, polls may use only what is available until
+        then: `n` calls allow at most `n` polls before that time. Without calls
+        counted beyond the steady pace, that is the pace.
+        """
+        available = self._allowance - self.reserved - sum(self._days.values())
+        interval = self.pace(requests_per_poll=demand)
+        for leaves, count in self._returns():
+            polls = max(math.floor(available / demand), 0)
+            interval = max(interval, (leaves - now) / (polls + 1))
+            available += count
+        return min(interval, self.window + DAY)
+
+    def slowdown(self, consumers: int = 1, *, requests_per_poll: float = 1.0) -> float:
+        """How many times their steady pace the calls counted make polls wait."""
+        now = self._now()
+        demand = requests_per_poll * max(consumers, 1)
+        return self._spread(now, demand) / self.pace(requests_per_poll=demand)
+
+    def interval_for(self, consumers: int, *, requests_per_poll: float = 1.0) -> float:
+        """Seconds between one device's polls so that no window holds too many calls.
+
+        `consumers` devices, each spending `requests_per_poll` calls a poll, go at
+        the steady pace (`pace`), or slower while calls counted before must first
+        leave the window; never faster than `min_interval`, nor before a pause ends.
+        """
+        now = self._now()
+        demand = requests_per_poll * max(consumers, 1)
+        interval = self._spread(now, demand)
         return max(interval, self.min_interval, self._paused_until - now)
 
-    def as_dict(self) -> dict[str, float | int]:
-        """The state to store (JSON-safe) and give back to `from_dict`."""
-        self._roll(self._clock())
+    def as_dict(self) -> dict[str, object]:
+        """The state to store (JSON-safe) and give back to `from_dict`.
+
+        `spent` is what the days add up to, for whoever reads the store.
+        """
+        self._drop_gone(self._clock())
         return {
-            _WINDOW_START: self._window_start,
-            _SPENT: self._spent,
+            _DAYS: {_day_key(day): self._days[day] for day in sorted(self._days)},
+            _SPENT: sum(self._days.values()),
             _PAUSED_UNTIL: self._paused_until,
         }

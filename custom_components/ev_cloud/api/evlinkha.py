@@ -13,10 +13,12 @@ failed validation). No exception text, repr or cause chain of this client holds 
 API key, and nothing of aiohttp (whose texts can name the URL) is kept as a cause.
 
 Quota: every call but `/me` is taken from the `QuotaBudget` before it is sent (a
-charging command with `command=True`, so it may use the command reserve). Which
-calls the hosted service counts is not public; counting each one keeps the budget
-on the safe side. A 429 that says the monthly allowance is used up raises
-`QuotaExhaustedError` and pauses the budget until its window ends.
+charging command with `command=True`, so it may use the command reserve). The
+public backend counts only status and charging calls, in a rolling 30 days
+(rogasp/evlink-backend, `backend/app/api/dependencies.py`); what the hosted service
+counts is not public, so counting each call keeps the budget on the safe side. A
+429 that says the monthly allowance is used up raises `QuotaExhaustedError` and
+pauses the budget until the oldest day it counted leaves the window.
 """
 
 from __future__ import annotations
@@ -595,7 +597,7 @@ class EvLinkClient:
         if counts is not None or (detail and "allowance" in detail.lower()):
             used, allowance = counts if counts is not None else (None, None)
             if self._budget is not None:
-                self._budget.pause_until(self._budget.window_ends)
+                self._budget.pause_until_calls_leave()
             shown = f" ({used}/{allowance})" if counts is not None else ""
             raise QuotaExhaustedError(
                 f"The EVLinkHA monthly call allowance is used up{shown}",

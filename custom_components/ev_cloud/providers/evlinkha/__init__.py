@@ -40,7 +40,15 @@ PROVIDER = Provider(
     entities=(ENTITIES,),
     poll_policy=policy_for,
     redact=frozenset(
-        {CONF_API_KEY, CONF_WEBHOOK_ID, CONF_SERVER_URL, "vehicle_id", "vin", "user_id"}
+        {
+            CONF_API_KEY,
+            CONF_WEBHOOK_ID,
+            CONF_SERVER_URL,
+            "webhook_url",
+            "vehicle_id",
+            "vin",
+            "user_id",
+        }
     ),
     extra_options=_allowance_options,
 )

@@ -1,9 +1,9 @@
 """EVLinkHA accounts: vehicles polled within a monthly call allowance, and pushed.
 
-EVLinkHA counts calls against a 30-day allowance (free 300 per user, basic 2,000
-and pro 10,000 per vehicle). EV Cloud keeps what it spent in Home Assistant's
-storage, reads every vehicle with one call (the vehicle list), spreads the rest
-of the allowance evenly over the rest of the window and keeps a share for
+EVLinkHA counts calls against an allowance in a rolling 30 days (free 300 per user,
+basic 2,000 and pro 10,000 per vehicle). EV Cloud keeps the calls it made, day by
+day, in Home Assistant's storage, reads every vehicle with one call (the vehicle
+list), polls at the pace the allowance keeps up with and keeps a share for
 commands. Pro accounts push vehicle data to a webhook, so polling can be rare.
 """
 
@@ -17,7 +17,8 @@ from typing import Any, Final
 
 from aiohttp import web
 from homeassistant.components import webhook
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_CORE_CONFIG_UPDATE
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -53,11 +54,13 @@ from .const import (
     NAME,
 )
 from .entities import ENTITIES
+from .push import async_check_reachable, async_drop_issue, external_url
 from .state import VehicleState
 
 POLICY = PollPolicy(active=300, idle=1800, min_active=60, min_idle=300)
 COMMAND_RESERVE: Final = 0.1  # of the allowance, for tiers that may send commands
-LOW_QUOTA: Final = 0.1  # a repair once less than this share of the polls' is left
+# A repair once the calls counted hold polls to less than half their steady pace.
+LOW_QUOTA_SLOWDOWN: Final = 2.0
 # Data is stale when it is older than the poll interval plus this grace.
 STALE_GRACE: Final = 60
 
@@ -102,6 +105,10 @@ class EvLinkAccount(EvCloudAccount):
         # interval never holds back the polls of one that charges.
         self._intervals: dict[str, float] = {}
         self._warned_push = False
+        self._stop_listening: list[CALLBACK_TYPE] = []
+        # What the profile's Webhook URL takes: Home Assistant's external URL
+        # (None without one); looked up at setup, each list read and each change.
+        self.webhook_url: str | None = None
 
     async def async_setup(self) -> None:
         """Load the stored allowance, read the tier, listen for pushes."""
@@ -124,12 +131,36 @@ class EvLinkAccount(EvCloudAccount):
         webhook.async_register(
             self.hass, DOMAIN, "EVLinkHA", data[CONF_WEBHOOK_ID], self._async_webhook
         )
+        self._check_push()
+        self._stop_listening.append(
+            self.hass.bus.async_listen(
+                EVENT_CORE_CONFIG_UPDATE, self._async_core_config_updated
+            )
+        )
+
+    @callback
+    def _async_core_config_updated(self, _event: Event[Any]) -> None:
+        """Home Assistant's external URL may have changed."""
+        self._check_push()
+
+    def _check_push(self) -> None:
+        """Where EVLinkHA can reach Home Assistant; a repair if nowhere (pro)."""
+        self.webhook_url = external_url(self.hass)
+        async_check_reachable(self.hass, self.entry, self.tier)
 
     async def async_unload(self) -> None:
         """Stop listening for pushes; store what was spent right away."""
         webhook.async_unregister(self.hass, self.entry.data[CONF_WEBHOOK_ID])
+        while self._stop_listening:
+            self._stop_listening.pop()()
+        async_drop_issue(self.hass, self.entry)
         if self._stored is not None:
             await self._stored.async_save()
+
+    @property
+    def webhook_id(self) -> str:
+        """The id of the webhook EVLinkHA pushes to (the profile's Webhook ID)."""
+        return str(self.entry.data[CONF_WEBHOOK_ID])
 
     def command_client(self) -> EvLinkClient:
         """The client, for a device's commands."""
@@ -166,6 +197,7 @@ class EvLinkAccount(EvCloudAccount):
             vehicles = await self._client().async_get_vehicles()
             self._listed = {v.vehicle_id: v for v in vehicles}
             self._read_at = now
+            self.webhook_url = external_url(self.hass)
 
     async def async_vehicle(self, vehicle_id: str) -> EvLinkVehicle:
         """The vehicle as the newest read shows it."""
@@ -191,12 +223,9 @@ class EvLinkAccount(EvCloudAccount):
         return self.budget.calls_left if self.budget else 0
 
     def quota_low(self) -> bool:
-        """Less than a tenth of the polls' share of the allowance is left."""
+        """The calls counted hold polls to less than half their steady pace."""
         budget = self.budget
-        if budget is None:
-            return False
-        polls = budget.allowance - budget.reserved
-        return budget.calls_left - budget.reserved < polls * LOW_QUOTA
+        return budget is not None and budget.slowdown() >= LOW_QUOTA_SLOWDOWN
 
     async def _async_webhook(
         self, hass: HomeAssistant, webhook_id: str, request: web.Request
@@ -229,9 +258,12 @@ class EvLinkAccount(EvCloudAccount):
         return {
             "tier": self.tier,
             "allowance": budget.allowance if budget else None,
+            "calls_counted": budget.spent if budget else None,
             "calls_left": budget.calls_left if budget else None,
-            "window_ends": budget.window_ends if budget else None,
+            "oldest_day_leaves": budget.window_ends if budget else None,
+            "slowdown": round(budget.slowdown(), 2) if budget else None,
             "poll_interval": min(self._intervals.values(), default=None),
+            "push_reachable": self.webhook_url is not None,
         }
 
 
@@ -256,6 +288,8 @@ class EvLinkDevice(EvCloudDevice[VehicleState]):
             tier=self.account.tier,
             calls_left=self.account.calls_left(),
             last_push=self._last_push,
+            webhook_url=self.account.webhook_url,
+            webhook_id=self.account.webhook_id,
         )
         self._last = state
         data_time = vehicle.charge.last_updated or vehicle.last_seen

@@ -113,6 +113,22 @@ SENSORS: tuple[EvCloudSensorEntityDescription[VehicleState], ...] = (
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda data: data.state.last_push,
     ),
+    # The two values the EVLinkHA profile's push fields take, to copy from (as
+    # the official integration shows its webhook id); only on the tier it pushes.
+    EvCloudSensorEntityDescription(
+        key="webhook_url",
+        translation_key="webhook_url",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        supported_fn=lambda state: state.pushes,
+        value_fn=lambda data: data.state.webhook_url,
+    ),
+    EvCloudSensorEntityDescription(
+        key="webhook_id",
+        translation_key="webhook_id",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        supported_fn=lambda state: state.pushes,
+        value_fn=lambda data: data.state.webhook_id,
+    ),
 )
 
 BINARY_SENSORS: tuple[EvCloudBinarySensorEntityDescription[VehicleState], ...] = (

@@ -10,7 +10,6 @@ from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigFlowResult
 from homeassistant.const import CONF_API_KEY
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.network import NoURLAvailableError
 
 if TYPE_CHECKING:
     # Home Assistant >= 2026.10 types its schemas with probatio, which it installs
@@ -31,6 +30,7 @@ from ...flow import (
     printable,
 )
 from .const import CONF_WEBHOOK_ID, NAME
+from .push import external_url
 
 SCHEMA = vol.Schema(
     {
@@ -63,13 +63,17 @@ class EvLinkFlow(EvCloudFlow):
                 if done := await self.async_set_unique_id_or_finish(me.user_id, data):
                     return done
                 data[CONF_WEBHOOK_ID] = webhook.async_generate_id()
+                # The profile asks for the two values apart (see push.py).
+                placeholders = {"webhook_id": data[CONF_WEBHOOK_ID]}
+                description = "evlinkha_webhook_no_url"
+                if (url := external_url(self.hass)) is not None:
+                    placeholders["webhook_url"] = url
+                    description = "evlinkha_webhook"
                 return self.async_create_entry(
                     title=f"EVLinkHA {me.email or me.user_id}",
                     data=data,
-                    description="evlinkha_webhook",
-                    description_placeholders={
-                        "webhook_url": self._webhook_url(data[CONF_WEBHOOK_ID])
-                    },
+                    description=description,
+                    description_placeholders=placeholders,
                 )
         return self._evlinkha_form(user_input, errors)
 
@@ -98,13 +102,6 @@ class EvLinkFlow(EvCloudFlow):
         return self.async_show_service_form(
             NAME, SCHEMA, suggested, errors, DEFAULT_SERVER_URL
         )
-
-    def _webhook_url(self, webhook_id: str) -> str:
-        """Where EVLinkHA should push to (the path alone without a known URL)."""
-        try:
-            return webhook.async_generate_url(self.hass, webhook_id)
-        except NoURLAvailableError:
-            return webhook.async_generate_path(webhook_id)
 
     async def _async_revalidate_evlinkha(
         self, current: Mapping[str, Any], user_input: dict[str, Any]
