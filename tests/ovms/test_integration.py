@@ -721,7 +721,9 @@ def _problems(caplog: pytest.LogCaptureFixture) -> list[str]:
         record.getMessage()
         for record in caplog.records
         if record.name.startswith("custom_components.ev_cloud")
-        and (record.levelno >= logging.WARNING or "Error fetching" in record.message)
+        and (
+            record.levelno >= logging.WARNING or "Error fetching" in record.getMessage()
+        )
     ]
 
 
@@ -795,7 +797,7 @@ async def test_live_updates_left_on_fall_back_to_polling_on_a_v2_server(
     assert hass.states.get(DEMO_LIVE).state == STATE_OFF
     assert hass.states.get(DEMO_BATTERY).state != STATE_UNAVAILABLE
     assert _problems(caplog) == []
-    notes = [r.message for r in caplog.records if "older server software" in r.message]
+    notes = [r for r in caplog.records if "older server software" in r.getMessage()]
     assert len(notes) == 1
 
     # Turning it off works too (nothing to disconnect on this server).
