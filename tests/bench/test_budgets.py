@@ -3,9 +3,10 @@
 Each provider at 1, 10 and 50 devices goes once through the short story (see
 `story.py`, one simulated hour) at its default options; the tests share these
 runs. A budget that EV Cloud does not meet yet is a strict xfail that says what
-was measured, so that a fix shows up as an unexpected pass. EVLinkHA's monthly
-allowance at 1 and 2 vehicles over 30 days is tested in
-tests/evlinkha/test_integration.py (`test_free_tier_month_stays_within_300_calls`).
+was measured, so that a fix shows up as an unexpected pass. EVLinkHA's allowance
+at 1 and 2 vehicles, in any 30 days of 45, is tested in
+tests/evlinkha/test_integration.py
+(`test_free_tier_stays_within_300_calls_in_any_30_days`).
 """
 
 from __future__ import annotations
