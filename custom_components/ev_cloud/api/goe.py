@@ -398,24 +398,34 @@ class GoeClient:
             # CORE and PRO answer 400 when the filter names keys they lack, yet
             # send the keys they have, locally and through the cloud alike.
             raw = _json_object(body) if status == 200 else _filtered_status(body, keys)
-            parsed = self._learn_missing_keys(keys, raw, parse_status(raw))
+            parsed = self._learn_missing_keys(
+                keys, raw, parse_status(raw), refused=status == 400
+            )
             return GoeReading(parsed, _http_date(headers.get("Last-Modified")))
         if status == 404 and self.is_cloud and (stale := _outdated(body)):
             raise stale
         raise self._error(status, headers)
 
     def _learn_missing_keys(
-        self, asked: Sequence[str], raw: Mapping[str, Any], status: GoeStatus
+        self,
+        asked: Sequence[str],
+        raw: Mapping[str, Any],
+        status: GoeStatus,
+        *,
+        refused: bool,
     ) -> GoeStatus:
-        """Remember the asked keys the answer lacks; the status says which they are."""
-        absent = frozenset(key for key in asked if key not in raw)
-        if status.firmware == self._firmware:
-            self._missing_keys |= absent
-        else:
+        """Remember the asked keys a 400 answer lacks; the status says which they are.
+
+        Only a 400 says the charger lacks them: a key absent from a 200 answer
+        (a glitch) is asked for again.
+        """
+        if status.firmware != self._firmware:
             # First answer, or a firmware update that may have added keys: keys
-            # missing before are asked for again on the next read.
-            self._missing_keys = absent
+            # missing before are asked for again.
+            self._missing_keys = frozenset()
             self._firmware = status.firmware
+        if refused:
+            self._missing_keys |= {key for key in asked if key not in raw}
         return replace(status, missing_keys=tuple(sorted(self._missing_keys)))
 
     async def async_set(self, values: Mapping[str, int | bool | str | None]) -> None:

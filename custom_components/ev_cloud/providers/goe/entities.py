@@ -236,12 +236,14 @@ def _enum_select[E: IntEnum](
 ) -> EvCloudSelectEntityDescription[GoeCharger, GoeStatus]:
     """A select over an enum key; options are the enum names in lower case.
 
-    Offered only on chargers that have the key it writes.
+    Offered only on chargers that have the key it writes and report its value.
     """
+    has = _has(api_key)
     return EvCloudSelectEntityDescription(
         key=key,
         translation_key=key,
-        supported_fn=_has(api_key),
+        # A charger may also leave a key out of a full answer (`psm`).
+        supported_fn=lambda state: has(state) and value(state) is not None,
         options=[member.name.lower() for member in enum],
         value_fn=lambda state: _enum_name(value(state)),
         select_fn=lambda charger, option: charger.async_set(
