@@ -520,14 +520,16 @@ async def test_charging_is_idempotent_and_refusals_are_clear(
     evlinkha_sim: EvLinkSimulator,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """START on a charging car sends nothing; unplugged and smart charging refuse."""
+    """START on a charging car sends none; unplugged and smart charging refuse.
+
+    (The refresh after the action reads the vehicle list.)
+    """
     await setup_entry(hass, evlinkha_entry)
     g6 = _device_id(hass, evlinkha_entry, "G6")
-    before = len(evlinkha_sim.counted)
     await hass.services.async_call(
         DOMAIN, "start_charging", {"device_id": g6}, blocking=True
     )
-    assert len(evlinkha_sim.counted) == before
+    assert not [path for _, path in evlinkha_sim.requests if "/charging/" in path]
     await hass.services.async_call(
         SWITCH_DOMAIN,
         SERVICE_TURN_OFF,
@@ -606,6 +608,38 @@ async def test_low_allowance_raises_a_repair_first(
         if domain == DOMAIN and issue.translation_key.startswith("evlinkha_quota")
     }
     assert keys == {"evlinkha_quota_low"}
+
+
+async def test_refresh_asked_for_within_the_allowance(
+    hass: HomeAssistant,
+    evlinkha_entry: MockConfigEntry,
+    evlinkha_sim: EvLinkSimulator,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refresh reads the service while a poll is to spare, else keeps the values.
+
+    Refused, it costs no call and leaves the vehicle readable, said at debug.
+    """
+    assert await async_setup_component(hass, "homeassistant", {})
+    await setup_entry(hass, evlinkha_entry)
+    sent = len(evlinkha_sim.requests)
+    await hass.services.async_call(
+        "homeassistant", "update_entity", {ATTR_ENTITY_ID: G6}, blocking=True
+    )
+    assert len(evlinkha_sim.requests) == sent + 1
+    budget = evlinkha_entry.runtime_data.account.budget
+    assert budget is not None
+    while budget.calls_left > budget.reserved:
+        budget.acquire()
+    caplog.set_level(logging.DEBUG, "custom_components.ev_cloud")
+    await hass.services.async_call(
+        "homeassistant", "update_entity", {ATTR_ENTITY_ID: G6}, blocking=True
+    )
+    await _tick(hass, freezer, evlinkha_sim, 11)  # past the refresh's debounce
+    assert len(evlinkha_sim.requests) == sent + 1
+    assert hass.states.get(G6).state == "50.0"
+    assert "no call to spare for the read asked for" in caplog.text
 
 
 async def test_self_hosted_server(

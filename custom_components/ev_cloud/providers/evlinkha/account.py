@@ -186,22 +186,43 @@ class EvLinkAccount(EvCloudAccount):
             )
         return [self.vehicles[v] for v in self._listed]
 
-    async def _async_read(self, *, force: bool = False) -> None:
-        """One call reads every vehicle; at most once per poll cycle."""
+    async def _async_read(self, *, force: bool = False, asked: bool = False) -> None:
+        """One call reads every vehicle; at most once per poll cycle.
+
+        A read someone `asked` for (a refresh, a command) reads the service
+        again, if the allowance has a poll to spare; else the cycle's read stands.
+        """
         async with self._lock:
             now = dt_util.utcnow()
+            if asked and not force and not self._poll_to_spare(now):
+                LOGGER.debug(
+                    "%s: no call to spare for the read asked for; the last read stands",
+                    self.entry.title,
+                )
+                asked = False
             shortest = min(self._intervals.values(), default=float(POLICY.idle))
             fresh = timedelta(seconds=shortest * 0.9)
-            if not force and self._read_at is not None and now - self._read_at < fresh:
+            recent = self._read_at is not None and now - self._read_at < fresh
+            if recent and not (force or asked):
                 return
             vehicles = await self._client().async_get_vehicles()
             self._listed = {v.vehicle_id: v for v in vehicles}
             self._read_at = now
             self.webhook_url = external_url(self.hass)
 
-    async def async_vehicle(self, vehicle_id: str) -> EvLinkVehicle:
-        """The vehicle as the newest read shows it."""
-        await self._async_read()
+    def _poll_to_spare(self, now: datetime) -> bool:
+        budget = self.budget
+        return (
+            budget is not None
+            and budget.paused_until <= now.timestamp()
+            and budget.calls_left > budget.reserved
+        )
+
+    async def async_vehicle(
+        self, vehicle_id: str, *, asked: bool = False
+    ) -> EvLinkVehicle:
+        """The vehicle as the newest read shows it (`asked`: read it now)."""
+        await self._async_read(asked=asked)
         if (vehicle := self._listed.get(vehicle_id)) is None:
             raise DeviceOfflineError("The vehicle is no longer listed by EVLinkHA")
         return vehicle
@@ -281,6 +302,7 @@ class EvLinkDevice(EvCloudDevice[VehicleState]):
         self._last: VehicleState | None = None
         self._last_push: datetime | None = None
         self._interval = float(POLICY.idle)
+        self._asked = False  # a read was asked for: read the list itself
 
     def _data(self, vehicle: EvLinkVehicle) -> DeviceData[VehicleState]:
         state = VehicleState(
@@ -301,7 +323,13 @@ class EvLinkDevice(EvCloudDevice[VehicleState]):
 
     async def async_fetch(self) -> DeviceData[VehicleState]:
         """The vehicle from the account's newest read."""
-        return self._data(await self.account.async_vehicle(self.device_id))
+        asked, self._asked = self._asked, False
+        vehicle = await self.account.async_vehicle(self.device_id, asked=asked)
+        return self._data(vehicle)
+
+    def want_fresh(self) -> None:
+        """The next read reads the list itself, if the allowance can spare it."""
+        self._asked = True
 
     def receive(self, vehicle: EvLinkVehicle) -> None:
         """Data EVLinkHA pushed for this vehicle."""
