@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import json
 import logging
 from typing import Any
 
@@ -37,6 +38,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.diagnostics import async_get_config_entry_diagnostics
 from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
@@ -315,6 +317,22 @@ async def test_no_external_url_is_a_repair_for_pro_accounts(
     assert await hass.config_entries.async_reload(evlinkha_entry.entry_id)
     await hass.async_block_till_done()
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_diagnostics_keep_the_push_values_out(
+    hass: HomeAssistant, evlinkha_entry: MockConfigEntry
+) -> None:
+    """The webhook id and Home Assistant's address are redacted; the facts stay."""
+    await hass.config.async_update(external_url="https://home.example.com")
+    await setup_entry(hass, evlinkha_entry)
+    diagnostics = await async_get_config_entry_diagnostics(hass, evlinkha_entry)
+    text = json.dumps(diagnostics, default=str)
+    assert WEBHOOK_ID not in text
+    assert "home.example.com" not in text
+    account = diagnostics["account"]
+    assert account["push_reachable"] is True
+    assert account["calls_counted"] == 1  # the list read at setup
+    assert account["slowdown"] == 1.0
 
 
 async def test_stored_count_of_a_fixed_window_is_kept(
