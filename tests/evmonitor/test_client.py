@@ -23,17 +23,25 @@ from custom_components.ev_cloud.api.evmonitor import (
     DEFAULT_SERVER_URL,
     PATHS,
     TOKEN_RENEW_AFTER,
+    BodyEncoding,
     Dataset,
     EvMonitorClient,
     EvMonitorVehicle,
+    dataset_objects,
     encode_datasets,
     is_credentials_error,
+    is_missing_fields_error,
     is_token_error,
     parse_vehicles,
+    php_fields,
     server_root,
 )
-from tests.scripted import Scripted, secret_free
-from tests.simulators.evmonitor import EvMonitorFault, EvMonitorSimulator
+from tests.scripted import Scripted, Seen, secret_free
+from tests.simulators.evmonitor import (
+    EvMonitorBodyMode,
+    EvMonitorFault,
+    EvMonitorSimulator,
+)
 
 EMAIL = "driver@example.org"
 PASSWORD = "s3cret-Pa55word!"
@@ -184,6 +192,36 @@ def test_encode_several_datasets_and_naive_time() -> None:
     assert "data[1][general][batt][0][soc]" not in fields
 
 
+def test_json_datasets_nest_as_the_form_notation() -> None:
+    """The JSON `data` array is the PHP notation's nesting, with numbers as numbers."""
+    datasets = [
+        Dataset(
+            "veh1",
+            MOMENT,
+            soc=81.6,
+            power_kw=-7.4,
+            latitude=52.52000661,
+            longitude=-0.0,
+            accuracy_m=4.6,
+        ),
+        Dataset("veh2", MOMENT, speed_kmh=30),
+    ]
+    objects = dataset_objects(datasets)
+    assert objects == [
+        {
+            "general": {
+                "vehicle_id": "veh1",
+                "timestamp": 1753431412,
+                "batt": [{"soc": 82, "w_charge": 7400}],
+                "gps": {"lat": 52.5200066, "lng": 0.0, "acc": 5},
+            }
+        },
+        {"general": {"vehicle_id": "veh2", "timestamp": 1753431412, "speed": 30}},
+    ]
+    assert php_fields({"data": objects}) == encode_datasets(datasets)
+    assert php_fields({"token": "t", "make": "m"}) == {"token": "t", "make": "m"}
+
+
 def test_encode_requires_vehicle() -> None:
     """A dataset without a vehicle id is a programming error."""
     with pytest.raises(ValueError, match="names no vehicle"):
@@ -210,6 +248,16 @@ def test_parse_vehicles_defensive() -> None:
     ]
     with pytest.raises(InvalidResponseError):
         parse_vehicles({"id": "x"})
+
+
+def test_missing_fields_classifier() -> None:
+    """What a service says to a body it could not read: fields are missing."""
+    assert is_missing_fields_error("Missing field token")
+    assert is_missing_fields_error("Fields missing")
+    assert is_missing_fields_error("username and password are required")
+    assert not is_missing_fields_error("Email / Password combination wrong!")
+    assert not is_missing_fields_error("Token expired")
+    assert not is_missing_fields_error(None)
 
 
 def test_error_classifiers() -> None:
@@ -264,10 +312,23 @@ class Clock:
 
 
 def client(
-    session: aiohttp.ClientSession, url: str, clock: Clock | None = None
+    session: aiohttp.ClientSession,
+    url: str,
+    clock: Clock | None = None,
+    **options: Any,
 ) -> EvMonitorClient:
     """A client of the scripted server."""
-    return EvMonitorClient(session, url, EMAIL, PASSWORD, clock=clock or Clock())
+    return EvMonitorClient(
+        session, url, EMAIL, PASSWORD, clock=clock or Clock(), **options
+    )
+
+
+def sent_as(seen: Seen) -> tuple[BodyEncoding, dict[str, Any]]:
+    """How a request's body was encoded, and what it held."""
+    if seen.headers["Content-Type"].startswith("application/json"):
+        return "json", json.loads(seen.body)
+    assert seen.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
+    return "form", seen.form
 
 
 async def test_login_and_vehicles(
@@ -427,14 +488,167 @@ async def test_push_refused(session: aiohttp.ClientSession, scripted: Scripted) 
 async def test_wrong_credentials(
     session: aiohttp.ClientSession, scripted: Scripted
 ) -> None:
-    """The documented login error is AuthenticationError, without secrets."""
-    scripted.answers = [error("Email / Password combination wrong!")]
+    """The documented login error, to a form and to JSON: AuthenticationError.
+
+    Until the service has read one encoding, a refused form may only mean that
+    it did not read the form: the login goes once more as JSON, then counts.
+    """
+    scripted.answers = [error("Email / Password combination wrong!") for _ in range(2)]
     api = client(session, scripted.url)
     with pytest.raises(AuthenticationError) as caught:
         await api.async_login()
     secret_free(caught.value, PASSWORD)
     assert PASSWORD not in repr(api)
     assert not api.logged_in
+    credentials = {"username": EMAIL, "password": PASSWORD}
+    assert [sent_as(seen) for seen in scripted.seen] == [
+        ("form", credentials),
+        ("json", credentials),
+    ]
+    assert api.body_encoding is None
+
+
+async def test_login_refused_to_a_form_goes_as_json(
+    session: aiohttp.ClientSession, scripted: Scripted
+) -> None:
+    """A service that reads only JSON: the second login works and is remembered.
+
+    The token goes along as JSON from then on; another client of the same
+    address (sharing `encodings`) starts in JSON.
+    """
+    scripted.answers = [
+        error("Email / Password combination wrong!"),
+        ok(token=TOKEN),
+        ok(vehicles=VEHICLES["vehicles"]),
+        ok(token=TOKEN_2),
+    ]
+    encodings: dict[str, BodyEncoding] = {}
+    api = client(session, scripted.url, encodings=encodings)
+    assert [v.vehicle_id for v in await api.async_get_vehicles()] == ["abcdefg1234"]
+    assert api.body_encoding == "json"
+    assert encodings == {scripted.url: "json"}
+    await client(session, scripted.url, encodings=encodings).async_login()
+    assert [sent_as(seen)[0] for seen in scripted.seen] == [
+        "form",
+        "json",
+        "json",
+        "json",
+    ]
+    assert sent_as(scripted.seen[2]) == ("json", {"token": TOKEN})
+
+
+@pytest.mark.parametrize("known", ["form", "json"])
+async def test_known_encoding_wrong_password_costs_one_request(
+    session: aiohttp.ClientSession, scripted: Scripted, known: BodyEncoding
+) -> None:
+    """Once the address's encoding is known, a refused login counts at once."""
+    scripted.answers = [error("Email / Password combination wrong!")]
+    api = client(session, scripted.url, encodings={scripted.url: known})
+    with pytest.raises(AuthenticationError):
+        await api.async_login()
+    assert [sent_as(seen)[0] for seen in scripted.seen] == [known]
+    assert api.body_encoding == known
+
+
+async def test_confirm_refusal_tries_the_other_encoding(
+    session: aiohttp.ClientSession, scripted: Scripted
+) -> None:
+    """For the forms: a service that changed what it reads is found again."""
+    scripted.answers = [error("Email / Password combination wrong!"), ok(token=TOKEN)]
+    encodings: dict[str, BodyEncoding] = {scripted.url: "json"}
+    api = client(session, scripted.url, encodings=encodings, confirm_refusal=True)
+    await api.async_login()
+    assert [sent_as(seen)[0] for seen in scripted.seen] == ["json", "form"]
+    assert encodings == {scripted.url: "form"}
+
+
+async def test_missing_fields_repeated_as_json(
+    session: aiohttp.ClientSession, scripted: Scripted
+) -> None:
+    """A call whose form the service missed goes once more as JSON, and JSON stays.
+
+    "Missing field token" is about a body not read, not a token to renew.
+    """
+    scripted.answers = [
+        ok(token=TOKEN),
+        error("Missing field token"),
+        ok(name="Energica"),
+        ok(name="SS9"),
+    ]
+    api = client(session, scripted.url)
+    assert await api.async_get_name("make", "84a2z6xrqomuh9b") == "Energica"
+    assert api.body_encoding == "json"
+    assert await api.async_get_name("model", "rn8ytw6qvs16iwt") == "SS9"
+    assert [sent_as(seen) for seen in scripted.seen[1:]] == [
+        ("form", {"token": TOKEN, "make": "84a2z6xrqomuh9b"}),
+        ("json", {"token": TOKEN, "make": "84a2z6xrqomuh9b"}),
+        ("json", {"token": TOKEN, "model": "rn8ytw6qvs16iwt"}),
+    ]
+    assert api.login_count == 1
+
+
+async def test_push_repeated_as_json_keeps_the_batch(
+    session: aiohttp.ClientSession, scripted: Scripted
+) -> None:
+    """The JSON repeat of a push is the same upload: same datasets, same batch id."""
+    scripted.answers = [ok(token=TOKEN), error("Missing field data"), ok()]
+    api = client(session, scripted.url)
+    datasets = [Dataset("abcdefg1234", MOMENT, soc=80, state=10, power_kw=7.2)]
+    await api.async_push(datasets, batch_id="batch-1")
+    (form_encoding, form), (json_encoding, body) = map(sent_as, scripted.seen[1:])
+    assert (form_encoding, json_encoding) == ("form", "json")
+    assert body == {
+        "token": TOKEN,
+        "data": dataset_objects(datasets),
+        "user-agent": "EV Cloud (Home Assistant)",
+        "batch_id": "batch-1",
+    }
+    assert php_fields(body) == form
+
+
+@pytest.mark.parametrize(
+    ("repeat", "said"),
+    [
+        # The service read the form: its answer stands.
+        ("Missing field token", "Missing field data\\[0\\]\\[general\\]\\[speed\\]"),
+        # The service read only the JSON: its answer is the one that counts.
+        ("Vehicle not found", "Vehicle not found"),
+    ],
+)
+async def test_push_refused_in_both_encodings(
+    session: aiohttp.ClientSession, scripted: Scripted, repeat: str, said: str
+) -> None:
+    """Refused as form and as JSON: the answer that read the data is reported."""
+    scripted.answers = [
+        ok(token=TOKEN),
+        error("Missing field data[0][general][speed]"),
+        error(repeat),
+    ]
+    api = client(session, scripted.url)
+    with pytest.raises(CommandRejectedError, match=said):
+        await api.async_push([Dataset("v", MOMENT)], batch_id="b")
+    assert api.body_encoding == "form"
+
+
+async def test_json_call_missing_fields_not_repeated(
+    session: aiohttp.ClientSession, scripted: Scripted
+) -> None:
+    """Sent as JSON already: a missing-fields refusal is the answer."""
+    scripted.answers = [ok(token=TOKEN), error("Missing field data[0][general][speed]")]
+    api = client(session, scripted.url, encodings={scripted.url: "json"})
+    with pytest.raises(CommandRejectedError, match="speed"):
+        await api.async_push([Dataset("v", MOMENT)], batch_id="b")
+    assert len(scripted.seen) == 2
+
+
+async def test_login_unread_in_both_encodings(
+    session: aiohttp.ClientSession, scripted: Scripted
+) -> None:
+    """A login that says fields are missing to both is no wrong password."""
+    scripted.answers = [error("Missing field username"), error("Fields missing")]
+    with pytest.raises(CommunicationError, match="could not read") as caught:
+        await client(session, scripted.url).async_login()
+    assert not isinstance(caught.value, AuthenticationError)
 
 
 async def test_other_login_error(
@@ -505,6 +719,7 @@ async def test_in_band_answer_on_4xx(
                 {"SUCCESS": "ERROR", "error": "Email / Password combination wrong!"}
             ),
         )
+        for _ in ("form", "json")
     ]
     with pytest.raises(AuthenticationError):
         await client(session, scripted.url).async_login()
@@ -562,11 +777,24 @@ class SimEnv:
 
 
 @pytest.fixture
+def sim_body_mode() -> EvMonitorBodyMode:
+    """The simulator reads form fields and JSON (tests parametrize this)."""
+    return EvMonitorBodyMode.ANY
+
+
+ALL_BODY_MODES = pytest.mark.parametrize(
+    "sim_body_mode", list(EvMonitorBodyMode), ids=str
+)
+
+
+@pytest.fixture
 async def sim_env(
-    socket_enabled: None, session: aiohttp.ClientSession
+    socket_enabled: None,
+    session: aiohttp.ClientSession,
+    sim_body_mode: EvMonitorBodyMode,
 ) -> AsyncIterator[SimEnv]:
     """The simulator, running, with its account and a client."""
-    sim = EvMonitorSimulator(start_time=SIM_START)
+    sim = EvMonitorSimulator(start_time=SIM_START, body_mode=sim_body_mode)
     await sim.start()
     env = SimEnv(sim, session)
     try:
@@ -575,6 +803,7 @@ async def sim_env(
         await sim.stop()
 
 
+@ALL_BODY_MODES
 async def test_sim_login_vehicles_names(sim_env: SimEnv) -> None:
     """Login, the vehicle list and make/model names, one token for all."""
     api = sim_env.api
@@ -590,17 +819,53 @@ async def test_sim_login_vehicles_names(sim_env: SimEnv) -> None:
     assert sim_env.sim.tokens_issued == 1
 
 
+@ALL_BODY_MODES
 async def test_sim_wrong_password(
     sim_env: SimEnv, session: aiohttp.ClientSession
 ) -> None:
-    """The simulator's login error is AuthenticationError without the password."""
+    """The simulator's login error is AuthenticationError without the password.
+
+    A form, then JSON: two requests, whatever the service reads.
+    """
     wrong = "not-" + PASSWORD
     api = EvMonitorClient(session, sim_env.sim.url, EMAIL, wrong)
     with pytest.raises(AuthenticationError) as caught:
         await api.async_get_vehicles()
     secret_free(caught.value, wrong)
+    assert [(endpoint, sent) for endpoint, sent, _ in sim_env.sim.bodies] == [
+        ("login", "form"),
+        ("login", "json"),
+    ]
 
 
+@ALL_BODY_MODES
+async def test_sim_encoding_is_learned(sim_env: SimEnv) -> None:
+    """Each call after the login goes in the encoding the service reads, once.
+
+    A service that reads form fields gets form fields only; one that reads only
+    JSON gets one refused form login, then JSON.
+    """
+    api = sim_env.api
+    await api.async_get_vehicles()
+    await api.async_push([Dataset(sim_env.rocket.id, MOMENT)], batch_id="b")
+    sim_env.sim.expire_tokens()
+    await api.async_get_vehicles()
+    json_only = sim_env.sim.body_mode is EvMonitorBodyMode.JSON_ONLY
+    expected = "json" if json_only else "form"
+    assert api.body_encoding == expected
+    first = [("login", "form", False)] if json_only else []
+    assert sim_env.sim.bodies == [
+        *first,
+        ("login", expected, True),
+        ("get_vehicles", expected, True),
+        ("push", expected, True),
+        ("get_vehicles", expected, True),  # Token expired
+        ("login", expected, True),
+        ("get_vehicles", expected, True),
+    ]
+
+
+@ALL_BODY_MODES
 async def test_sim_token_expiry_renewed(sim_env: SimEnv) -> None:
     """A token the service expired is renewed once and the call repeated."""
     api = sim_env.api
@@ -632,6 +897,7 @@ async def test_sim_token_renewed_before_expiry(sim_env: SimEnv) -> None:
     ]
 
 
+@ALL_BODY_MODES
 async def test_sim_push_recorded(sim_env: SimEnv) -> None:
     """The simulator accepts and records every field the client encodes."""
     datasets = [
@@ -656,7 +922,8 @@ async def test_sim_push_recorded(sim_env: SimEnv) -> None:
     assert rocket.vehicle_id == sim_env.rocket.id
     assert rocket.batch_id == "batch-1"
     assert rocket.user_agent == "EV Cloud (Home Assistant)"
-    assert rocket.encoding == "form"
+    json_only = sim_env.sim.body_mode is EvMonitorBodyMode.JSON_ONLY
+    assert rocket.encoding == ("json" if json_only else "form")
     general = rocket.general
     assert general["timestamp"] == int(MOMENT.timestamp())
     assert (general["speed"], general["range"], general["odometer"]) == (48, 301, 12345)
@@ -669,6 +936,7 @@ async def test_sim_push_recorded(sim_env: SimEnv) -> None:
     assert van.general["batt"] == {0: {"soc": 40}}
 
 
+@ALL_BODY_MODES
 async def test_sim_push_idempotent(sim_env: SimEnv) -> None:
     """The same batch id twice stores its datasets once."""
     datasets = [Dataset(sim_env.rocket.id, MOMENT, soc=50)]
@@ -683,6 +951,7 @@ async def test_sim_push_idempotent(sim_env: SimEnv) -> None:
     ]
 
 
+@ALL_BODY_MODES
 async def test_sim_push_refused(sim_env: SimEnv) -> None:
     """A dataset the service refuses (unknown vehicle, in-band error) is rejected."""
     with pytest.raises(CommandRejectedError, match="Vehicle not found") as caught:

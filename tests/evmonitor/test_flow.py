@@ -21,8 +21,8 @@ from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
 from custom_components.ev_cloud.providers.evmonitor.account import EvMonitorAccount
 from tests.conftest import setup_entry
-from tests.evmonitor.fixtures import EMAIL, PASSWORD, SOURCE, rocket
-from tests.simulators.evmonitor import EvMonitorSimulator
+from tests.evmonitor.fixtures import BODY_MODES, EMAIL, PASSWORD, SOURCE, rocket
+from tests.simulators.evmonitor import EvMonitorBodyMode, EvMonitorSimulator
 
 NEW_PASSWORD = "evm-sim-new-password-0002"
 FIELDS = (
@@ -46,6 +46,12 @@ DEMO_MAPPING = {
     "charging": "binary_sensor.ovms_demo_charging",
     "location": "device_tracker.ovms_demo_location",
 }
+
+
+@pytest.fixture(params=BODY_MODES, ids=str)
+def evmonitor_body_mode(request: pytest.FixtureRequest) -> EvMonitorBodyMode:
+    """Each test here: a service reading form fields and JSON, one reading JSON only."""
+    return EvMonitorBodyMode(request.param)
 
 
 # --- helpers -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import json
 import logging
@@ -22,7 +23,6 @@ from homeassistant.helpers.storage import Store
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_fire_time_changed,
 )
 from syrupy.assertion import SnapshotAssertion
 
@@ -34,60 +34,30 @@ from custom_components.ev_cloud.providers.evmonitor.entities import ENTITIES
 from custom_components.ev_cloud.providers.evmonitor.state import LogbookStatus
 from tests.conftest import setup_entry
 from tests.entities import registry_and_states
-from tests.evmonitor.fixtures import EMAIL, PASSWORD, SOURCE, START, rocket
-from tests.simulators.evmonitor import EvMonitorFault, EvMonitorSimulator
+from tests.evmonitor.fixtures import (
+    BODY_MODES,
+    EMAIL,
+    PASSWORD,
+    START,
+    park,
+    rocket,
+    tick,
+)
+from tests.simulators.evmonitor import (
+    EvMonitorBodyMode,
+    EvMonitorFault,
+    EvMonitorSimulator,
+)
 
 QUEUE = "sensor.ev_monitor_the_rocket_upload_queue"
 LAST_UPLOAD = "sensor.ev_monitor_the_rocket_last_upload"
 LAST_ERROR = "sensor.ev_monitor_the_rocket_last_upload_error"
 
 
-def park(hass: HomeAssistant, **changes: Any) -> None:
-    """The source car parked (or with `changes`: field=value of its states)."""
-    values = {
-        "soc": 55,
-        "range": 200,
-        "speed": 0,
-        "odometer": 12345.6,
-        "power": 0,
-        "battery_temperature": 21,
-        "charging": "off",
-    } | changes
-    units = {
-        "soc": "%",
-        "range": "km",
-        "speed": "km/h",
-        "odometer": "km",
-        "power": "kW",
-        "battery_temperature": "°C",
-    }
-    for field, value in values.items():
-        attributes = {"unit_of_measurement": units[field]} if field in units else {}
-        hass.states.async_set(SOURCE[field], str(value), attributes)
-    hass.states.async_set(
-        SOURCE["location"],
-        "not_home",
-        {"latitude": 48.1371, "longitude": 11.5754, "gps_accuracy": 5},
-    )
-
-
-async def tick(
-    hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
-    sim: EvMonitorSimulator,
-    seconds: float,
-) -> None:
-    """Let `seconds` pass for Home Assistant and the service alike.
-
-    In steps of 10 s, so that timers set by timers run in their turn.
-    """
-    while seconds > 0:
-        step = min(seconds, 10.0)
-        seconds -= step
-        sim.advance(step)
-        freezer.tick(timedelta(seconds=step))
-        async_fire_time_changed(hass)
-        await hass.async_block_till_done(wait_background_tasks=True)
+@pytest.fixture(params=BODY_MODES, ids=str)
+def evmonitor_body_mode(request: pytest.FixtureRequest) -> EvMonitorBodyMode:
+    """Each test here: a service reading form fields and JSON, one reading JSON only."""
+    return EvMonitorBodyMode(request.param)
 
 
 def queued(hass: HomeAssistant) -> int:
@@ -112,6 +82,8 @@ def logbook_device(hass: HomeAssistant, entry: MockConfigEntry) -> str:
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
+# The entities do not depend on what the service reads (nothing is sent yet).
+@pytest.mark.parametrize("evmonitor_body_mode", [EvMonitorBodyMode.ANY], ids=str)
 async def test_entities(
     hass: HomeAssistant,
     evmonitor_entry: MockConfigEntry,
@@ -338,6 +310,54 @@ async def test_a_batch_sent_again_is_not_stored_twice(
     assert evmonitor_sim.pushes[-1] == (batch.batch_id, 0, "duplicate")
 
 
+async def test_a_batch_whose_answer_was_lost_is_not_stored_twice(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    evmonitor_entry: MockConfigEntry,
+    evmonitor_sim: EvMonitorSimulator,
+) -> None:
+    """The service stored an upload, then the connection broke before its answer.
+
+    The retry goes in the encoding the service was found to read (JSON for a
+    service that reads only JSON, after one refused form login) and carries the
+    same batch id: the snapshot is stored once.
+    """
+    park(hass)
+    await setup_entry(hass, evmonitor_entry)
+    evmonitor_sim.hold = True
+    upload = hass.async_create_task(
+        hass.services.async_call(
+            DOMAIN,
+            "upload_now",
+            {"device_id": logbook_device(hass, evmonitor_entry)},
+            blocking=True,
+        )
+    )
+    # The push reaches the simulator (the loop's clock is frozen: no sleeping).
+    for _ in range(10_000):
+        if evmonitor_sim.held:
+            break
+        await asyncio.sleep(0)
+    assert evmonitor_sim.held == 1
+    evmonitor_sim.down = True  # the held answer is never sent
+    evmonitor_sim.hold = False
+    await tick(hass, freezer, evmonitor_sim, 1)  # the simulator looks again
+    with pytest.raises(HomeAssistantError):
+        await upload
+    evmonitor_sim.down = False
+    assert queued(hass) == 1
+    await tick(hass, freezer, evmonitor_sim, 300)  # the retry
+    assert queued(hass) == 0
+    [dataset] = evmonitor_sim.datasets
+    assert evmonitor_sim.pushes == [
+        (dataset.batch_id, 1, "stored"),
+        (dataset.batch_id, 0, "duplicate"),
+    ]
+    json_only = evmonitor_sim.body_mode is EvMonitorBodyMode.JSON_ONLY
+    pushes = [sent for endpoint, sent, _ in evmonitor_sim.bodies if endpoint == "push"]
+    assert pushes == ["json" if json_only else "form"] * 2
+
+
 async def test_refused_dataset_is_dropped_alone(
     hass: HomeAssistant,
     evmonitor_entry: MockConfigEntry,
@@ -360,7 +380,10 @@ async def test_refused_dataset_is_dropped_alone(
     assert queued(hass) == 0
     assert [d.general["state"] for d in evmonitor_sim.datasets] == [0, 0]
     outcomes = [outcome for _, _, outcome in evmonitor_sim.pushes]
-    assert outcomes == ["error", "stored", "error", "stored"]
+    # Form fields that the service refuses as missing are repeated once as JSON
+    # (it may not read forms); the JSON-only service was sent JSON from the start.
+    repeat = ["error"] if evmonitor_sim.body_mode is EvMonitorBodyMode.ANY else []
+    assert outcomes == ["error", *repeat, "stored", "error", *repeat, "stored"]
     assert "refused the snapshot" in caplog.text
     assert "Missing field data[0][general][speed]" in caplog.text
     assert hass.states.get(LAST_ERROR).state == "unknown"
@@ -428,11 +451,49 @@ async def test_wrong_password_asks_to_sign_in_again(
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
     assert flows[0]["step_id"] == "evmonitor_reauth"
+    # Nothing was read yet: the refusal counts after a form and JSON.
+    assert [(endpoint, sent) for endpoint, sent, _ in evmonitor_sim.bodies] == [
+        ("login", "form"),
+        ("login", "json"),
+    ]
     # Until the user signs in again, nothing is sent, not even when unloading.
     sent = len(evmonitor_sim.requests)
     assert await hass.config_entries.async_unload(evmonitor_entry.entry_id)
     assert len(evmonitor_sim.requests) == sent
     assert len((await stored_queue(hass, evmonitor_entry))["queue"]) == 1
+
+
+async def test_the_encoding_found_is_kept_and_shown(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    evmonitor_entry: MockConfigEntry,
+    evmonitor_sim: EvMonitorSimulator,
+) -> None:
+    """Once an upload worked, logins go straight in the encoding it used.
+
+    Diagnostics say which one; a password changed at EV-Monitor then costs one
+    refused login before the reauth.
+    """
+    park(hass)
+    await setup_entry(hass, evmonitor_entry)
+    diagnostics = await async_get_config_entry_diagnostics(hass, evmonitor_entry)
+    assert diagnostics["account"]["body_encoding"] == "unknown"
+    await tick(hass, freezer, evmonitor_sim, 300)
+    assert queued(hass) == 0
+    expected = (
+        "json" if evmonitor_sim.body_mode is EvMonitorBodyMode.JSON_ONLY else "form"
+    )
+    diagnostics = await async_get_config_entry_diagnostics(hass, evmonitor_entry)
+    assert diagnostics["account"]["body_encoding"] == expected
+    evmonitor_sim.users[EMAIL].password = "changed-elsewhere"
+    evmonitor_sim.expire_tokens()
+    park(hass, soc=50)
+    await tick(hass, freezer, evmonitor_sim, 900)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    logins = [sent for endpoint, sent, _ in evmonitor_sim.bodies if endpoint == "login"]
+    first = ["form", "json"] if expected == "json" else ["form"]
+    assert logins == [*first, expected]
 
 
 async def test_vehicle_gone_keeps_the_queue(

@@ -16,6 +16,7 @@ from tests.simulators.evmonitor import (
     LOGIN_FAILED,
     TOKEN_EXPIRED,
     TOKEN_INVALID,
+    EvMonitorBodyMode,
     EvMonitorFault,
     EvMonitorSimulator,
     parse_php_form,
@@ -142,6 +143,63 @@ async def test_login(env: Env) -> None:
     assert body["SUCCESS"] == "OK"
     assert body["token"] != token
     assert env.sim.tokens_issued == 2
+
+
+async def test_json_only_reads_no_form(env: Env) -> None:
+    """JSON_ONLY: a form is no fields at all, answered as the service answers that.
+
+    The login says the credentials are wrong, other calls that the token is
+    missing; a JSON body is read whatever its content type says.
+    """
+    env.sim.body_mode = EvMonitorBodyMode.JSON_ONLY
+    credentials = {"username": EMAIL, "password": PASSWORD}
+    assert await env.post("login", credentials) == error(LOGIN_FAILED)
+    status, body = await env.post("login", json_body=credentials)
+    assert (status, body["SUCCESS"]) == (200, "OK")
+    token = body["token"]
+    assert await env.post("get_vehicles", {"token": token}) == error(
+        "Missing field token"
+    )
+    async with env.client.post(
+        f"{env.sim.api_url}/get_make",
+        data=json.dumps({"token": token, "make": env.rocket.make}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ) as response:
+        assert await response.json() == {"SUCCESS": "OK", "name": "Energica"}
+    assert await env.post("push", {"token": token, **env.dataset()}) == error(
+        "Missing field token"
+    )
+    dataset = {"general": {"vehicle_id": env.rocket.id, "timestamp": int(START)}}
+    push = {"token": token, "batch_id": "b1", "data": [dataset]}
+    assert await env.post("push", json_body=push) == (200, OK)
+    assert [d.encoding for d in env.sim.datasets] == ["json"]
+    assert env.sim.bodies == [
+        ("login", "form", False),
+        ("login", "json", True),
+        ("get_vehicles", "form", False),
+        ("get_make", "form", True),
+        ("push", "form", False),
+        ("push", "json", True),
+    ]
+
+
+async def test_form_only_reads_no_json(env: Env) -> None:
+    """FORM_ONLY (PHP's $_POST): a JSON body is no fields at all."""
+    env.sim.body_mode = EvMonitorBodyMode.FORM_ONLY
+    credentials = {"username": EMAIL, "password": PASSWORD}
+    assert await env.post("login", json_body=credentials) == error(LOGIN_FAILED)
+    token = await env.login()
+    assert await env.post("get_vehicles", json_body={"token": token}) == error(
+        "Missing field token"
+    )
+    status, body = await env.post("get_vehicles", {"token": token})
+    assert (status, body["SUCCESS"]) == (200, "OK")
+    assert [readable for _, _, readable in env.sim.bodies] == [
+        False,
+        True,
+        False,
+        True,
+    ]
 
 
 async def test_token_expiry(env: Env) -> None:

@@ -12,11 +12,24 @@ POST under `/api/` and answers HTTP 200 with `{"SUCCESS": "OK", ...}` or the in-
                         path UNCONFIRMED: the doc's readable part never names it
 
 Body encoding: the doc says "accepts and returns JSON only" but writes PHP form
-arrays (`data[0][general][speed]=...`), so both are accepted: a JSON object body
-(`Content-Type: application/json`, e.g. `{"token": ..., "data": [{"general":
-{...}}]}`), or form fields (urlencoded or multipart) with PHP-style keys, which are
-parsed into the same nesting (`data[0][general][gps][lat]`). In JSON, `data`,
-`motor` and `batt` may be lists or objects keyed by index.
+arrays (`data[0][general][speed]=...`); no client of the real service could be
+found to tell which one it reads (independent-sources.md, EV-Monitor). So the
+simulator has a mode per reading, `body_mode` (EvMonitorBodyMode):
+
+* `ANY` (default): both are accepted: a JSON object body (`Content-Type:
+  application/json`, e.g. `{"token": ..., "data": [{"general": {...}}]}`), or form
+  fields (urlencoded or multipart) with PHP-style keys, which are parsed into the
+  same nesting (`data[0][general][gps][lat]`).
+* `JSON_ONLY`: the service decodes the raw body as JSON whatever its content type
+  says, as a PHP service that reads only `php://input` would; a body that is no
+  JSON object is read as no fields at all.
+* `FORM_ONLY`: the service reads only form fields (PHP's `$_POST`); a JSON body is
+  read as no fields at all.
+
+A body the service cannot read is answered as an empty one, in the documented
+error shape: the login "Email / Password combination wrong!", every other call
+"Missing field token". In JSON, `data`, `motor` and `batt` may be lists or
+objects keyed by index.
 
 Tokens are valid `token_lifetime` (600) simulated seconds; afterwards every call
 with it answers the in-band ERROR "Token expired" (an unknown token: "Invalid
@@ -137,6 +150,14 @@ _ID_CHARS = string.ascii_lowercase + string.digits
 _PHP_KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 
 
+class EvMonitorBodyMode(StrEnum):
+    """Which request bodies the simulated service reads (`body_mode`)."""
+
+    ANY = "any"
+    JSON_ONLY = "json_only"
+    FORM_ONLY = "form_only"
+
+
 class EvMonitorFault(StrEnum):
     """A failure mode of the simulated service (`fault`, for every /api/ request)."""
 
@@ -218,9 +239,12 @@ class EvMonitorSimulator(SimServer):
     are held back, see the module docstring), `in_band_error` (a message:
     push answers `{"SUCCESS": "ERROR", "error": in_band_error}` and stores nothing),
     `token_lifetime`, `mandatory` (general fields a dataset needs), `strict`
-    (unknown fields are errors). Methods: `add_user`, `add_vehicle`, `advance`,
-    `expire_tokens`, `datasets_of`.
-    Logs: `requests` ((method, path) of every /api/ request), `datasets`
+    (unknown fields are errors), `body_mode` (EvMonitorBodyMode: which bodies it
+    reads). Methods: `add_user`, `add_vehicle`, `advance`, `expire_tokens`,
+    `datasets_of`.
+    Logs: `requests` ((method, path) of every /api/ request), `bodies` ((endpoint,
+    "form" | "json" as sent, whether the service could read it) of every POST
+    body read), `datasets`
     (SimDataset of every stored dataset), `pushes` ((batch id, number of datasets,
     "stored" | "duplicate" | "error") of every push after authentication),
     `tokens_issued`; `held`: pushes whose answer waits now.
@@ -234,14 +258,16 @@ class EvMonitorSimulator(SimServer):
         host: str = "127.0.0.1",
         start_time: float | None = None,
         control: bool = False,
+        body_mode: EvMonitorBodyMode = EvMonitorBodyMode.ANY,
     ) -> None:
         """Prepare the simulator; nothing listens until `start()`.
 
         `control=True` serves the control endpoint under /_sim/ (see the module
-        docstring), for another process.
+        docstring), for another process. `body_mode`: which bodies it reads.
         """
         super().__init__(host)
         self.control = control
+        self.body_mode = body_mode
         self.fault = EvMonitorFault.NONE
         self.slow_seconds = 30.0
         self.down = False
@@ -252,6 +278,7 @@ class EvMonitorSimulator(SimServer):
         self.mandatory: tuple[str, ...] = MANDATORY_GENERAL
         self.strict = True
         self.requests: list[tuple[str, str]] = []
+        self.bodies: list[tuple[str, str, bool]] = []
         self.datasets: list[SimDataset] = []
         self.pushes: list[tuple[str | None, int, str]] = []
         self.tokens_issued = 0
@@ -364,7 +391,7 @@ class EvMonitorSimulator(SimServer):
         if request.method != "POST":
             return _json({"SUCCESS": "ERROR", "error": "POST only"}, 405)
         try:
-            body, encoding = await _read_body(request)
+            body, encoding = await self._read_body(request, endpoint)
             answer = self._api(endpoint, body, encoding)
         except _Error as error:
             answer = {"SUCCESS": "ERROR", "error": error.message}
@@ -591,24 +618,54 @@ class EvMonitorSimulator(SimServer):
             raise _Error(f"Invalid field {where}[lng]")
         return parsed
 
+    async def _read_body(
+        self, request: web.Request, endpoint: str
+    ) -> tuple[dict[str, Any], str]:
+        """The body as nested dicts, and "json" or "form" (as sent).
+
+        A body of an encoding the `body_mode` does not read is no fields at all.
+        """
+        sent = "json" if request.content_type == "application/json" else "form"
+        match self.body_mode:
+            case EvMonitorBodyMode.JSON_ONLY:
+                body = _raw_json(await request.read())
+            case EvMonitorBodyMode.FORM_ONLY:
+                body = await _form(request) if sent == "form" else None
+            case _:
+                body = await (_json_body if sent == "json" else _form)(request)
+        self.bodies.append((endpoint, sent, body is not None))
+        return body or {}, sent
+
 
 # --- body parsing ------------------------------------------------------------------
 
 
-async def _read_body(request: web.Request) -> tuple[dict[str, Any], str]:
-    """The body as nested dicts, and "json" or "form"."""
-    if request.content_type == "application/json":
-        try:
-            body = json.loads(await request.read())
-        except ValueError as error:
-            raise _Error("Invalid JSON") from error
-        if not isinstance(body, dict):
-            raise _Error("Invalid JSON")
-        return body, "json"
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    """A JSON object body (the ANY mode); anything else is an in-band error."""
+    try:
+        body = json.loads(await request.read())
+    except ValueError as error:
+        raise _Error("Invalid JSON") from error
+    if not isinstance(body, dict):
+        raise _Error("Invalid JSON")
+    return body
+
+
+def _raw_json(raw: bytes) -> dict[str, Any] | None:
+    """The body decoded as JSON whatever its type says; None when it is no object."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def _form(request: web.Request) -> dict[str, Any]:
+    """Form fields (urlencoded or multipart) nested by their PHP-style keys."""
     form = await request.post()
     return parse_php_form(
         [(key, value) for key, value in form.items() if isinstance(value, str)]
-    ), "form"
+    )
 
 
 def parse_php_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:

@@ -6,9 +6,15 @@ a vehicle logbook we *write* to: Home Assistant pushes snapshots of a vehicle.
 * Every call is an HTTP POST to `/api/<endpoint>`; the variables travel "in the
   post-body". The docs conflict on the encoding: they say the API "accepts and
   returns JSON only", yet they write the variables as form fields in PHP array
-  notation (`data[0][general][speed]=...`). This client sends
-  `application/x-www-form-urlencoded` (what PHP's `$_POST` decodes into those
-  arrays) and reads JSON answers.
+  notation (`data[0][general][speed]=...`), and no other client shows which one
+  the service reads. So the body encoding is negotiated: form fields first
+  (`application/x-www-form-urlencoded`, what PHP's `$_POST` decodes into those
+  arrays); a login refused to them is tried once more as a JSON body, and any
+  other call whose answer says fields are missing is repeated once as JSON with
+  the same nesting (`data[0][general][soc]` is `{"data": [{"general": {"soc":
+  ...}}]}`). What worked is remembered per service address (`encodings`, shared
+  by the clients of one address): later calls go straight in it, and a refused
+  login counts as wrong credentials after one request. Answers are JSON.
 * Login with the account's e-mail and password gives a token that is valid for 10
   minutes; the client logs in again after `TOKEN_RENEW_AFTER` (9 minutes), and once
   more when an answer says the token is invalid or expired.
@@ -29,7 +35,7 @@ token, and nothing of aiohttp (whose texts can name the URL) is kept as a cause.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 import json
@@ -48,6 +54,8 @@ from .errors import (
     InvalidResponseError,
     RateLimitedError,
 )
+
+type BodyEncoding = Literal["form", "json"]
 
 DEFAULT_SERVER_URL = "https://ev-monitor.com"
 # Paths the public docs do not confirm, in one place (login and get_vehicles are
@@ -70,6 +78,8 @@ TOKEN_RENEW_AFTER = 540.0  # log in again this long after the last login was sen
 STATES = (0, 1, 10, 11)
 CHARGING_STATES = (10, 11)
 WRONG_CREDENTIALS = "Email / Password combination wrong!"
+FORM: BodyEncoding = "form"
+JSON: BodyEncoding = "json"
 
 # The longest server text an error message quotes.
 MAX_DETAIL = 300
@@ -120,88 +130,115 @@ def _finite(value: float | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _int_text(value: float | None) -> str | None:
-    """A value the docs type as int, rounded ("42"); None when it is not finite."""
+def _coordinate(value: float | None) -> float | None:
+    """A latitude/longitude rounded to 7 decimals (about 1 cm)."""
     number = _finite(value)
-    return None if number is None else str(round(number))
+    # + 0.0: no negative zero.
+    return None if number is None else round(number, 7) + 0.0
 
 
-def _coordinate(value: float | None) -> str | None:
-    """A latitude/longitude with up to 7 decimals (about 1 cm), no exponent."""
-    number = _finite(value)
-    if number is None:
-        return None
-    text = f"{number:.7f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def _unix(moment: datetime) -> str:
+def _unix(moment: datetime) -> int:
     """Seconds since the epoch; a naive datetime is taken as UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return str(math.floor(moment.timestamp()))
+    return math.floor(moment.timestamp())
 
 
-def _encode_one(index: int, dataset: Dataset) -> dict[str, str]:
+def _int(value: float | None) -> int | None:
+    """A value the docs type as int, rounded; None when it is not finite."""
+    number = _finite(value)
+    return None if number is None else round(number)
+
+
+def _general(index: int, dataset: Dataset) -> dict[str, Any]:
     vehicle_id = dataset.vehicle_id.strip() if dataset.vehicle_id else ""
     if not vehicle_id:
         raise ValueError(f"Dataset {index} names no vehicle")
-    general = f"data[{index}][general]"
-    batt = f"{general}[batt][0]"
-    fields: dict[str, str] = {
-        f"{general}[{GENERAL_KEYS['vehicle']}]": vehicle_id,
-        f"{general}[{GENERAL_KEYS['timestamp']}]": _unix(dataset.timestamp),
-    }
-
-    def put(key: str, text: str | None) -> None:
-        if text is not None:
-            fields[key] = text
-
     state = dataset.state
     valid_state = (
         state if isinstance(state, int) and not isinstance(state, bool) else None
     )
     if valid_state not in STATES:
         valid_state = None
-    put(f"{general}[speed]", _int_text(dataset.speed_kmh))
-    put(f"{general}[range]", _int_text(dataset.range_km))
-    put(f"{general}[state]", None if valid_state is None else str(valid_state))
-    put(f"{general}[odometer]", _int_text(dataset.odometer_km))
-    put(f"{batt}[soc]", _int_text(dataset.soc))
+    batt: dict[str, int | None] = {"soc": _int(dataset.soc)}
     power = _finite(dataset.power_kw)
     if power is not None:
         charging = power < 0 or valid_state in CHARGING_STATES
-        put(
-            f"{batt}[w_charge]" if charging else f"{batt}[w]",
-            str(round(abs(power) * 1000)),
-        )
-    put(f"{batt}[temp]", _int_text(dataset.battery_temp_c))
+        batt["w_charge" if charging else "w"] = round(abs(power) * 1000)
+    batt["temp"] = _int(dataset.battery_temp_c)
+    general: dict[str, Any] = {
+        GENERAL_KEYS["vehicle"]: vehicle_id,
+        GENERAL_KEYS["timestamp"]: _unix(dataset.timestamp),
+        "speed": _int(dataset.speed_kmh),
+        "range": _int(dataset.range_km),
+        "state": valid_state,
+        "odometer": _int(dataset.odometer_km),
+    }
+    general = {key: value for key, value in general.items() if value is not None}
+    if battery := {key: value for key, value in batt.items() if value is not None}:
+        general["batt"] = [battery]
     lat = _coordinate(dataset.latitude)
     lng = _coordinate(dataset.longitude)
     acc = _finite(dataset.accuracy_m)
     if lat is not None and lng is not None and acc is not None and acc >= 0:
         # The docs make lat, lng and acc mandatory in a GPS object.
-        fields[f"{general}[gps][lat]"] = lat
-        fields[f"{general}[gps][lng]"] = lng
-        fields[f"{general}[gps][acc]"] = str(round(acc))
+        general["gps"] = {"lat": lat, "lng": lng, "acc": round(acc)}
+    return general
+
+
+def dataset_objects(datasets: Sequence[Dataset]) -> list[dict[str, Any]]:
+    """The `data` array of a push, nested as the docs' PHP notation nests it.
+
+    Dataset i is `{"general": {...}}`: vehicle id and time (seconds since the
+    epoch), then `speed`, `range`, `state`, `odometer` (ints, km/h and km);
+    battery 0 as `batt: [{soc, w | w_charge, temp}]` (ints: %, W, °C; the power
+    goes to `w_charge` while charging, else `w`); the position as `gps: {lat,
+    lng, acc}` (degrees with up to 7 decimals, metres), only when all three are
+    known. Fields without a (finite) value are left out. ValueError for a dataset
+    without a vehicle id.
+    """
+    return [
+        {"general": _general(index, dataset)} for index, dataset in enumerate(datasets)
+    ]
+
+
+def _form_value(value: str | int | float) -> str:
+    if isinstance(value, float):
+        text = f"{value:.7f}".rstrip("0").rstrip(".")
+        return "0" if text in ("", "-0") else text
+    return str(value)
+
+
+def php_fields(body: Mapping[str, Any]) -> dict[str, str]:
+    """A nested body as form fields in PHP array notation.
+
+    `{"data": [{"general": {"soc": 80}}]}` becomes `{"data[0][general][soc]":
+    "80"}`: what PHP's `$_POST` decodes back into the same nesting.
+    """
+    fields: dict[str, str] = {}
+
+    def put(key: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for name, item in value.items():
+                put(f"{key}[{name}]", item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                put(f"{key}[{index}]", item)
+        else:
+            fields[key] = _form_value(value)
+
+    for name, value in body.items():
+        put(name, value)
     return fields
 
 
 def encode_datasets(datasets: Sequence[Dataset]) -> dict[str, str]:
-    """The form fields of a push, in the docs' PHP array notation.
+    """The form fields of a push's datasets (`dataset_objects`, PHP notation).
 
-    Dataset i becomes `data[i][general][...]`: vehicle id and time (seconds since
-    the epoch), then `speed`, `range`, `state`, `odometer` (ints, km/h and km);
-    battery 0 as `data[i][general][batt][0][soc|w|w_charge|temp]` (ints: %, W, °C;
-    the power goes to `w_charge` while charging, else `w`); the position as
-    `data[i][general][gps][lat|lng|acc]`, only when all three are known. Fields
-    without a (finite) value are left out. ValueError for a dataset without a
-    vehicle id.
+    Dataset i becomes `data[i][general][...]`, battery 0
+    `data[i][general][batt][0][...]`, the position `data[i][general][gps][...]`.
     """
-    fields: dict[str, str] = {}
-    for index, dataset in enumerate(datasets):
-        fields.update(_encode_one(index, dataset))
-    return fields
+    return php_fields({"data": dataset_objects(datasets)})
 
 
 # --- parsing -------------------------------------------------------------------------
@@ -262,6 +299,15 @@ class _Reply:
     error: str | None
 
 
+def _token_refused(reply: _Reply) -> bool:
+    """An error about the token, not one that says it is missing (unread body)."""
+    return (
+        not reply.ok
+        and is_token_error(reply.error)
+        and not is_missing_fields_error(reply.error)
+    )
+
+
 def _reply(raw: Any) -> _Reply:
     if not isinstance(raw, dict):
         raise InvalidResponseError("EV-Monitor sent an answer that is no object")
@@ -282,6 +328,17 @@ _TOKEN_PROBLEM = re.compile(r"\btoken\b", re.IGNORECASE)
 def is_token_error(error: str | None) -> bool:
     """Whether an in-band error is about the token (invalid, expired, missing)."""
     return bool(error and _TOKEN_PROBLEM.search(error))
+
+
+_MISSING_FIELDS = re.compile(r"\b(missing|required)\b", re.IGNORECASE)
+
+
+def is_missing_fields_error(error: str | None) -> bool:
+    """Whether an in-band error says fields are missing (or required).
+
+    What a service answers to a body it cannot read: to it, nothing was sent.
+    """
+    return bool(error and _MISSING_FIELDS.search(error))
 
 
 def is_credentials_error(error: str | None) -> bool:
@@ -318,6 +375,10 @@ class _Answer:
     retry_after: str | None
 
 
+def _other(encoding: BodyEncoding) -> BodyEncoding:
+    return JSON if encoding == FORM else FORM
+
+
 class EvMonitorClient:
     """One EV-Monitor account (e-mail and password); keeps and renews the token."""
 
@@ -331,10 +392,24 @@ class EvMonitorClient:
         user_agent: str = DEFAULT_USER_AGENT,
         clock: Callable[[], float] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        encodings: MutableMapping[str, BodyEncoding] | None = None,
+        confirm_refusal: bool = False,
     ) -> None:
-        """Talk to `server_url` as `username` (the account's e-mail)."""
+        """Talk to `server_url` as `username` (the account's e-mail).
+
+        `encodings` remembers, per service address, the body encoding that
+        worked; share one mapping between the clients of an address.
+        `confirm_refusal`: a login refused in the remembered encoding is tried
+        in the other one too before it counts as wrong credentials (for forms,
+        where the user may be signing in to a service that changed).
+        """
         self._session = session
         self._root = server_root(server_url)
+        self._address = str(self._root)
+        self._encodings: MutableMapping[str, BodyEncoding] = (
+            {} if encodings is None else encodings
+        )
+        self._confirm_refusal = confirm_refusal
         self._username = username
         self._password = password
         self._user_agent = user_agent
@@ -358,6 +433,11 @@ class EvMonitorClient:
     def login_count(self) -> int:
         """Successful logins so far."""
         return self._logins
+
+    @property
+    def body_encoding(self) -> BodyEncoding | None:
+        """The body encoding the service address reads; None until one worked."""
+        return self._encodings.get(self._address)
 
     async def async_login(self) -> None:
         """Log in now (AuthenticationError when the credentials are refused)."""
@@ -392,10 +472,14 @@ class EvMonitorClient:
         """
         if not datasets:
             return
-        fields = encode_datasets(datasets)
-        fields["user-agent"] = self._user_agent
-        fields["batch_id"] = batch_id
-        reply = await self._call("push", fields)
+        # The batch id goes in either encoding: a push repeated as JSON (or sent
+        # again later) is recognised as the same upload.
+        body = {
+            "data": dataset_objects(datasets),
+            "user-agent": self._user_agent,
+            "batch_id": batch_id,
+        }
+        reply = await self._call("push", body)
         if not reply.ok:
             raise CommandRejectedError(
                 f"EV-Monitor refused the data{self._said(reply.error)}"
@@ -406,19 +490,41 @@ class EvMonitorClient:
     def _stale(self) -> bool:
         return self._clock() - self._token_since >= TOKEN_RENEW_AFTER
 
+    def _login_encodings(self) -> tuple[BodyEncoding, ...]:
+        """The encodings a login is tried in, in turn, until one is accepted."""
+        known = self.body_encoding
+        if known is None:
+            return (FORM, JSON)
+        return (known, _other(known)) if self._confirm_refusal else (known,)
+
     async def _login(self) -> str:
-        """Log in (the caller holds the lock); keep and return the token."""
+        """Log in (the caller holds the lock); keep and return the token.
+
+        A refusal in one encoding may only mean that the service could not read
+        the body: the next encoding is tried before it counts.
+        """
         self._token = None
         started = self._clock()
         credentials = {"username": self._username, "password": self._password}
-        answer = await self._post("login", credentials)
-        reply = _reply(_json(answer.body))
-        if not reply.ok:
-            if is_credentials_error(reply.error) or reply.error is None:
+        for encoding in self._login_encodings():
+            reply = await self._send(encoding, "login", credentials)
+            if reply.ok:
+                break
+            if not (
+                reply.error is None
+                or is_credentials_error(reply.error)
+                or is_missing_fields_error(reply.error)
+            ):
+                raise CommunicationError(
+                    f"EV-Monitor refused the login{self._said(reply.error)}"
+                )
+        else:
+            if reply.error is None or is_credentials_error(reply.error):
                 raise AuthenticationError("EV-Monitor rejected the e-mail or password")
             raise CommunicationError(
-                f"EV-Monitor refused the login{self._said(reply.error)}"
+                f"EV-Monitor could not read the login{self._said(reply.error)}"
             )
+        self._encodings[self._address] = encoding
         token = _text(reply.body.get("token"))
         if token is None:
             raise InvalidResponseError("EV-Monitor sent no token")
@@ -438,22 +544,39 @@ class EvMonitorClient:
                 return token
             return await self._login()
 
-    async def _call(self, endpoint: str, fields: Mapping[str, str]) -> _Reply:
+    async def _call(self, endpoint: str, body: Mapping[str, Any]) -> _Reply:
         """Send with the token; log in again once when the answer rejects it."""
         token = await self._token_for(None)
-        reply = await self._send(endpoint, fields, token)
-        if not reply.ok and is_token_error(reply.error):
+        reply = await self._negotiate(endpoint, {"token": token, **body})
+        if _token_refused(reply):
             token = await self._token_for(token)
-            reply = await self._send(endpoint, fields, token)
-            if not reply.ok and is_token_error(reply.error):
+            reply = await self._negotiate(endpoint, {"token": token, **body})
+            if _token_refused(reply):
                 self._token = None
                 raise CommunicationError("EV-Monitor rejected a fresh token")
         return reply
 
+    async def _negotiate(self, endpoint: str, body: Mapping[str, Any]) -> _Reply:
+        """Send in the address's encoding; repeat a form the service missed as JSON.
+
+        A repeat that fails too gives the first answer, unless the repeat's
+        error says something else than missing fields.
+        """
+        encoding = self.body_encoding or FORM
+        reply = await self._send(encoding, endpoint, body)
+        if reply.ok or encoding == JSON or not is_missing_fields_error(reply.error):
+            return reply
+        repeat = await self._send(JSON, endpoint, body)
+        if repeat.ok:
+            self._encodings[self._address] = JSON
+        elif is_missing_fields_error(repeat.error):
+            return reply
+        return repeat
+
     async def _send(
-        self, endpoint: str, fields: Mapping[str, str], token: str
+        self, encoding: BodyEncoding, endpoint: str, body: Mapping[str, Any]
     ) -> _Reply:
-        answer = await self._post(endpoint, {"token": token, **fields})
+        answer = await self._post(endpoint, body, encoding)
         return _reply(_json(answer.body))
 
     # --- transport ----------------------------------------------------------------
@@ -471,19 +594,26 @@ class EvMonitorClient:
             text = text[: MAX_DETAIL - 1] + "…"
         return f": {text}"
 
-    async def _post(self, endpoint: str, fields: Mapping[str, str]) -> _Answer:
-        """One POST; returns a 2xx answer (or a 4xx one that may hold JSON).
+    async def _post(
+        self, endpoint: str, body: Mapping[str, Any], encoding: BodyEncoding
+    ) -> _Answer:
+        """One POST of `body` as form fields or JSON; returns a 2xx answer.
+
+        (Or a 4xx one that may hold JSON.)
 
         Redirects are not followed: the password or token would go with them. The
         errors are raised outside the `except` blocks so that no aiohttp exception
         (whose text can hold the URL) is kept as cause or context.
         """
         url = self._root.with_path(self._root.path.rstrip("/") + PATHS[endpoint])
+        content: dict[str, Any] = (
+            {"json": dict(body)} if encoding == JSON else {"data": php_fields(body)}
+        )
         failure: str
         try:
             async with self._session.post(
                 url,
-                data=dict(fields),
+                **content,
                 headers={
                     "Accept": "application/json",
                     "User-Agent": self._user_agent,
@@ -547,17 +677,23 @@ class EvMonitorClient:
 
 __all__ = [
     "DEFAULT_SERVER_URL",
+    "FORM",
     "GENERAL_KEYS",
+    "JSON",
     "PATHS",
     "STATES",
     "TOKEN_LIFETIME",
     "TOKEN_RENEW_AFTER",
+    "BodyEncoding",
     "Dataset",
     "EvMonitorClient",
     "EvMonitorVehicle",
+    "dataset_objects",
     "encode_datasets",
     "is_credentials_error",
+    "is_missing_fields_error",
     "is_token_error",
     "parse_vehicles",
+    "php_fields",
     "server_root",
 ]

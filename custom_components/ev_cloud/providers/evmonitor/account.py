@@ -19,14 +19,9 @@ import contextlib
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from homeassistant.const import (
-    CONF_PASSWORD,
-    CONF_USERNAME,
-    EVENT_HOMEASSISTANT_STOP,
-)
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.event import (
     async_call_later,
@@ -45,7 +40,6 @@ from ...api.evmonitor import Dataset, EvMonitorClient
 from ...const import (
     CONF_ACTIVE_INTERVAL,
     CONF_IDLE_INTERVAL,
-    CONF_SERVER_URL,
     DOMAIN,
     LOGGER,
 )
@@ -57,6 +51,7 @@ from ...device import (
     RepairIssue,
 )
 from ...models import EvCloudConfigEntry
+from .client import create_client
 from .const import (
     CONF_UPLOAD_INTERVAL,
     CONF_VEHICLE,
@@ -94,13 +89,7 @@ def policy_for(data: Mapping[str, Any]) -> PollPolicy:
 
 def create_account(hass: HomeAssistant, entry: EvCloudConfigEntry) -> EvMonitorAccount:
     """The logbook of an entry, with a client on Home Assistant's shared session."""
-    client = EvMonitorClient(
-        async_get_clientsession(hass),
-        entry.data[CONF_SERVER_URL],
-        entry.data[CONF_USERNAME],
-        entry.data[CONF_PASSWORD],
-    )
-    return EvMonitorAccount(hass, entry, client)
+    return EvMonitorAccount(hass, entry, create_client(hass, entry.data))
 
 
 class EvMonitorLogbook(EvCloudDevice[LogbookStatus]):
@@ -288,6 +277,8 @@ class EvMonitorAccount(EvCloudAccount):
             "last_error": status.last_error,
             "failures": self._failures,
             "logins": self._client.login_count,
+            # What the service address reads: "form", "json" or not yet known.
+            "body_encoding": self._client.body_encoding or "unknown",
             # When and whether active, not the values (they hold the position).
             "last_snapshot": {
                 key: value

@@ -12,7 +12,6 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 from homeassistant.data_entry_flow import section
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     SelectOptionDict,
     SelectSelector,
@@ -28,7 +27,7 @@ else:
     import voluptuous as vol
 
 from ...api import AuthenticationError, EvCloudError, RateLimitedError
-from ...api.evmonitor import DEFAULT_SERVER_URL, EvMonitorClient, EvMonitorVehicle
+from ...api.evmonitor import DEFAULT_SERVER_URL, EvMonitorVehicle
 from ...const import CONF_PROVIDER, CONF_SERVER_URL, LOGGER, SECTION_ADVANCED
 from ...flow import (
     PASSWORD,
@@ -38,6 +37,7 @@ from ...flow import (
     advanced_section,
     advanced_url,
 )
+from .client import create_client
 from .const import (
     CONF_SOURCE,
     CONF_SOURCE_DEVICE,
@@ -242,12 +242,7 @@ class EvMonitorFlow(EvCloudFlow):
         }
         if server_url is None:
             return data, [], {SECTION_ADVANCED: "invalid_url"}
-        client = EvMonitorClient(
-            async_get_clientsession(self.hass),
-            data[CONF_SERVER_URL],
-            data[CONF_USERNAME],
-            data[CONF_PASSWORD],
-        )
+        client = create_client(self.hass, data, confirm_refusal=True)
         try:
             vehicles = await client.async_get_vehicles()
         except AuthenticationError:
