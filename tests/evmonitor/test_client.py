@@ -641,6 +641,18 @@ async def test_json_call_missing_fields_not_repeated(
     assert len(scripted.seen) == 2
 
 
+async def test_login_wrong_in_one_encoding_unread_in_the_other(
+    session: aiohttp.ClientSession, scripted: Scripted
+) -> None:
+    """A service that read the form and said the password is wrong: it is wrong."""
+    scripted.answers = [
+        error("Email / Password combination wrong!"),
+        error("Missing field username"),
+    ]
+    with pytest.raises(AuthenticationError):
+        await client(session, scripted.url).async_login()
+
+
 async def test_login_unread_in_both_encodings(
     session: aiohttp.ClientSession, scripted: Scripted
 ) -> None:

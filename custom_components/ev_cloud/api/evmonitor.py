@@ -506,20 +506,19 @@ class EvMonitorClient:
         self._token = None
         started = self._clock()
         credentials = {"username": self._username, "password": self._password}
+        wrong_credentials = False
         for encoding in self._login_encodings():
             reply = await self._send(encoding, "login", credentials)
             if reply.ok:
                 break
-            if not (
-                reply.error is None
-                or is_credentials_error(reply.error)
-                or is_missing_fields_error(reply.error)
-            ):
+            if reply.error is None or is_credentials_error(reply.error):
+                wrong_credentials = True
+            elif not is_missing_fields_error(reply.error):
                 raise CommunicationError(
                     f"EV-Monitor refused the login{self._said(reply.error)}"
                 )
         else:
-            if reply.error is None or is_credentials_error(reply.error):
+            if wrong_credentials:
                 raise AuthenticationError("EV-Monitor rejected the e-mail or password")
             raise CommunicationError(
                 f"EV-Monitor could not read the login{self._said(reply.error)}"
