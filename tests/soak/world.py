@@ -499,7 +499,8 @@ class EvLinkSoak(SoakProvider):
     """EVLinkHA pro accounts (one entry each) with vehicles, pushing changes.
 
     A pro account links at most five vehicles; each account has a simulator of
-    its own, since a simulator pushes to one webhook.
+    its own (its user's profile names one webhook). Home Assistant's external
+    URL is the test server's, which the profiles name too.
     """
 
     name = "evlinkha"
@@ -508,6 +509,8 @@ class EvLinkSoak(SoakProvider):
     async def async_start(self, devices: int) -> None:
         """The accounts and their vehicles; changes are pushed to the webhooks."""
         per_account = evlinkha.MAX_LINKED_VEHICLES[evlinkha.PRO]
+        external_url = str(self.world.http.make_url("/")).rstrip("/")
+        await self.hass.config.async_update(external_url=external_url)
         self.accounts: list[tuple[evlinkha.EvLinkSimulator, evlinkha.SimUser]] = []
         self.ports: list[int] = []
         for first in range(0, devices, per_account):
@@ -535,7 +538,7 @@ class EvLinkSoak(SoakProvider):
             self.ports.append(port_of(sim.url))
             webhook_id = f"soak-evlinkha-webhook-{number}"
             # The profile's two fields: Home Assistant's URL and the webhook id.
-            user.ha_external_url = str(self.world.http.make_url("/"))
+            user.ha_external_url = external_url
             user.ha_webhook_id = webhook_id
             sim.push_automatically = True
             await self._add(
