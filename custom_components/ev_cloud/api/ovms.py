@@ -41,6 +41,7 @@ from .errors import (
     RateLimitedError,
     VehicleNotAvailableError,
 )
+from .parsing import utc_datetime as _timestamp  # m_msgtime: "YYYY-MM-DD HH:MM:SS"
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -263,19 +264,6 @@ def _units(value: Any) -> Units | None:
     if value == "M":
         return "M"
     return None
-
-
-def _timestamp(value: Any) -> datetime | None:
-    """`m_msgtime_X`: "YYYY-MM-DD HH:MM:SS" in UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _record_time(raw: Mapping[str, Any], code: str) -> RecordTime:
