@@ -170,3 +170,20 @@ async def test_refresh_asked_for_reads_the_service(
         await hass.async_block_till_done()
         assert SERVICE_REQUESTS[name](sim) > before, key
         assert coordinator.last_update_success
+
+
+async def test_a_listed_device_is_named_as_when_read(
+    hass: HomeAssistant, provider_entry: MockConfigEntry
+) -> None:
+    """A device that cannot be read at first gets the name (and entity ids) it has.
+
+    Only accounts that list several devices have one that cannot be read while
+    the others load; a single device that cannot be read fails setup instead.
+    """
+    await setup_entry(hass, provider_entry)
+    runtime = provider_entry.runtime_data
+    if runtime.account.device_list_interval is None:
+        pytest.skip("the entry's devices never change: setup fails instead")
+    for coordinator in runtime.coordinators.values():
+        device = coordinator.device
+        assert device.listed_name == device.device_info(coordinator.data.state)["name"]

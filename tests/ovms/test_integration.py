@@ -564,7 +564,8 @@ async def test_vehicle_list_failures_keep_the_vehicles(
     """A failed listing changes nothing; an unreadable new vehicle waits.
 
     A paranoid (end-to-end encrypted) vehicle is listed but its records cannot be
-    read, so it gets no entities until it can be.
+    read: it gets its device, named as a read one is, and the entities every car
+    has, unavailable until it can be read.
     """
     await setup_entry(hass, ovms_entry)
     ovms_sim.add_vehicle(
@@ -576,7 +577,8 @@ async def test_vehicle_list_failures_keep_the_vehicles(
     assert set(ovms_entry.runtime_data.coordinators) == {"ovms_DEMO", "ovms_ROADSTER"}
     await _tick(hass, freezer, ovms_sim, 600)
     assert set(ovms_entry.runtime_data.coordinators) == {"ovms_DEMO", "ovms_ROADSTER"}
-    assert hass.states.get("sensor.ovms_secret_battery") is None
+    assert set(ovms_entry.runtime_data.unread) == {"ovms_SECRET"}
+    assert hass.states.get("sensor.ovms_secret_battery").state == STATE_UNAVAILABLE
     assert hass.states.get(DEMO_BATTERY).state != STATE_UNAVAILABLE
 
 

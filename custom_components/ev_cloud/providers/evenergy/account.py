@@ -205,6 +205,14 @@ class EvEnergyAccount(EvCloudAccount):
         """After a command: the next read asks the service again."""
         self._read_at.clear()
 
+    def listed_vehicle(self, vehicle_id: str) -> Vehicle | None:
+        """The vehicle as the newest list read shows it, without reading."""
+        return self._vehicle_list.get(vehicle_id)
+
+    def listed_evse(self, evse_id: str) -> Evse | None:
+        """The charger as the newest list read shows it, without reading."""
+        return self._evse_list.get(evse_id)
+
     async def async_vehicle(self, vehicle_id: str, *, fresh: bool = False) -> Vehicle:
         """The vehicle as the newest list read shows it (`fresh`: read it now)."""
         await self._async_read_lists(VEHICLES, force=fresh)
@@ -351,13 +359,22 @@ class EvEnergyVehicle(EvCloudDevice[VehicleState]):
         status = state.vehicle.status
         return bool(status and (status.is_plugged_in or status.state == "driving"))
 
+    @property
+    def listed_name(self) -> str:
+        """Named as the account's list names it (before it could be read)."""
+        return self._name(self.account.listed_vehicle(self.device_id))
+
+    def _name(self, vehicle: Vehicle | None) -> str:
+        """As in the ev.energy app."""
+        return (vehicle and vehicle.description) or f"ev.energy {self.device_id[-6:]}"
+
     def device_info(self, state: VehicleState) -> DeviceInfo:
         """The vehicle, named as in the ev.energy app."""
         return DeviceInfo(
             identifiers={(DOMAIN, self.key)},
             manufacturer="ev.energy",
             model="Vehicle",
-            name=state.vehicle.description or f"ev.energy {self.device_id[-6:]}",
+            name=self._name(state.vehicle),
         )
 
     @property
@@ -452,13 +469,22 @@ class EvEnergyCharger(EvCloudDevice[ChargerState]):
         """Poll faster while a car is plugged in."""
         return bool(state.evse.status and state.evse.status.is_plugged_in)
 
+    @property
+    def listed_name(self) -> str:
+        """Named as the account's list names it (before it could be read)."""
+        return self._name(self.account.listed_evse(self.device_id))
+
+    def _name(self, evse: Evse | None) -> str:
+        """By its charge point id."""
+        return f"Charger {(evse and evse.cpid) or self.device_id[-6:]}"
+
     def device_info(self, state: ChargerState) -> DeviceInfo:
         """The charger, by its charge point id."""
         return DeviceInfo(
             identifiers={(DOMAIN, self.key)},
             manufacturer="ev.energy",
             model="Charger",
-            name=f"Charger {state.evse.cpid or self.device_id[-6:]}",
+            name=self._name(state.evse),
         )
 
 

@@ -218,6 +218,10 @@ class EvLinkAccount(EvCloudAccount):
             and budget.calls_left > budget.reserved
         )
 
+    def listed_vehicle(self, vehicle_id: str) -> EvLinkVehicle | None:
+        """The vehicle as the newest read shows it, without reading."""
+        return self._listed.get(vehicle_id)
+
     async def async_vehicle(
         self, vehicle_id: str, *, asked: bool = False
     ) -> EvLinkVehicle:
@@ -359,6 +363,15 @@ class EvLinkDevice(EvCloudDevice[VehicleState]):
             )
         return None
 
+    @property
+    def listed_name(self) -> str:
+        """Named as the account's list names it (before it could be read)."""
+        return self._name(self.account.listed_vehicle(self.device_id))
+
+    def _name(self, vehicle: EvLinkVehicle | None) -> str:
+        """By its name at EVLinkHA."""
+        return (vehicle and vehicle.name) or f"EVLinkHA {self.device_id[-6:]}"
+
     def device_info(self, state: VehicleState) -> DeviceInfo:
         """The vehicle, by its name at EVLinkHA."""
         vehicle = state.vehicle
@@ -366,7 +379,7 @@ class EvLinkDevice(EvCloudDevice[VehicleState]):
             identifiers={(DOMAIN, self.key)},
             manufacturer=vehicle.brand or vehicle.vendor or "EVLinkHA",
             model=vehicle.model,
-            name=vehicle.name or f"EVLinkHA {self.device_id[-6:]}",
+            name=self._name(vehicle),
         )
 
     @property

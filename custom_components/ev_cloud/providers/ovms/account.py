@@ -525,13 +525,18 @@ class OvmsCar(EvCloudDevice[OvmsCarState]):
         self.account.set_live(self.device_id, live)
         self._follow_live_setting()
 
+    @property
+    def listed_name(self) -> str:
+        """The name it has once read: the listing tells all there is."""
+        return f"OVMS {self.device_id}"
+
     def device_info(self, state: OvmsCarState) -> DeviceInfo:
         """One vehicle of the OVMS server."""
         return DeviceInfo(
             identifiers={(DOMAIN, self.key)},
             manufacturer="Open Vehicle Monitoring System",
             model="OVMS vehicle",
-            name=f"OVMS {self.device_id}",
+            name=self.listed_name,
             configuration_url=None,
         )
 
