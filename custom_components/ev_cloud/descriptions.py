@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
@@ -292,7 +292,7 @@ def session_energy[StateT](
         native_unit_of_measurement=unit,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=precision,
-        state_class=SensorStateClass.TOTAL_INCREASING,
+        state_class=SensorStateClass.TOTAL,
         value_fn=value,
     )
 
@@ -316,4 +316,68 @@ def charge_complete[StateT](
     """True once the charge reached its target."""
     return EvCloudBinarySensorEntityDescription(
         key="charge_complete", translation_key="charge_complete", value_fn=value
+    )
+
+
+# IEC 61851 control pilot states, the charge status evcc and other chargers speak:
+# A no vehicle, B vehicle connected (not charging), C charging, D charging with
+# ventilation, E error (no power, pilot short), F charger fault.
+IEC_61851_STATES: tuple[str, ...] = ("a", "b", "c", "d", "e", "f")
+
+
+def iec_61851_from_flags(plugged: bool | None, charging: bool | None) -> str | None:
+    """The A/B/C status from plugged in and charging; None while either is unknown.
+
+    Services that only say whether a cable is in and energy flows cannot tell
+    D, E or F.
+    """
+    if charging is True:
+        return "c"
+    if plugged is False:
+        return "a"
+    if plugged is True and charging is False:
+        return "b"
+    return None
+
+
+def iec_61851_status[StateT](
+    value: Callable[[StateT], str | None],
+) -> EvCloudSensorEntityDescription[StateT]:
+    """The charge status as an IEC 61851 state, one of `IEC_61851_STATES`."""
+    return EvCloudSensorEntityDescription(
+        key="iec_61851_status",
+        translation_key="iec_61851_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(IEC_61851_STATES),
+        value_fn=lambda data: value(data.state),
+    )
+
+
+def finish_time(
+    data_time: datetime | None, minutes: float | None, charging: bool | None
+) -> datetime | None:
+    """When the charge ends: the reading's time plus the minutes the service expects.
+
+    Counted from the time the service made the estimate, not from the poll, and
+    rounded to the minute, so that the same estimate gives the same time on
+    every poll. None while not charging or without an estimate.
+    """
+    if charging is not True or minutes is None or minutes < 0 or data_time is None:
+        return None
+    end = data_time + timedelta(minutes=minutes, seconds=30)
+    return end.replace(second=0, microsecond=0)
+
+
+def charge_finish_time[StateT](
+    minutes: Callable[[StateT], float | None],
+    charging: Callable[[StateT], bool | None],
+) -> EvCloudSensorEntityDescription[StateT]:
+    """When the running charge is expected to end (from the time to full)."""
+    return EvCloudSensorEntityDescription(
+        key="charge_finish_time",
+        translation_key="charge_finish_time",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda data: finish_time(
+            data.data_time, minutes(data.state), charging(data.state)
+        ),
     )

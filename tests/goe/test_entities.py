@@ -131,7 +131,7 @@ async def test_less_useful_entities_disabled_by_default(
     goe_entry: MockConfigEntry,
     entity_registry: er.EntityRegistry,
 ) -> None:
-    """Per-phase power and voltage and some diagnostics start disabled."""
+    """Per-phase power and voltage, diagnostics and the phases select start disabled."""
     await setup_entry(hass, goe_entry)
     disabled = sorted(
         entry.entity_id.removeprefix("sensor.go_e_charger_012345_")
@@ -146,6 +146,7 @@ async def test_less_useful_entities_disabled_by_default(
         "power_l1",
         "power_l2",
         "power_l3",
+        "select.go_e_charger_012345_phases",
         "voltage_l1",
         "voltage_l2",
         "voltage_l3",

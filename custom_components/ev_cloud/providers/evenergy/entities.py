@@ -32,8 +32,11 @@ from ...descriptions import (
     EvCloudSwitchEntityDescription,
     battery_level,
     charge_complete,
+    charge_finish_time,
     charge_power,
     charging,
+    iec_61851_from_flags,
+    iec_61851_status,
     last_update,
     online,
     plugged_in,
@@ -56,9 +59,9 @@ def _status[T](
     return lambda data: fn(status) if (status := data.state.vehicle.status) else None
 
 
-def _flag(
-    fn: Callable[[VehicleStatus], bool | None],
-) -> Callable[[VehicleState], bool | None]:
+def _flag[T](
+    fn: Callable[[VehicleStatus], T | None],
+) -> Callable[[VehicleState], T | None]:
     return lambda state: fn(status) if (status := state.vehicle.status) else None
 
 
@@ -97,6 +100,17 @@ VEHICLE_SENSORS: tuple[VehicleSensor, ...] = (
         value_fn=_status(lambda status: status.target_charge_level_percentage),
     ),
     time_to_full(_status(lambda status: status.minutes_to_full)),
+    charge_finish_time(
+        _flag(lambda status: status.minutes_to_full),
+        _flag(lambda status: status.is_charging),
+    ),
+    iec_61851_status(
+        _flag(
+            lambda status: iec_61851_from_flags(
+                status.is_plugged_in, status.is_charging
+            )
+        )
+    ),
     EvCloudSensorEntityDescription(
         key="odometer",
         translation_key="odometer",
@@ -208,9 +222,9 @@ def _evse[T](
     return lambda data: fn(status) if (status := data.state.evse.status) else None
 
 
-def _evse_flag(
-    fn: Callable[[EvseStatus], bool | None],
-) -> Callable[[ChargerState], bool | None]:
+def _evse_flag[T](
+    fn: Callable[[EvseStatus], T | None],
+) -> Callable[[ChargerState], T | None]:
     return lambda state: fn(status) if (status := state.evse.status) else None
 
 
@@ -233,6 +247,13 @@ CHARGER_SENSORS: tuple[EvCloudSensorEntityDescription[ChargerState], ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=list(EVSE_MODES),
         value_fn=_evse(lambda status: _choice(status.mode, EVSE_MODES)),
+    ),
+    iec_61851_status(
+        _evse_flag(
+            lambda status: iec_61851_from_flags(
+                status.is_plugged_in, status.is_charging
+            )
+        )
     ),
 )
 

@@ -24,8 +24,11 @@ from ...descriptions import (
     EvCloudTrackerEntityDescription,
     battery_level,
     charge_complete,
+    charge_finish_time,
     charge_power,
     charging,
+    iec_61851_from_flags,
+    iec_61851_status,
     last_update,
     online,
     plugged_in,
@@ -74,6 +77,17 @@ SENSORS: tuple[EvCloudSensorEntityDescription[VehicleState], ...] = (
         value_fn=_charge(lambda charge: charge.charge_limit),
     ),
     time_to_full(_charge(lambda charge: charge.time_remaining_min)),
+    charge_finish_time(
+        _state_charge(lambda charge: charge.time_remaining_min),
+        _state_charge(lambda charge: charge.is_charging),
+    ),
+    iec_61851_status(
+        _state_charge(
+            lambda charge: iec_61851_from_flags(
+                charge.is_plugged_in, charge.is_charging
+            )
+        )
+    ),
     EvCloudSensorEntityDescription(
         key="battery_capacity",
         translation_key="battery_capacity",

@@ -37,6 +37,7 @@ from ...descriptions import (
     EvCloudSwitchEntityDescription,
     charge_power,
     charging,
+    iec_61851_status,
     last_update,
     online,
     plugged_in,
@@ -65,6 +66,24 @@ def _has(key: str) -> Callable[[GoeStatus], bool]:
 
 def _enum_name(value: IntEnum | None) -> str | None:
     return value.name.lower() if value is not None else None
+
+
+# go-e `car` as IEC 61851 (evcc reads it the same way): a finished charge keeps the
+# car connected (B); `Error` is the charger's own fault (`err`), state F.
+# Unknown and initializing say nothing about the car.
+_IEC_61851_BY_CAR_STATE: dict[CarState, str] = {
+    CarState.IDLE: "a",
+    CarState.WAIT_CAR: "b",
+    CarState.COMPLETE: "b",
+    CarState.CHARGING: "c",
+    CarState.ERROR: "f",
+}
+
+
+def _iec_61851(state: GoeStatus) -> str | None:
+    if state.car_state is None:
+        return None
+    return _IEC_61851_BY_CAR_STATE.get(state.car_state)
 
 
 def _at(values: tuple[float, ...], index: int) -> float | None:
@@ -103,6 +122,7 @@ SENSORS: tuple[Sensor, ...] = (
         options=[state.name.lower() for state in CarState],
         value_fn=_status(lambda state: _enum_name(state.car_state)),
     ),
+    iec_61851_status(_iec_61851),
     charge_power(_status(lambda state: state.power_total)),
     *_phase_sensors(
         "power",
@@ -253,6 +273,20 @@ def _enum_select[E: IntEnum](
     )
 
 
+# The phases as numbers ("1", "3"), the select evcc switches phases with. It shows
+# a phase count only while one is forced: in automatic mode the charger decides.
+_PHASES_BY_MODE: dict[PhaseMode, str] = {PhaseMode.FORCE_1: "1", PhaseMode.FORCE_3: "3"}
+_MODE_BY_PHASES: dict[str, PhaseMode] = {
+    phases: mode for mode, phases in _PHASES_BY_MODE.items()
+}
+
+
+def _phases(state: GoeStatus) -> str | None:
+    if state.phase_mode is None:
+        return None
+    return _PHASES_BY_MODE.get(state.phase_mode)
+
+
 SELECTS: tuple[EvCloudSelectEntityDescription[GoeCharger, GoeStatus], ...] = (
     _enum_select("force_state", "frc", ForceState, lambda state: state.force_state),
     _enum_select(
@@ -261,6 +295,19 @@ SELECTS: tuple[EvCloudSelectEntityDescription[GoeCharger, GoeStatus], ...] = (
         PhaseMode,
         lambda state: state.phase_mode,
         entity_category=EntityCategory.CONFIG,
+    ),
+    EvCloudSelectEntityDescription(
+        key="phases",
+        translation_key="phases",
+        supported_fn=lambda state: _has("psm")(state) and state.phase_mode is not None,
+        options=list(_MODE_BY_PHASES),
+        entity_category=EntityCategory.CONFIG,
+        # Beside the phase mode select; enabled for evcc (docs/evcc.md).
+        entity_registry_enabled_default=False,
+        value_fn=_phases,
+        select_fn=lambda charger, option: charger.async_set(
+            {"psm": int(_MODE_BY_PHASES[option])}
+        ),
     ),
     _enum_select(
         "cable_lock_mode",

@@ -35,8 +35,11 @@ from ...descriptions import (
     EvCloudSwitchEntityDescription,
     EvCloudTrackerEntityDescription,
     battery_level,
+    charge_finish_time,
     charge_power,
     charging,
+    iec_61851_from_flags,
+    iec_61851_status,
     last_update,
     online,
     plugged_in,
@@ -185,6 +188,9 @@ SENSORS: tuple[Sensor, ...] = (
             lambda state: state.charge.charge_mode or state.status.charge_mode
         ),
     ),
+    iec_61851_status(
+        lambda state: iec_61851_from_flags(state.plugged_in, state.charging)
+    ),
     charge_power(_car(lambda state: state.charge.charge_power), UnitOfPower.KILO_WATT),
     EvCloudSensorEntityDescription(
         key="charge_current",
@@ -215,6 +221,9 @@ SENSORS: tuple[Sensor, ...] = (
         _car(lambda state: state.charge.charge_energy), UnitOfEnergy.KILO_WATT_HOUR, 1
     ),
     time_to_full(_car(lambda state: state.charge.time_to_full)),
+    charge_finish_time(
+        lambda state: state.charge.time_to_full, lambda state: state.charging
+    ),
     EvCloudSensorEntityDescription(
         key="time_to_limit",
         translation_key="time_to_limit",
