@@ -292,7 +292,7 @@ def session_energy[StateT](
         native_unit_of_measurement=unit,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=precision,
-        state_class=SensorStateClass.TOTAL,
+        state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=value,
     )
 
