@@ -17,7 +17,11 @@ from custom_components.ev_cloud.coordinator import ERROR_TRANSLATIONS
 from custom_components.ev_cloud.providers import PROVIDERS
 
 COMPONENT = Path(__file__).parent.parent / "custom_components" / "ev_cloud"
-LANGUAGES = ("en", "de")
+# Every language file present is checked; the pin below keeps none from vanishing.
+LANGUAGES = tuple(
+    sorted(path.stem for path in (COMPONENT / "translations").glob("*.json"))
+)
+SHIPPED_LANGUAGES = {"en", "de", "fr", "nl", "sv", "nb"}
 # (platform, description) of every kind of device of every provider
 DESCRIPTIONS = [
     (platform, description)
@@ -98,14 +102,44 @@ def test_only_known_placeholders(language: str) -> None:
         assert "<" not in text, key
 
 
-def test_languages_have_the_same_keys_and_placeholders() -> None:
-    """German has exactly the English keys, with the same placeholders."""
-    english, german = _leaves(_load("en")), _leaves(_load("de"))
-    assert english.keys() == german.keys()
-    for key, text in english.items():
-        assert set(re.findall(r"{\w+}", text)) == set(
-            re.findall(r"{\w+}", german[key])
-        ), key
+def test_shipped_languages_exist() -> None:
+    """English, German, French, Dutch, Swedish and Norwegian Bokmål ship."""
+    assert set(LANGUAGES) >= SHIPPED_LANGUAGES
+
+
+def compare_with_english(
+    english: dict[str, Any], translated: dict[str, Any]
+) -> list[str]:
+    """Keys a translation lacks or adds, and texts whose placeholders differ."""
+    source, target = _leaves(english), _leaves(translated)
+    problems = [f"{key}: missing" for key in source.keys() - target.keys()]
+    problems += [f"{key}: not in English" for key in target.keys() - source.keys()]
+    problems += [
+        f"{key}: placeholders differ"
+        for key in source.keys() & target.keys()
+        if set(re.findall(r"{\w+}", source[key]))
+        != set(re.findall(r"{\w+}", target[key]))
+    ]
+    return sorted(problems)
+
+
+@pytest.mark.parametrize("language", [lang for lang in LANGUAGES if lang != "en"])
+def test_languages_have_the_same_keys_and_placeholders(language: str) -> None:
+    """Each language has exactly the English keys, with the same placeholders."""
+    problems = compare_with_english(_load("en"), _load(language))
+    assert not problems, "\n".join(f"{language}.json {p}" for p in problems)
+
+
+def test_compare_with_english_names_each_difference() -> None:
+    """A missing key, an extra key and a lost placeholder are each reported."""
+    english = {"a": {"b": "Power {phase}", "c": "Host"}}
+    translated = {"a": {"b": "Puissance", "d": "Hôte"}}
+    assert compare_with_english(english, translated) == [
+        "a.b: placeholders differ",
+        "a.c: missing",
+        "a.d: not in English",
+    ]
+    assert compare_with_english(english, english) == []
 
 
 def test_services_and_icons_match() -> None:
