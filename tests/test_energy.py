@@ -410,3 +410,13 @@ def test_energy_power_and_capacity_sensors_declare_what_the_dashboard_needs() ->
                 continue
         checked += 1
     assert checked
+
+
+def test_every_energy_counter_has_its_dashboard_test() -> None:
+    """A provider's new energy counter needs a meter above (EVLinkHA has none)."""
+    counters = {
+        (name, description.key)
+        for name, description in _sensor_descriptions()
+        if description.device_class is SensorDeviceClass.ENERGY
+    }
+    assert counters == {(meter.provider, meter.key) for meter in METERS}
