@@ -23,10 +23,12 @@ async def check_upgrade(
     entity_registry: er.EntityRegistry,
     entry: MockConfigEntry,
     old: dict[str, str],
+    added: frozenset[str] = frozenset(),
 ) -> None:
     """The `old` entities keep their ids, the user's names and disabled flags.
 
-    No entity is added or renamed: the set of (entity id, unique id) is the old one.
+    No entity is renamed or lost, and none is added but the entity ids in `added`
+    (entities of later releases).
     """
     entry.add_to_hass(hass)
     for entity_id, unique_id in old.items():
@@ -52,7 +54,8 @@ async def check_upgrade(
         item.entity_id: item.unique_id
         for item in er.async_entries_for_config_entry(entity_registry, entry.entry_id)
     }
-    assert now == old
+    assert {entity_id: now[entity_id] for entity_id in now.keys() - added} == old
+    assert now.keys() >= added
     assert entity_registry.async_get(renamed).name == "My name"
     assert entity_registry.async_get(disabled).disabled_by is (
         er.RegistryEntryDisabler.USER

@@ -12,6 +12,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from tests.upgrade import check_upgrade, load_registry
 
 OLD_REGISTRY = load_registry(Path(__file__).parent / "registry_0_1_0.json")
+# For evcc (docs/evcc.md).
+ADDED_SINCE = frozenset(
+    {
+        "sensor.go_e_charger_012345_iec_61851_status",
+        "select.go_e_charger_012345_phases",
+    }
+)
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
@@ -19,4 +26,4 @@ async def test_registry_of_0_1_0_is_kept(
     hass: HomeAssistant, entity_registry: er.EntityRegistry, goe_entry: MockConfigEntry
 ) -> None:
     """A go-e charger's entities of 0.1.0 stay as they were."""
-    await check_upgrade(hass, entity_registry, goe_entry, OLD_REGISTRY)
+    await check_upgrade(hass, entity_registry, goe_entry, OLD_REGISTRY, ADDED_SINCE)
