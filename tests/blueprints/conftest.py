@@ -20,7 +20,9 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-BLUEPRINTS = Path(__file__).resolve().parents[2] / "blueprints" / "automation" / "ev_cloud"
+BLUEPRINTS = (
+    Path(__file__).resolve().parents[2] / "blueprints" / "automation" / "ev_cloud"
+)
 PREFIX = "go_e_charger_012345"
 CHARGING = f"binary_sensor.{PREFIX}_charging"
 PLUGGED_IN = f"binary_sensor.{PREFIX}_plugged_in"
@@ -124,17 +126,20 @@ async def set_number(hass: HomeAssistant, entity_id: str, value: float) -> None:
 
 
 async def tick(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    delta: timedelta,
+    step: timedelta = timedelta(seconds=10),
 ) -> None:
-    """Move the clock in steps of at most 10 s, firing timers at each step.
+    """Move the clock in steps (10 s unless told), firing timers at each step.
 
     Small steps let the automation's delays, the time pattern and the
     coordinator's debounced refreshes run in the order they would.
     """
     left = delta
     while left > timedelta(0):
-        step = min(left, timedelta(seconds=10))
-        freezer.tick(step)
+        moved = min(left, step)
+        freezer.tick(moved)
         async_fire_time_changed(hass)
         await hass.async_block_till_done(wait_background_tasks=True)
-        left -= step
+        left -= moved

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
@@ -54,7 +53,7 @@ async def test_current_follows_the_surplus(
     goe_charger: SimCharger,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Start at the surplus's current, step it, stop at the minimum: on/off times held."""
+    """Start at the surplus's current, step,, stop at the minimum; on/off times held."""
     charger_id = await _stopped_charger(hass, goe_entry, goe_charger, freezer)
     grid = await setup_input_number(hass, "grid_power", 0)
     await setup_automation(
@@ -123,7 +122,7 @@ async def test_start_and_stop_without_a_current_number(
     goe_charger: SimCharger,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Without a current number the blueprint only starts and stops (positive export)."""
+    """Without a current number the blueprint starts and stops (positive export)."""
     charger_id = await _stopped_charger(hass, goe_entry, goe_charger, freezer)
     grid = await setup_input_number(hass, "grid_power", 0)
     await setup_automation(
