@@ -43,13 +43,13 @@ async def test_every_blueprint_loads(
     answer = await client.receive_json()
     assert answer["success"], answer
     files = sorted(f"ev_cloud/{path.name}" for path in BLUEPRINTS.glob("*.yaml"))
-    assert len(files) == 5
     loaded = {path: found for path, found in answer["result"].items() if path in files}
     assert sorted(loaded) == files
     errors = {
         path: found["error"] for path, found in loaded.items() if "error" in found
     }
     assert errors == {}
+    assert len(files) == 5
     for found in loaded.values():
         assert found["metadata"]["domain"] == "automation"
         assert found["metadata"]["name"].startswith("EV Cloud - ")
