@@ -253,6 +253,9 @@ class HomeAssistant:
         else:
             self.login()
         self._finish_onboarding(done)
+        # Its own address stands for the one on the internet, so that services
+        # that push (EVLinkHA's webhook) are shown where to send.
+        self.api.websocket({"type": "config/core/update", "external_url": self.url})
 
     def _onboarding_api_up(self) -> bool:
         """True once GET /api/onboarding answers 200 (HTTP and onboarding are up)."""
