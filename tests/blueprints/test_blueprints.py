@@ -7,9 +7,11 @@ from datetime import timedelta
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_fire_time_changed,
     async_mock_service,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
@@ -30,6 +32,31 @@ from .conftest import (
 )
 
 HOUR = timedelta(hours=1)
+QUARTER = timedelta(minutes=15)
+SOC = "sensor.car_battery"
+# 10:00 .. 17:00 on 2026-06-01 (UTC); before a 16:00 departure the cheapest are
+# 12:00 (0.10), 14:00 (0.12), then 11:00 (0.25) and 13:00 (0.28).
+PRICES = [0.30, 0.25, 0.10, 0.28, 0.12, 0.40, 0.05, 0.01]
+
+
+def set_nord_pool_prices(hass: HomeAssistant) -> None:
+    """A price sensor the test sets, with PRICES as a Nord Pool raw_today list."""
+    raw_today = [
+        {
+            "start": f"2026-06-01T{10 + hour:02d}:00:00+00:00",
+            "end": f"2026-06-01T{11 + hour:02d}:00:00+00:00",
+            "value": price,
+        }
+        for hour, price in enumerate(PRICES)
+    ]
+    hass.states.async_set("sensor.nord_pool", "0.30", {"raw_today": raw_today})
+
+
+def set_soc(hass: HomeAssistant, state: str) -> None:
+    """The car's state of charge: a sensor state the test sets (any integration's)."""
+    hass.states.async_set(
+        SOC, state, {"device_class": "battery", "unit_of_measurement": "%"}
+    )
 
 
 @pytest.mark.usefixtures("blueprint_dir")
@@ -181,23 +208,11 @@ async def test_cheapest_hours_nord_pool(
     goe_charger: SimCharger,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """Two hours needed: the charge runs in the two cheapest hours before 16:00.
-
-    The price sensor is a state the test sets, with a Nord Pool raw_today list.
-    """
+    """Two hours needed: the charge runs in the two cheapest hours before 16:00."""
     await hass.config.async_set_time_zone("UTC")
     freezer.move_to("2026-06-01T10:00:00+00:00")
     await setup_entry(hass, goe_entry)
-    prices = [0.30, 0.25, 0.10, 0.28, 0.12, 0.40, 0.05, 0.01]  # 10:00 .. 17:00
-    raw_today = [
-        {
-            "start": f"2026-06-01T{10 + hour:02d}:00:00+00:00",
-            "end": f"2026-06-01T{11 + hour:02d}:00:00+00:00",
-            "value": price,
-        }
-        for hour, price in enumerate(prices)
-    ]
-    hass.states.async_set("sensor.nord_pool", "0.30", {"raw_today": raw_today})
+    set_nord_pool_prices(hass)
     await setup_automation(
         hass,
         "cheapest_hours.yaml",
@@ -213,8 +228,8 @@ async def test_cheapest_hours_nord_pool(
     for _ in range(7):
         await tick(hass, freezer, HOUR, step=timedelta(minutes=15))
         log_at[f"{10 + len(log_at) + 1}:00"] = list(goe_charger.set_log)
-    # Cheapest before 16:00: 12:00 (0.10) and 14:00 (0.12); 16:00 onwards is
-    # after the departure (then the next day's, unknown, hours count).
+    # 16:00 onwards is after the departure (then the next day's, unknown, hours
+    # count).
     assert log_at["11:00"] == [{"frc": 1}]
     assert log_at["12:00"] == [{"frc": 1}, {"frc": 2}]
     assert log_at["13:00"] == [{"frc": 1}, {"frc": 2}, {"frc": 1}]
@@ -225,3 +240,157 @@ async def test_cheapest_hours_nord_pool(
         {"frc": 2},
         {"frc": 1},
     ]
+
+
+async def run_quarters(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    charger: SimCharger,
+    quarters: int,
+    soc_per_quarter: float = 0,
+) -> list[tuple[str, int]]:
+    """Step the clock by quarter hours; each command the charger got, with its time.
+
+    With soc_per_quarter, the test plays the car: 10 s before a quarter ends,
+    the SoC sensor rises by that much if the charging sensor was on during it
+    (and the SoC is available).
+    """
+    commands: list[tuple[str, int]] = []
+    seen = len(charger.set_log)
+
+    def record() -> None:
+        nonlocal seen
+        time = dt_util.utcnow().strftime("%H:%M:%S")
+        commands.extend((time, sent["frc"]) for sent in charger.set_log[seen:])
+        seen = len(charger.set_log)
+
+    last_seconds = timedelta(seconds=10)
+    for _ in range(quarters):
+        # The check at the quarter's start (the first one is due at once).
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        record()
+        charging = hass.states.get(CHARGING).state == "on"
+        await tick(hass, freezer, QUARTER - last_seconds, step=QUARTER - last_seconds)
+        record()
+        soc = hass.states.get(SOC)
+        if soc_per_quarter and charging and soc and soc.state != "unavailable":
+            set_soc(hass, str(float(soc.state) + soc_per_quarter))
+            await hass.async_block_till_done(wait_background_tasks=True)
+            record()
+        await tick(hass, freezer, last_seconds)
+        record()
+    return commands
+
+
+async def setup_cheapest_hours_with_soc(
+    hass: HomeAssistant, goe_entry: MockConfigEntry, **inputs: object
+) -> None:
+    """The cheapest-hours automation on the go-e charger.
+
+    Its need: the SoC sensor to 80 % of 50 kWh at 10 kW.
+    """
+    await setup_automation(
+        hass,
+        "cheapest_hours.yaml",
+        {
+            "price_sensor": "sensor.nord_pool",
+            "charger": device_id(hass, goe_entry),
+            "charging_sensor": CHARGING,
+            "departure": "16:00:00",
+            "charge_power": 10,
+            "soc_sensor": SOC,
+            "target_soc": 80,
+            "battery_capacity": 50,
+            **inputs,
+        },
+    )
+
+
+@pytest.mark.usefixtures("blueprint_dir")
+async def test_cheapest_hours_from_the_state_of_charge(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """40 % to 80 % of 50 kWh at 10 kW is 2 h: the two cheapest hours, as the SoC rises.
+
+    The SoC sensor is a state the test sets; it plays the car, 5 % (2.5 kWh) per
+    quarter hour of charging. The hours input (3 h) is not used.
+    """
+    await hass.config.async_set_time_zone("UTC")
+    freezer.move_to("2026-06-01T10:00:00+00:00")
+    await setup_entry(hass, goe_entry)
+    assert hass.states.get(CHARGING).state == "on"
+    set_nord_pool_prices(hass)
+    set_soc(hass, "40")
+    await setup_cheapest_hours_with_soc(hass, goe_entry, hours_needed=3)
+    commands = await run_quarters(hass, freezer, goe_charger, 24, soc_per_quarter=5)
+    # 2 h in 12:00 and 14:00. At 13:00 (60 %) 1 h is left, which 14:00 covers,
+    # so 13:00 and the third cheapest, 11:00, stay off. 80 % at 14:59:50 stops
+    # the charge at once.
+    assert commands == [
+        ("10:00:00", 1),
+        ("12:00:00", 2),
+        ("13:00:00", 1),
+        ("14:00:00", 2),
+        ("14:59:50", 1),
+    ]
+    assert hass.states.get(SOC).state == "80.0"
+    assert hass.states.get(CHARGING).state == "off"
+
+
+@pytest.mark.parametrize("forecast", [True, False], ids=["nord_pool", "plain_price"])
+@pytest.mark.usefixtures("blueprint_dir")
+async def test_cheapest_hours_stop_at_the_target(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    freezer: FrozenDateTimeFactory,
+    forecast: bool,
+) -> None:
+    """In the cheapest hour, or at a price below the limit, the target stops the charge.
+
+    It stops when the SoC reaches the target, not at the next quarter hour.
+    """
+    await hass.config.async_set_time_zone("UTC")
+    freezer.move_to("2026-06-01T12:05:00+00:00")
+    await setup_entry(hass, goe_entry)
+    if forecast:
+        set_nord_pool_prices(hass)
+    else:
+        hass.states.async_set("sensor.nord_pool", "0.05")
+    set_soc(hass, "79")
+    await setup_cheapest_hours_with_soc(hass, goe_entry, price_limit=0.10)
+    await tick(hass, freezer, QUARTER, step=timedelta(minutes=5))  # 12:20
+    assert goe_charger.set_log == []  # 0.5 kWh to go: charging goes on
+    set_soc(hass, "80")
+    await tick(hass, freezer, timedelta(seconds=20))
+    assert goe_charger.set_log == [{"frc": 1}]
+    assert hass.states.get(CHARGING).state == "off"
+    await tick(hass, freezer, HOUR, step=QUARTER)
+    assert goe_charger.set_log == [{"frc": 1}]
+
+
+@pytest.mark.usefixtures("blueprint_dir")
+async def test_cheapest_hours_without_a_state_of_charge(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """An unavailable SoC sensor: the hours input counts, until the SoC is back."""
+    await hass.config.async_set_time_zone("UTC")
+    freezer.move_to("2026-06-01T10:00:00+00:00")
+    await setup_entry(hass, goe_entry)
+    set_nord_pool_prices(hass)
+    set_soc(hass, "unavailable")
+    await setup_cheapest_hours_with_soc(hass, goe_entry, hours_needed=3)
+    commands = await run_quarters(hass, freezer, goe_charger, 5)  # to 11:15
+    # 3 h: the three cheapest hours, 11:00 among them.
+    assert commands == [("10:00:00", 1), ("11:00:00", 2)]
+    set_soc(hass, "70")
+    commands = await run_quarters(hass, freezer, goe_charger, 5, soc_per_quarter=5)
+    # 75 % at 11:30: a quarter hour left, which the cheapest hour, 12:00, covers.
+    assert commands == [("11:30:00", 1), ("12:00:00", 2), ("12:14:50", 1)]
