@@ -41,8 +41,29 @@ providers = pytest.mark.parametrize("provider", PROVIDERS.values(), ids=list(PRO
 
 
 def test_every_platform_has_a_description_class() -> None:
-    """The table above covers every field of DeviceEntities."""
-    assert {field.name for field in fields(DeviceEntities)} == set(DESCRIPTION_CLASSES)
+    """The table above covers every platform field of DeviceEntities."""
+    platforms = {field.name for field in fields(DeviceEntities)} - {"role"}
+    assert platforms == set(DESCRIPTION_CLASSES)
+
+
+@providers
+def test_roles_have_the_keys_a_charger_link_reads(provider: Provider) -> None:
+    """A vehicle or charger has the shared-key entities `readings.py` reads.
+
+    A charger link and the charging sessions know a device only through them.
+    """
+    for kind in provider.entities:
+        binary = {description.key for description in kind.binary_sensor}
+        sensors = {description.key for description in kind.sensor}
+        if kind.role == "vehicle":
+            assert "battery_level" in sensors
+            assert {"plugged_in", "charging"} <= binary
+        elif kind.role == "charger":
+            assert {"plugged_in", "charging"} <= binary
+            assert "charge_power" in sensors
+            assert sensors & {"total_energy", "session_energy"}
+        else:
+            assert kind.role is None
 
 
 @providers

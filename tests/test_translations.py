@@ -88,6 +88,7 @@ KNOWN_PLACEHOLDERS = {
     "{calls_left}",
     "{webhook_url}",
     "{webhook_id}",
+    "{charger}",
 }
 
 

@@ -19,6 +19,7 @@ from homeassistant.exceptions import (
 )
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -37,7 +38,9 @@ from .api import (
 )
 from .const import DOMAIN, LOGGER
 from .device import DeviceData, EvCloudDevice, RepairIssue
+from .link import signal_charger_reading
 from .models import EvCloudConfigEntry
+from .readings import charger_reading
 
 type Phase = Literal["setup", "update", "command"]
 
@@ -138,6 +141,8 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         self._unread_failures = 0
         # A read was asked for since the last poll (see async_request_refresh).
         self._asked = False
+        # True while a charger link says its charger charges this vehicle.
+        self.covered = False
         # Why the last read failed (None: it did not).
         self.last_read_error: EvCloudError | None = None
         # (entity class, description key) of the entities made for the device.
@@ -234,9 +239,34 @@ class EvCloudCoordinator[StateT](DataUpdateCoordinator[DeviceData[StateT]]):
         """Bookkeeping for every new reading, polled or pushed."""
         self._log_online_change(data.online)
         self._update_device_registry(data.state)
-        self.update_interval = self.device.next_interval(
-            data, self.config_entry.options
-        )
+        self.update_interval = self._next_interval(data)
+        if self.device.entities.role == "charger":
+            async_dispatcher_send(
+                self.hass,
+                signal_charger_reading(self.device.key),
+                charger_reading(self.device, data),
+            )
+
+    def _next_interval(self, data: DeviceData[StateT]) -> timedelta | None:
+        options = self.config_entry.options
+        if self.covered:
+            return self.device.covered_interval(options)
+        return self.device.next_interval(data, options)
+
+    def set_covered(self, covered: bool) -> None:
+        """A charger link's charger charges this vehicle (True), or no longer.
+
+        While covered, the device is polled at its `covered_interval`.
+        """
+        if covered == self.covered:
+            return
+        self.covered = covered
+        data: DeviceData[StateT] | None = self.data  # None until read
+        if data is None:
+            return
+        self.update_interval = self._next_interval(data)
+        if self.update_interval is None:
+            self._unschedule_refresh()
 
     async def async_command(self, command: Awaitable[None]) -> None:
         """Run a command on the device, then refresh (debounced) to show its effect."""

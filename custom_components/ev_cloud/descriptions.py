@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Literal
 
 from homeassistant.components.binary_sensor import (
     BinarySensorDeviceClass,
@@ -166,10 +167,16 @@ class EvCloudLockEntityDescription[DeviceT, StateT](
     unlock_fn: Callable[[DeviceT, StateT], Awaitable[None]]
 
 
+# What a kind of device is to the shared code: a vehicle or a charger joins a
+# charger link (`link.py`) through its shared-key entities; None: neither.
+type DeviceRole = Literal["vehicle", "charger"] | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeviceEntities[DeviceT, StateT]:
-    """The entities of one kind of device, per platform."""
+    """The entities of one kind of device, per platform, and what the kind is."""
 
+    role: DeviceRole = None
     sensor: tuple[EvCloudSensorEntityDescription[StateT], ...] = ()
     binary_sensor: tuple[EvCloudBinarySensorEntityDescription[StateT], ...] = ()
     device_tracker: tuple[EvCloudTrackerEntityDescription[StateT], ...] = ()
@@ -183,16 +190,25 @@ class DeviceEntities[DeviceT, StateT]:
     def platforms(self) -> set[Platform]:
         """The platforms that have at least one description."""
         return {
-            Platform(field.name) for field in fields(self) if getattr(self, field.name)
+            Platform(name) for name in self._platform_fields() if getattr(self, name)
         }
 
     def all(self) -> tuple[EvCloudEntityDescription[StateT], ...]:
         """Every description, whatever its platform."""
         return tuple(
             description
-            for field in fields(self)
-            for description in getattr(self, field.name)
+            for name in self._platform_fields()
+            for description in getattr(self, name)
         )
+
+    def find[DescriptionT: EvCloudEntityDescription[StateT]](
+        self, platform: tuple[DescriptionT, ...], key: str
+    ) -> DescriptionT | None:
+        """The description of `platform` (one of this kind's tuples) with `key`."""
+        return next((d for d in platform if d.key == key), None)
+
+    def _platform_fields(self) -> list[str]:
+        return [field.name for field in fields(self) if field.name != "role"]
 
 
 # --- concepts shared across providers: one key, one translation -------------------
@@ -292,6 +308,22 @@ def session_energy[StateT](
         native_unit_of_measurement=unit,
         suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=precision,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=value,
+    )
+
+
+def total_energy[StateT](
+    value: Callable[[DeviceData[StateT]], float | None],
+) -> EvCloudSensorEntityDescription[StateT]:
+    """The charger's meter: energy it delivered over its life, shown in kWh."""
+    return EvCloudSensorEntityDescription(
+        key="total_energy",
+        translation_key="total_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=1,
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=value,
     )

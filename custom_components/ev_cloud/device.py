@@ -136,6 +136,15 @@ class EvCloudDevice[StateT](ABC):
             seconds = options.get(CONF_IDLE_INTERVAL, policy.idle)
         return timedelta(seconds=seconds)
 
+    def covered_interval(self, options: Mapping[str, Any]) -> timedelta | None:
+        """The interval while a linked charger charges the vehicle (`link.py`).
+
+        The estimate from the charger's energy covers the charge, so the idle
+        interval; a device whose requests are scarce returns None (read only
+        when the charger's events call for it).
+        """
+        return self.initial_interval(options)
+
     def initial_interval(self, options: Mapping[str, Any]) -> timedelta | None:
         """The interval before the first reading."""
         if (policy := self.poll_policy) is None:

@@ -24,11 +24,15 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.config_entry_oauth2_flow import AbstractOAuth2FlowHandler
 from homeassistant.helpers.selector import (
+    EntitySelector,
+    EntitySelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
+    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -55,7 +59,18 @@ from .const import (
     LOGGER,
     SECTION_ADVANCED,
 )
-from .models import EvCloudConfigEntry
+from .link import (
+    CONF_CAPACITY,
+    CONF_CHARGER,
+    CONF_CHARGER_LINKS,
+    CONF_EFFICIENCY,
+    CONF_PRICE_ENTITY,
+    DEFAULT_EFFICIENCY,
+    charger_devices,
+    link_issue_id,
+    linked_vehicles,
+)
+from .models import EvCloudConfigEntry, Provider
 from .providers import PROVIDERS
 
 PASSWORD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
@@ -73,6 +88,8 @@ TEXT = TextSelector()
 URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 # The options' and the flows' field for the devices of an account.
 CONF_VEHICLES = "vehicles"
+# The vehicle whose charger link to set up next (options; never stored).
+CONF_LINK_VEHICLE = "link_vehicle"
 
 # Options-flow mixin hooks of a provider (see EvCloudOptionsFlow): fields added
 # to the options form (given the account's device ids), and what follows the form
@@ -356,10 +373,16 @@ class EvCloudFlow(SecretForms, AbstractOAuth2FlowHandler):
 class EvCloudOptionsFlow(SecretForms, OptionsFlowWithReload):
     """Poll intervals within the provider's bounds; which devices of an account.
 
+    A vehicle's charger link follows in its own step when a vehicle is picked
+    for it; a charger's entry names the price of its energy.
+
     A provider's options mixin (listed in `config_flow.EvCloudOptions`) may add
     fields to the form (`_<provider>_options_fields`) and steps after it
     (`_<provider>_options_next`, which ends the flow).
     """
+
+    _options: dict[str, Any]
+    _link_vehicle: str
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
@@ -387,11 +410,19 @@ class EvCloudOptionsFlow(SecretForms, OptionsFlowWithReload):
             if known:
                 chosen = set(user_input.get(CONF_VEHICLES, known))
                 options[CONF_EXCLUDED_DEVICES] = sorted(set(known) - chosen)
-            shared = {CONF_ACTIVE_INTERVAL, CONF_IDLE_INTERVAL, CONF_VEHICLES}
+            shared = {
+                CONF_ACTIVE_INTERVAL,
+                CONF_IDLE_INTERVAL,
+                CONF_VEHICLES,
+                CONF_LINK_VEHICLE,
+            }
+            options.pop(CONF_PRICE_ENTITY, None)  # left empty: no price
             options |= {k: v for k, v in user_input.items() if k not in shared}
-            if (next_step := self._provider_hook("options_next")) is not None:
-                return await cast(OptionsNext, next_step)(options)
-            return self.async_create_entry(data=options)
+            self._options = options
+            if vehicle := user_input.get(CONF_LINK_VEHICLE):
+                self._link_vehicle = vehicle
+                return await self.async_step_charger_link()
+            return await self._async_finish()
         fields: dict[Any, Any] = {}
         if policy is not None:
             fields[vol.Required(CONF_ACTIVE_INTERVAL, default=policy.active)] = (
@@ -403,6 +434,7 @@ class EvCloudOptionsFlow(SecretForms, OptionsFlowWithReload):
         fields |= extra
         if (own_fields := self._provider_hook("options_fields")) is not None:
             fields |= cast(OptionsFields, own_fields)(known)
+        fields |= self._link_fields(provider)
         suggested = dict(entry.options if user_input is None else user_input)
         if known:
             excluded = set(entry.options.get(CONF_EXCLUDED_DEVICES, []))
@@ -415,6 +447,97 @@ class EvCloudOptionsFlow(SecretForms, OptionsFlowWithReload):
             ),
             errors=errors,
         )
+
+    async def async_step_charger_link(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The charger that charges the chosen vehicle at home (none: no link)."""
+        vehicle = self._link_vehicle
+        vehicles = linked_vehicles(self.config_entry)
+        links = dict(self._options.get(CONF_CHARGER_LINKS, {}))
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            charger = user_input.get(CONF_CHARGER)
+            capacity = user_input.get(CONF_CAPACITY)
+            if charger and not capacity and not vehicles[vehicle].capacity_known:
+                errors[CONF_CAPACITY] = "capacity_needed"
+            else:
+                links.pop(vehicle, None)
+                if charger:
+                    links[vehicle] = {
+                        CONF_CHARGER: charger,
+                        CONF_EFFICIENCY: user_input[CONF_EFFICIENCY],
+                        **({CONF_CAPACITY: capacity} if capacity else {}),
+                    }
+                self._options[CONF_CHARGER_LINKS] = links
+                ir.async_delete_issue(
+                    self.hass, DOMAIN, link_issue_id(self.config_entry, vehicle)
+                )
+                return await self._async_finish()
+        chargers = [
+            SelectOptionDict(value=device_id, label=name)
+            for device_id, name in charger_devices(self.hass).items()
+        ]
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_CHARGER): SelectSelector(
+                    SelectSelectorConfig(
+                        options=chargers, mode=SelectSelectorMode.DROPDOWN
+                    )
+                ),
+                vol.Required(
+                    CONF_EFFICIENCY, default=DEFAULT_EFFICIENCY
+                ): NumberSelector(
+                    NumberSelectorConfig(
+                        min=50, max=100, step=1, unit_of_measurement="%"
+                    )
+                ),
+                vol.Optional(CONF_CAPACITY): NumberSelector(
+                    NumberSelectorConfig(
+                        min=1,
+                        max=300,
+                        step=0.1,
+                        unit_of_measurement="kWh",
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
+            }
+        )
+        suggested = user_input if user_input is not None else links.get(vehicle, {})
+        return self.async_show_form(
+            step_id="charger_link",
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
+            description_placeholders={"vehicle": vehicles[vehicle].name},
+            errors=errors,
+        )
+
+    async def _async_finish(self) -> ConfigFlowResult:
+        """Save the options, after the provider's own next step if it has one."""
+        if (next_step := self._provider_hook("options_next")) is not None:
+            return await cast(OptionsNext, next_step)(self._options)
+        return self.async_create_entry(data=self._options)
+
+    def _link_fields(self, provider: Provider | None) -> dict[Any, Any]:
+        """A charger's price entity; a vehicle to link to a charger next."""
+        fields: dict[Any, Any] = {}
+        if provider is not None and any(
+            kind.role == "charger" for kind in provider.entities
+        ):
+            fields[vol.Optional(CONF_PRICE_ENTITY)] = EntitySelector(
+                EntitySelectorConfig(domain=["sensor", "input_number"])
+            )
+        vehicles = linked_vehicles(self.config_entry)
+        if vehicles and charger_devices(self.hass):
+            fields[vol.Optional(CONF_LINK_VEHICLE)] = SelectSelector(
+                SelectSelectorConfig(
+                    options=[
+                        SelectOptionDict(value=key, label=vehicle.name)
+                        for key, vehicle in vehicles.items()
+                    ],
+                    mode=SelectSelectorMode.DROPDOWN,
+                )
+            )
+        return fields
 
     def _provider_hook(self, hook: str) -> object | None:
         """The entry's provider's options mixin method `_<provider>_<hook>`."""

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from homeassistant.components.repairs import RepairsFlow
 
     from .coordinator import EvCloudCoordinator
+    from .link import ChargerLink
+    from .sessions import SessionTracker
 
 # A provider's fix flow for one of its repair issues: (hass, entry, issue id,
 # issue data); the issue's data names the entry (`const.ISSUE_ENTRY_ID`).
@@ -86,6 +88,10 @@ class EvCloudRuntimeData:
     coordinators: dict[str, EvCloudCoordinator[Any]] = field(default_factory=dict)
     unread: dict[str, EvCloudCoordinator[Any]] = field(default_factory=dict)
     listed: set[str] = field(default_factory=set)
+    # The charger links of the entry's vehicles, by vehicle key (`link.py`).
+    links: dict[str, ChargerLink] = field(default_factory=dict)
+    # The charging sessions at the entry's chargers, by charger key (`sessions.py`).
+    sessions: dict[str, SessionTracker] = field(default_factory=dict)
     # Cancels the pending first read of devices the request budget put off.
     cancel_read_later: CALLBACK_TYPE | None = None
 

@@ -21,7 +21,7 @@ else:
 
 from .const import DOMAIN
 from .coordinator import EvCloudCoordinator
-from .device import EvCloudDevice
+from .device import ChargeControl, EvCloudDevice
 from .models import EvCloudConfigEntry
 
 SERVICE_START_CHARGING = "start_charging"
@@ -55,13 +55,15 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
 
 async def _async_charge(hass: HomeAssistant, call: ServiceCall, *, start: bool) -> None:
-    """Start or stop charging; a device already in that state is left alone."""
-    for coordinator, control in _targets(
-        hass,
-        call,
-        lambda device: device.charge_control,
-        lambda device: device.charge_control_missing,
-    ):
+    """Start or stop charging; a device already in that state is left alone.
+
+    A vehicle that cannot command charges through its linked charger when it
+    is plugged into it.
+    """
+    targets = [
+        _charge_target(hass, device_id) for device_id in call.data[ATTR_DEVICE_ID]
+    ]
+    for coordinator, control in targets:
         state = coordinator.data.state
         command = (
             control.async_start_charging(state)
@@ -80,6 +82,20 @@ async def _async_upload_now(hass: HomeAssistant, call: ServiceCall) -> None:
         lambda _device: "upload_not_supported",
     ):
         await coordinator.async_command(control.async_upload_now())
+
+
+def _charge_target(
+    hass: HomeAssistant, device_id: str
+) -> tuple[EvCloudCoordinator[Any], ChargeControl[Any]]:
+    """The device's own charge control, else its linked charger's."""
+    coordinator, name = _coordinator_for(hass, device_id)
+    device = coordinator.device
+    if (control := device.charge_control) is not None:
+        return coordinator, control
+    link = coordinator.config_entry.runtime_data.links.get(device.key)
+    if link is None:
+        raise _missing(name, device.charge_control_missing)
+    return link.charge_route(name)
 
 
 def _targets[T](
@@ -109,12 +125,17 @@ def _targets[T](
 def _capability[T](name: str, capability: T | None, *, missing: str) -> T:
     """The capability, or the translated reason why the device lacks it."""
     if capability is None:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key=missing,
-            translation_placeholders={"name": name},
-        )
+        raise _missing(name, missing)
     return capability
+
+
+def _missing(name: str, translation_key: str) -> ServiceValidationError:
+    """The error for a device that lacks a capability."""
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=translation_key,
+        translation_placeholders={"name": name},
+    )
 
 
 def _coordinator_for(

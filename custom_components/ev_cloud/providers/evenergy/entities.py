@@ -42,6 +42,7 @@ from ...descriptions import (
     plugged_in,
     session_energy,
     time_to_full,
+    total_energy,
 )
 from ...device import DeviceData
 from .state import ChargerState, VehicleState
@@ -208,6 +209,7 @@ VEHICLE_NUMBERS: tuple[
 )
 
 VEHICLE_ENTITIES: DeviceEntities[EvEnergyVehicle, VehicleState] = DeviceEntities(
+    role="vehicle",
     sensor=VEHICLE_SENSORS,
     binary_sensor=VEHICLE_BINARY_SENSORS,
     switch=VEHICLE_SWITCHES,
@@ -231,16 +233,7 @@ def _evse_flag[T](
 CHARGER_SENSORS: tuple[EvCloudSensorEntityDescription[ChargerState], ...] = (
     last_update(),
     charge_power(_evse(lambda status: status.charge_rate_watts)),
-    EvCloudSensorEntityDescription(
-        key="total_energy",
-        translation_key="total_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=1,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=_evse(lambda status: status.meter_reading_wh),
-    ),
+    total_energy(_evse(lambda status: status.meter_reading_wh)),
     EvCloudSensorEntityDescription(
         key="charger_mode",
         translation_key="charger_mode",
@@ -266,5 +259,5 @@ CHARGER_BINARY_SENSORS: tuple[
 )
 
 CHARGER_ENTITIES: DeviceEntities[EvEnergyCharger, ChargerState] = DeviceEntities(
-    sensor=CHARGER_SENSORS, binary_sensor=CHARGER_BINARY_SENSORS
+    role="charger", sensor=CHARGER_SENSORS, binary_sensor=CHARGER_BINARY_SENSORS
 )

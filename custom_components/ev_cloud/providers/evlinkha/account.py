@@ -349,6 +349,13 @@ class EvLinkDevice(EvCloudDevice[VehicleState]):
         self._interval = interval.total_seconds()
         return interval
 
+    def covered_interval(self, options: Mapping[str, Any]) -> None:
+        """Calls are scarce: while a linked charger charges the car, none.
+
+        The charger's events (stopped, disconnected) ask for the next reading.
+        """
+        return None
+
     def is_active(self, state: VehicleState) -> bool:
         """Poll faster (within the allowance) while plugged in."""
         return bool(state.vehicle.charge.is_plugged_in)

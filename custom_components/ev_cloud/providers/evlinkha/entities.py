@@ -186,6 +186,7 @@ TRACKERS: tuple[EvCloudTrackerEntityDescription[VehicleState], ...] = (
 )
 
 ENTITIES: DeviceEntities[EvLinkDevice, VehicleState] = DeviceEntities(
+    role="vehicle",
     sensor=SENSORS,
     binary_sensor=BINARY_SENSORS,
     switch=SWITCHES,

@@ -13,7 +13,6 @@ from homeassistant.const import (
     EntityCategory,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
-    UnitOfEnergy,
     UnitOfPower,
     UnitOfTemperature,
 )
@@ -42,6 +41,7 @@ from ...descriptions import (
     online,
     plugged_in,
     session_energy,
+    total_energy,
 )
 from ...device import DeviceData
 
@@ -148,16 +148,7 @@ SENSORS: tuple[Sensor, ...] = (
         entity_registry_enabled_default=False,
     ),
     session_energy(_status(lambda state: state.session_energy)),
-    EvCloudSensorEntityDescription(
-        key="total_energy",
-        translation_key="total_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=1,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=_status(lambda state: state.total_energy),
-    ),
+    total_energy(_status(lambda state: state.total_energy)),
     EvCloudSensorEntityDescription(
         key="charger_error",
         translation_key="charger_error",
@@ -339,6 +330,7 @@ SWITCHES: tuple[EvCloudSwitchEntityDescription[GoeCharger, GoeStatus], ...] = (
 )
 
 ENTITIES: DeviceEntities[GoeCharger, GoeStatus] = DeviceEntities(
+    role="charger",
     sensor=SENSORS,
     binary_sensor=BINARY_SENSORS,
     number=NUMBERS,

@@ -439,6 +439,7 @@ LOCKS: tuple[EvCloudLockEntityDescription[OvmsCar, OvmsCarState], ...] = (
 )
 
 ENTITIES: DeviceEntities[OvmsCar, OvmsCarState] = DeviceEntities(
+    role="vehicle",
     sensor=SENSORS,
     binary_sensor=BINARY_SENSORS,
     device_tracker=TRACKERS,
