@@ -21,6 +21,7 @@ from .devices import async_sync_devices
 from .models import EvCloudConfigEntry, EvCloudRuntimeData
 from .providers import PROVIDERS
 from .services import async_setup_services
+from .sessions import async_remove_sessions, async_setup_sessions
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -53,6 +54,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: EvCloudConfigEntry) -> b
             await async_sync_devices(hass, entry)
 
         entry.async_on_unload(async_track_time_interval(hass, _async_sync, interval))
+    await async_setup_sessions(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, provider.platforms)
     return True
 
@@ -65,7 +67,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: EvCloudConfigEntry) -> 
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: EvCloudConfigEntry) -> None:
-    """Drop the repair issues that belonged to the removed entry."""
+    """Drop the repair issues and the stored sessions of the removed entry."""
+    await async_remove_sessions(hass, entry)
     for domain, issue_id in list(ir.async_get(hass).issues):
         if domain == DOMAIN and issue_id.startswith(entry.entry_id):
             ir.async_delete_issue(hass, DOMAIN, issue_id)

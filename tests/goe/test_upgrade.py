@@ -12,11 +12,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from tests.upgrade import check_upgrade, load_registry
 
 OLD_REGISTRY = load_registry(Path(__file__).parent / "registry_0_1_0.json")
-# For evcc (docs/evcc.md).
+# For evcc (docs/evcc.md), and the charging sessions (sessions.py).
 ADDED_SINCE = frozenset(
     {
         "sensor.go_e_charger_012345_iec_61851_status",
         "select.go_e_charger_012345_phases",
+        "sensor.go_e_charger_012345_last_charging_session",
     }
 )
 
