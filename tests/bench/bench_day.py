@@ -29,14 +29,18 @@ import pytest
 
 from custom_components.ev_cloud.providers import PROVIDERS
 
+from .charger_link import LINKED_PROVIDERS, ChargedAtHomeDriver, LinkFigures
 from .drivers import driver_for
 from .harness import BenchRun, Result
-from .story import SIZES, STORIES, Form, form_from_environment
+from .story import LINK_STORY, SIZES, STORIES, Form, form_from_environment
 
 FORM = form_from_environment()
 STORY = STORIES[FORM]
 OUTPUT = Path(os.environ.get("EV_CLOUD_BENCH_OUTPUT", ".bench/results.json"))
 CASES = [(provider, devices) for provider in PROVIDERS for devices in SIZES]
+LINK_CASES = [
+    (provider, linked) for provider in LINKED_PROVIDERS for linked in (False, True)
+]
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Collected:
     results: dict[tuple[str, int], Result] = field(default_factory=dict)
     timed: dict[tuple[str, int], Result] = field(default_factory=dict)
     peaks: dict[tuple[str, int], float | None] = field(default_factory=dict)
+    links: dict[tuple[str, bool], LinkFigures] = field(default_factory=dict)
 
     def write(self) -> None:
         """Write the JSON file (in the cases' order)."""
@@ -70,6 +75,16 @@ class Collected:
                 for phase in STORY.phases
             ],
             "results": [result.as_dict() for result in results],
+            "link_story": [
+                {"phase": phase.name, "hours": phase.seconds / 3600}
+                for phase in LINK_STORY.phases
+            ],
+            "link_charge_hours": LINK_STORY.charging().seconds
+            * LINK_STORY.charge_share
+            / 3600,
+            "links": [
+                self.links[case].as_dict() for case in LINK_CASES if case in self.links
+            ],
         }
         OUTPUT.write_text(json.dumps(document, indent=2) + "\n")
 
@@ -162,3 +177,21 @@ async def test_bench_memory(
     run = BenchRun(hass, freezer, driver, story)
     result = await run.async_run(trace_memory=True)
     collected.peaks[provider, devices] = result.peak_memory_kib
+
+
+@pytest.mark.parametrize(("provider", "linked"), LINK_CASES)
+async def test_bench_link(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    socket_enabled: None,
+    caplog: pytest.LogCaptureFixture,
+    collected: Collected,
+    provider: str,
+    linked: bool,
+) -> None:
+    """A car charged at home by a go-e charger, linked to it or not."""
+    caplog.set_level(logging.INFO)
+    driver = ChargedAtHomeDriver(provider, LINK_STORY, linked=linked)
+    run = BenchRun(hass, freezer, driver, LINK_STORY)
+    result = await run.async_run()
+    collected.links[provider, linked] = LinkFigures.of(run, result)

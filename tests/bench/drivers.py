@@ -21,11 +21,13 @@ from homeassistant.components.application_credentials import (
     ClientCredential,
     async_import_client_credential,
 )
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.providers import PROVIDERS
 from tests.simulators import (
     evenergy as evenergy_sim,
     evlinkha as evlinkha_sim,
@@ -36,7 +38,6 @@ from tests.simulators import (
 
 from .harness import Quota, Request, SimThread, busiest
 from .story import (
-    CHARGE_SHARE,
     CHARGING,
     DRIVING,
     KWH_PER_KM,
@@ -74,6 +75,14 @@ class Driver(ABC):
     @abstractmethod
     async def async_stop(self, sims: SimThread) -> None:
         """Stop the simulator."""
+
+    @property
+    def platforms(self) -> frozenset[Platform]:
+        """The platforms of the run's entries (set up before them)."""
+        return frozenset(PROVIDERS[self.provider].platforms)
+
+    def prepare(self, hass: HomeAssistant) -> None:  # noqa: B027 - most need not
+        """The entries are added, not set up yet: what Home Assistant stored before."""
 
     def begin(self, phase: Phase) -> None:
         """A phase of the story starts for every device."""
@@ -117,7 +126,7 @@ class Driver(ABC):
 
     def charge_hours(self) -> float:
         """Hours the battery takes to fill: a share of the charging phase."""
-        return self.story.charging().seconds * CHARGE_SHARE / 3600
+        return self.story.charging().seconds * self.story.charge_share / 3600
 
     @property
     def driving(self) -> bool:

@@ -96,10 +96,82 @@ def table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+LINK_COLUMNS = (
+    "Vehicle",
+    "Charger link",
+    "Requests per vehicle per day",
+    "Saving",
+    "Use of the service's limit",
+    "Estimate's worst error (after the car's first reading at the charger)",
+)
+
+
+def points(value: float | None) -> str:
+    """Points of state of charge."""
+    return NONE if value is None else f"{value:g} points"
+
+
+def link_rows(links: list[dict[str, Any]]) -> list[list[str]]:
+    """The car-and-charger runs as the table's cells, unlinked first."""
+    unlinked = {
+        link["provider"]: link["requests_per_day"]
+        for link in links
+        if not link["linked"]
+    }
+    rows = []
+    for link in links:
+        saving = NONE
+        base = unlinked.get(link["provider"])
+        if link["linked"] and base:
+            saving = f"{(base - link['requests_per_day']) / base * 100:.0f} %"
+        error = NONE
+        if link["linked"]:
+            error = (
+                f"{points(link['worst_estimate_error'])} "
+                f"({points(link['worst_estimate_error_after_read'])})"
+            )
+        rows.append(
+            [
+                NAMES.get(link["provider"], link["provider"]),
+                "go-e" if link["linked"] else "none",
+                f"{link['requests_per_day']:g}",
+                saving,
+                link["quota_text"],
+                error,
+            ]
+        )
+    return rows
+
+
+def link_table(data: dict[str, Any]) -> str:
+    """The Markdown table of the car-and-charger runs (empty if none)."""
+    if not data.get("links"):
+        return ""
+    charge = duration(data["link_charge_hours"] * 3600)
+    story = ", ".join(
+        f"plugged in {duration(part['hours'] * 3600)} (charging the first {charge})"
+        if part["phase"] == "charging"
+        else f"{part['phase']} {duration(part['hours'] * 3600)}"
+        for part in data["link_story"]
+    )
+    lines = [
+        f"A car charged at home by a go-e charger: {story}.",
+        "",
+        "| " + " | ".join(LINK_COLUMNS) + " |",
+        "|" + "---|" * len(LINK_COLUMNS),
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in link_rows(data["links"])]
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
-    """Print the table of the results file named (or the default one)."""
+    """Print the tables of the results file named (or the default one)."""
     path = Path(argv[0] if argv else ".bench/results.json")
-    print(table(json.loads(path.read_text())))
+    data = json.loads(path.read_text())
+    print(table(data))
+    if links := link_table(data):
+        print()
+        print(links)
     return 0
 
 
