@@ -42,8 +42,6 @@ TRUE_EFFICIENCY = 0.92  # what reaches the battery (the link assumes 90 %)
 PHASE_VOLTS = 230 * 3  # the simulated charger charges on three phases
 STATE_OF_CHARGE_HOME = 45.0  # when the story starts, on the way home
 TARGET = 80.0  # % the charger fills the battery to
-GOE_SERIAL = "300000"
-GOE_TOKEN = "bench-link-goe-token"  # a simulator's token
 
 
 class Car:

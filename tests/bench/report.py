@@ -123,7 +123,8 @@ def link_rows(links: list[dict[str, Any]]) -> list[list[str]]:
         saving = NONE
         base = unlinked.get(link["provider"])
         if link["linked"] and base:
-            saving = f"{(base - link['requests_per_day']) / base * 100:.0f} %"
+            change = (link["requests_per_day"] - base) / base * 100
+            saving = f"{-change:.0f} % fewer" if change < 0 else f"{change:.0f} % more"
         error = NONE
         if link["linked"]:
             error = (
