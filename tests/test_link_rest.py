@@ -39,8 +39,10 @@ STEP = timedelta(seconds=30)  # the go-e cloud's poll interval while charging
 # The free tier's pace: 300 calls over 30 days and a day, one every 2.48 h.
 FREE_TIER_PACE = timedelta(hours=31 * 24 / 300)
 # How long after a charger event the car is read at the latest: the charger's
-# poll (30 s while charging, 120 s otherwise) plus the link's delay, plus a step.
-LOOK_WITHIN = timedelta(seconds=120) + LOOK_DELAY + STEP
+# poll (120 s while no car is plugged in, 30 s while charging), the link's
+# delay, and a step.
+LOOK_AFTER_PLUG_IN = timedelta(seconds=120) + LOOK_DELAY + STEP
+LOOK_AFTER_CHARGE = STEP + LOOK_DELAY + STEP  # two minutes
 
 
 class Service(Protocol):
@@ -163,7 +165,7 @@ async def test_free_tier_car_rests_while_the_charger_charges_it(
     before = vehicle_reads(evlinkha_sim)
 
     plug_in(unplugged_charger, evlinkha_sim, g6)
-    await clock.run(LOOK_WITHIN)
+    await clock.run(LOOK_AFTER_PLUG_IN)
     assert vehicle_reads(evlinkha_sim) == before + 1  # the look after the plug-in
     assert coordinator.covered
     assert coordinator.data.state.vehicle.charge.is_plugged_in
@@ -179,7 +181,7 @@ async def test_free_tier_car_rests_while_the_charger_charges_it(
     else:  # the car took what it needed: the charger stops, the cable stays in
         unplugged_charger.battery_wh_needed = unplugged_charger.state["wh"]
         evlinkha_sim.set_charging(g6.id, False)
-    await clock.run(LOOK_WITHIN)
+    await clock.run(LOOK_AFTER_CHARGE)
     assert vehicle_reads(evlinkha_sim) == looked + 1  # the look after the event
     assert not coordinator.covered
     assert coordinator.data.state.vehicle.charge.is_charging is False
@@ -200,7 +202,7 @@ async def test_unlinked_free_tier_car_is_polled_while_charging(
     await setup_entry(hass, evlinkha_entry)
     await clock.run(timedelta(minutes=10))
     plug_in(unplugged_charger, evlinkha_sim, g6)
-    await clock.run(LOOK_WITHIN)
+    await clock.run(LOOK_AFTER_PLUG_IN)
     before = vehicle_reads(evlinkha_sim)
     await clock.run(FREE_TIER_PACE + timedelta(minutes=30))
     assert vehicle_reads(evlinkha_sim) > before
