@@ -55,8 +55,9 @@ from custom_components.ev_cloud.sessions import (
     home_energy_statistic_id,
 )
 from tests.conftest import setup_entry
+from tests.evenergy.fixtures import USER_ID
 from tests.goe.fixtures import SERIAL
-from tests.simulators.evenergy import EvEnergySimulator
+from tests.simulators.evenergy import EvEnergySimulator, SimEvse
 from tests.simulators.goe import SimCharger
 from tests.simulators.ovms import OvmsSimulator, SimVehicle
 
@@ -742,3 +743,54 @@ async def test_evenergy_charger_and_its_vehicle_in_one_entry(
         f"{charger_key}_last_charging_session",
         f"{zoe_key}_last_charging_session",
     }
+
+
+async def test_evenergy_charger_added_later(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    evenergy_sim: EvEnergySimulator,
+    evenergy_entry: MockConfigEntry,
+) -> None:
+    """A charger the account lists later gets its sessions and sensor then.
+
+    The Zoe moves to the new charger (the first one serves no car any more).
+    """
+    zoe = next(car for car in evenergy_sim.vehicles if car.description == "Zoe")
+    evenergy_sim.unplug(zoe.id)
+    await setup_entry(hass, evenergy_entry)
+    runtime = evenergy_entry.runtime_data
+    assert len(runtime.sessions) == 1
+    evenergy_sim.evses[0].vehicle_id = None
+    evse = evenergy_sim.add_evse(
+        SimEvse(USER_ID, cpid="SIM-EVSE-0002", vehicle_id=zoe.id)
+    )
+    events = async_capture_events(hass, EVENT_CHARGING_SESSION)
+
+    async def tick(steps: int) -> None:
+        for _ in range(steps):
+            evenergy_sim.advance(300)
+            freezer.tick(timedelta(minutes=5))
+            async_fire_time_changed(hass)
+            await hass.async_block_till_done(wait_background_tasks=True)
+
+    await tick(7)  # the account lists its devices every 30 minutes
+    assert len(runtime.sessions) == 2
+    [added_key] = set(runtime.sessions) - {
+        key for key in runtime.sessions if key.endswith(evenergy_sim.evses[0].id)
+    }
+    assert added_key.endswith(evse.id)
+    before = evse.meter_reading_wh
+    evenergy_sim.plug_in(zoe.id)
+    await tick(4)
+    evenergy_sim.unplug(zoe.id)
+    await tick(2)
+    energy = (evse.meter_reading_wh - before) / 1000
+    assert energy > 0.5
+
+    session = _only(events)
+    assert session["charger_device_id"] == _device_id(hass, added_key)
+    assert session["vehicle_device_id"] is None  # the Zoe is linked to nothing
+    assert session["energy_kwh"] == pytest.approx(energy, abs=2 * RESOLUTION)
+    state = hass.states.get(_entity_id(hass, added_key))
+    assert state is not None
+    assert float(state.state) == session["energy_kwh"]

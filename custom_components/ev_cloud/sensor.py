@@ -132,9 +132,11 @@ def async_add_session_sensors(
         added.update(keys)
         async_add_entities(LastChargingSessionSensor(key) for key in keys)
 
+    @callback
+    def add_one(coordinator: AnyCoordinator) -> None:
+        add([coordinator])
+
     add([*runtime.coordinators.values(), *runtime.unread.values()], runtime.links)
     entry.async_on_unload(
-        async_dispatcher_connect(
-            hass, signal_device_added(entry), lambda coordinator: add([coordinator])
-        )
+        async_dispatcher_connect(hass, signal_device_added(entry), add_one)
     )
