@@ -321,6 +321,18 @@ async def test_cost_from_the_price_unit(
     assert session["cost"] == pytest.approx(session["energy_kwh"] * per_kwh, abs=0.01)
 
 
+async def test_nothing_charged_costs_nothing(hass: HomeAssistant, rig: Rig) -> None:
+    """A car plugged in that takes nothing (charging forced off): 0 kWh, 0 EUR."""
+    hass.states.async_set(PRICE, "0.30", {"unit_of_measurement": "EUR/kWh"})
+    await rig.set_up_charger(**{CONF_PRICE_ENTITY: PRICE})
+    rig.charger.state["frc"] = 1  # forced off
+    assert await rig.session(3) == 0
+    session = _only(rig.events)
+    assert session["energy_kwh"] == 0
+    assert (session["cost"], session["currency"]) == (0, "EUR")
+    assert session["peak_power_kw"] == 0
+
+
 async def test_no_price_entity_no_cost(hass: HomeAssistant, rig: Rig) -> None:
     """Without a price entity the session has no cost (not 0) and no currency."""
     await rig.set_up_charger()

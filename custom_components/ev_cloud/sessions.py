@@ -367,11 +367,14 @@ class SessionTracker:
 
     def _begin(self, reading: ChargerReading) -> ChargingSession:
         price_entity = self.entry.options.get(CONF_PRICE_ENTITY) or None
+        price = None if price_entity is None else _price(self.hass, price_entity)
         session = ChargingSession(
             start=reading.time,
             by_plug=reading.plugged is not None,
             price_entity=price_entity,
             cost=0.0 if price_entity else None,
+            # Known from the start: a session that took nothing cost 0 of it.
+            currency=None if price is None else price[1],
             start_socs={
                 link.vehicle_key: _soc(link) for link in links_of(self.hass, self.key)
             },
