@@ -10,12 +10,11 @@ actions on a device the provider created.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 import re
 from typing import Any
-from unittest.mock import patch
 
 from homeassistant.components.select import (
     ATTR_OPTION,
@@ -214,13 +213,6 @@ def _check_script(
 
 GOE_STATUS = "sensor.go_e_charger_012345_iec_61851_status"
 GOE_PHASES = "select.go_e_charger_012345_phases"
-
-
-@pytest.fixture
-def no_request_spacing() -> Iterator[None]:
-    """Let requests to the simulated charger follow each other at once."""
-    with patch("custom_components.ev_cloud.api.goe.MIN_REQUEST_INTERVAL", 0):
-        yield
 
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default", "no_request_spacing")

@@ -15,16 +15,20 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
 
+from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.link import (
     CONF_CAPACITY,
     CONF_CHARGER,
     CONF_CHARGER_LINKS,
+    LOOK_DELAY,
     registered_device,
 )
 from tests.conftest import setup_entry
@@ -39,6 +43,11 @@ REPORT_S = 1800  # the car reports every 30 minutes
 ESTIMATE = "sensor.ovms_demo_estimated_battery_level"
 BATTERY = "sensor.ovms_demo_battery"
 VEHICLE_KEY = "ovms_DEMO"
+
+
+@pytest.fixture(autouse=True)
+def _no_request_spacing(no_request_spacing: None) -> None:
+    """Commands reach the charger under the frozen clock."""
 
 
 @pytest.fixture
@@ -149,3 +158,187 @@ async def test_estimate_follows_the_true_state_of_charge(
     attributes = hass.states.get(ESTIMATE).attributes
     assert attributes["charger"].startswith("go-e")
     assert attributes["base_battery_level"] == pytest.approx(demo.soc, abs=3)
+
+
+def demo_reads(ovms: OvmsSimulator) -> int:
+    """Requests the OVMS server received for DEMO's records so far."""
+    return sum(1 for _method, path in ovms.requests if "/DEMO" in path)
+
+
+async def test_charger_events_ask_the_car_and_rest_it_while_charged(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    goe_entry: MockConfigEntry,
+    ovms_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    ovms_sim: OvmsSimulator,
+    demo: SimVehicle,
+) -> None:
+    """Charged at the link: idle interval; unplugged: a read within a minute after."""
+    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
+    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    coordinator = ovms_entry.runtime_data.coordinators[VEHICLE_KEY]
+    await clock.step()
+    assert coordinator.covered
+    assert coordinator.update_interval == timedelta(seconds=300)  # idle, not 60 s
+    # Unplug just after the car's poll: its next poll is 300 s away.
+    reads = demo_reads(ovms_sim)
+    while demo_reads(ovms_sim) == reads:
+        await clock.step()
+        assert clock.elapsed <= 600, "the car was not polled at its idle interval"
+    reads = demo_reads(ovms_sim)
+    goe_charger.unplug()
+    demo.unplug()
+    seconds = 0
+    while demo_reads(ovms_sim) == reads:
+        await clock.step()
+        seconds += STEP_S
+        assert seconds <= 150, "the car was not read after the charger's event"
+    assert seconds >= LOOK_DELAY.total_seconds()
+    assert not coordinator.covered
+    assert coordinator.update_interval == timedelta(seconds=300)  # idle: unplugged
+    state = hass.states.get("binary_sensor.ovms_demo_plugged_in")
+    assert state is not None
+    assert state.state == "off"
+
+
+async def test_a_car_away_from_home_gets_no_energy(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    goe_entry: MockConfigEntry,
+    ovms_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    ovms_sim: OvmsSimulator,
+    demo: SimVehicle,
+) -> None:
+    """The charger charges some car while the linked one says it is elsewhere."""
+    demo.latitude += 1  # 111 km north of home
+    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
+    clock.report()
+    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    for _ in range(20):
+        await clock.step()
+    assert estimate(hass) == pytest.approx(30.0)
+    coordinator = ovms_entry.runtime_data.coordinators[VEHICLE_KEY]
+    assert not coordinator.covered
+    assert hass.states.get(ESTIMATE).attributes["energy_added_kwh"] == 0
+
+
+async def test_two_linked_cars_that_both_say_plugged_in_share_nothing(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    goe_entry: MockConfigEntry,
+    ovms_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    ovms_sim: OvmsSimulator,
+    demo: SimVehicle,
+) -> None:
+    """Never guessed: with two candidates, neither is at the charger."""
+    roadster = ovms_sim.vehicle("ROADSTER")
+    roadster.latitude, roadster.longitude = demo.latitude, demo.longitude
+    roadster.plug_in()
+    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
+    clock.report()
+    await setup_entry(hass, goe_entry)
+    charger = registered_device(hass, f"goe_{SERIAL}")
+    assert charger is not None
+    link = {CONF_CHARGER: charger.id, CONF_CAPACITY: CAPACITY_KWH}
+    ovms_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        ovms_entry,
+        options={
+            **ovms_entry.options,
+            CONF_CHARGER_LINKS: {VEHICLE_KEY: link, "ovms_ROADSTER": link},
+        },
+    )
+    await hass.config_entries.async_setup(ovms_entry.entry_id)
+    await hass.async_block_till_done()
+    for _ in range(10):
+        await clock.step()
+    links = ovms_entry.runtime_data.links
+    assert not links[VEHICLE_KEY].at_charger()
+    assert not links["ovms_ROADSTER"].at_charger()
+    assert estimate(hass) == pytest.approx(30.0)
+    # The ROADSTER leaves: DEMO is the one plugged in at home.
+    roadster.unplug()
+    roadster.drive(50)
+    ovms_sim.advance(0)
+    await hass.config_entries.async_reload(ovms_entry.entry_id)
+    await hass.async_block_till_done()
+    await clock.step()
+    assert ovms_entry.runtime_data.links[VEHICLE_KEY].at_charger()
+
+
+async def test_start_and_stop_go_through_the_charger(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    goe_entry: MockConfigEntry,
+    ovms_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    ovms_sim: OvmsSimulator,
+    demo: SimVehicle,
+) -> None:
+    """An OVMS car without a server password charges through its charger."""
+    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
+    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    car = registered_device(hass, VEHICLE_KEY)
+    assert car is not None
+    await hass.services.async_call(
+        DOMAIN, "stop_charging", {"device_id": car.id}, blocking=True
+    )
+    assert goe_charger.state["frc"] == 1
+    await hass.services.async_call(
+        DOMAIN, "start_charging", {"device_id": car.id}, blocking=True
+    )
+    assert goe_charger.state["frc"] == 2
+    goe_charger.unplug()
+    await clock.step()
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(
+            DOMAIN, "stop_charging", {"device_id": car.id}, blocking=True
+        )
+    assert raised.value.translation_key == "charge_via_charger_not_plugged"
+    assert raised.value.translation_placeholders == {
+        "name": "OVMS DEMO",
+        "charger": "go-e Charger 012345",
+    }
+    # Without the charger loaded, the error says so.
+    goe_charger.plug_in()
+    await hass.config_entries.async_unload(goe_entry.entry_id)
+    with pytest.raises(ServiceValidationError) as raised:
+        await hass.services.async_call(
+            DOMAIN, "start_charging", {"device_id": car.id}, blocking=True
+        )
+    assert raised.value.translation_key == "charge_via_charger_unavailable"
+
+
+async def test_removing_the_charger_removes_the_link_with_a_repair(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    goe_entry: MockConfigEntry,
+    ovms_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    ovms_sim: OvmsSimulator,
+    demo: SimVehicle,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The charger's entry is deleted: the link goes, a repair says why, no errors."""
+    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
+    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await hass.config_entries.async_remove(goe_entry.entry_id)
+    await hass.async_block_till_done()
+    assert ovms_entry.options[CONF_CHARGER_LINKS] == {}
+    assert ovms_entry.runtime_data.links == {}
+    issue_id = f"{ovms_entry.entry_id}_{VEHICLE_KEY}_charger_link_removed"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "charger_link_removed"
+    coordinator = ovms_entry.runtime_data.coordinators[VEHICLE_KEY]
+    assert not coordinator.covered
+    for _ in range(12):
+        await clock.step()
+    await hass.config_entries.async_reload(ovms_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(ESTIMATE).state == "unavailable"
+    assert "Traceback" not in caplog.text
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []

@@ -18,6 +18,7 @@ from .api import EvCloudError
 from .const import CONF_PROVIDER, DOMAIN
 from .coordinator import translate_error
 from .devices import async_sync_devices
+from .link import async_setup_links
 from .models import EvCloudConfigEntry, EvCloudRuntimeData
 from .providers import PROVIDERS
 from .services import async_setup_services
@@ -54,6 +55,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: EvCloudConfigEntry) -> b
             await async_sync_devices(hass, entry)
 
         entry.async_on_unload(async_track_time_interval(hass, _async_sync, interval))
+    async_setup_links(hass, entry)
     await async_setup_sessions(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, provider.platforms)
     return True

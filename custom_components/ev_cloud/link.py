@@ -262,6 +262,9 @@ class ChargerLink:
         capacity = self.capacity_kwh()
         if vehicle is None or vehicle.soc is None or vehicle.data_time is None:
             return None
+        if self.connected_at is not None and vehicle.data_time < self.connected_at:
+            # Read before it came home: what it used driving is not known.
+            return None
         added = self.energy_since(vehicle.data_time)
         if added is None or not capacity:
             return None
@@ -313,9 +316,10 @@ class ChargerLink:
                 "%s: charger %s: %s", self.vehicle_key, self.charger_key, events
             )
             self._look_soon()
+        # Plugged in at the charger, charging or not, the estimate covers it.
         covered = (
             reading.online
-            and reading.charging is True
+            and (reading.charging is True or reading.plugged is True)
             and self.at_charger()
             and self.estimate() is not None
         )

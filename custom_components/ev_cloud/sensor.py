@@ -10,17 +10,20 @@ from homeassistant.components.sensor import (
     RestoreSensor,
     SensorDeviceClass,
     SensorEntity,
+    SensorStateClass,
 )
-from homeassistant.const import UnitOfEnergy
+from homeassistant.const import PERCENTAGE, UnitOfEnergy
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .descriptions import EvCloudSensorEntityDescription
 from .entity import AnyCoordinator, EvCloudEntity, async_add_device_entities
+from .link import ChargerLink
 from .models import EvCloudConfigEntry, signal_device_added
 from .sessions import SESSION_ATTRIBUTES, signal_session_ended
 
@@ -36,6 +39,8 @@ async def async_setup_entry(
     async_add_device_entities(
         hass, entry, lambda kind: kind.sensor, EvCloudSensor, async_add_entities
     )
+    links = entry.runtime_data.links.values()
+    async_add_entities(EstimatedBatteryLevelSensor(link) for link in links)
     async_add_session_sensors(hass, entry, async_add_entities)
 
 
@@ -59,6 +64,52 @@ class EvCloudSensor(EvCloudEntity, SensorEntity):
         if self.entity_description.unit_fn is not None:
             return self.entity_description.unit_fn(self.coordinator.data.state)
         return super().native_unit_of_measurement
+
+
+class EstimatedBatteryLevelSensor(CoordinatorEntity[AnyCoordinator], SensorEntity):
+    """A linked vehicle's state of charge, estimated from its charger's energy.
+
+    Updated with each reading of the vehicle or the charger (the link tells the
+    vehicle's coordinator's listeners); unknown while it cannot be estimated.
+    """
+
+    _attr_has_entity_name = True
+    _attr_translation_key = "estimated_battery_level"
+    _attr_device_class = SensorDeviceClass.BATTERY
+    _attr_native_unit_of_measurement = PERCENTAGE
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_suggested_display_precision = 0
+
+    def __init__(self, link: ChargerLink) -> None:
+        """Show the estimate of `link`'s vehicle on the vehicle's device."""
+        super().__init__(link.coordinator)
+        self.link = link
+        self._attr_unique_id = f"{link.vehicle_key}_estimated_battery_level"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, link.vehicle_key)})
+
+    @property
+    def available(self) -> bool:
+        """Available once the vehicle was read (the charger may say more later)."""
+        return self.coordinator.data is not None
+
+    @property
+    def native_value(self) -> float | None:
+        """The estimate, to a tenth of a point."""
+        estimate = self.link.estimate()
+        return None if estimate is None else round(estimate.soc, 1)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """What the estimate starts from: the car's reading and the energy since."""
+        estimate = self.link.estimate()
+        return {
+            "charger": self.link.charger_name,
+            "base_battery_level": None if estimate is None else estimate.base_soc,
+            "base_time": None if estimate is None else estimate.base_time.isoformat(),
+            "energy_added_kwh": (
+                None if estimate is None else round(estimate.energy_added_kwh, 3)
+            ),
+        }
 
 
 class LastChargingSessionSensor(RestoreSensor):

@@ -55,23 +55,8 @@ KNOWN_UNREADABLE: dict[tuple[str, int], str] = {}
 KNOWN_LIMIT: dict[tuple[str, int], str] = {}
 # A car charged at home by a go-e charger (tests/bench/charger_link.py):
 # vehicle provider -> what was measured, where the link does not meet the budget.
-KNOWN_LINK_NO_SAVING: dict[str, str] = {
-    "evlinkha": (
-        "free tier, 11 counted calls a day linked, 10 unlinked: the looks after "
-        "the charger's events (plugged in, charge stopped, unplugged) cost a call "
-        "each, while the 5 h the charger charges skip two of the polls at the "
-        "free tier's pace (one every 2.5 h); the night plugged in after the "
-        "charge is polled as without the link"
-    ),
-}
-KNOWN_LINK_ESTIMATE: dict[str, str] = {
-    "evlinkha": (
-        "8.8 points for the minute after the car is plugged in: the estimate "
-        "starts from the car's reading before the drive home (the last poll, "
-        "an hour earlier) until the look after the event reads the car; 1.4 "
-        "points from then on"
-    ),
-}
+KNOWN_LINK_NO_SAVING: dict[str, str] = {}
+KNOWN_LINK_ESTIMATE: dict[str, str] = {}
 # Timed, so an expected failure here is not strict (a faster moment of the
 # machine may meet the budget): provider -> what was measured.
 KNOWN_CPU: dict[str, str] = {}
@@ -275,11 +260,13 @@ async def test_charger_link_estimate_within_3_points(
 ) -> None:
     """While the charger charges the linked car, its estimate is within 3 points.
 
-    Of the car's true state of charge, at every step of the charge, and known
-    throughout (the car's battery takes the charger's energy at 92 %).
+    Of the car's true state of charge, at every step of the charge (the car's
+    battery takes the charger's energy at 92 %). It is unknown only from the
+    plug-in until the car's reading after it (the link's look, a minute later):
+    a reading from before the drive home would not say what the drive used.
     """
     linked = await linked_day(hass, freezer, caplog, provider, linked=True)
-    assert linked.estimated_share == 1.0
+    assert linked.estimated_share >= 0.99
     assert linked.worst_estimate_error is not None
     assert linked.worst_estimate_error <= 3, linked.worst_estimate_error
 

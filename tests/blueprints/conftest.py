@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 import shutil
 from typing import Any
-from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.automation import DOMAIN as AUTOMATION_DOMAIN
@@ -32,10 +31,8 @@ SESSION_ENERGY = f"sensor.{PREFIX}_energy_this_charge"
 
 
 @pytest.fixture(autouse=True)
-def no_request_spacing() -> Iterator[None]:
-    """Let requests to the charger follow each other at once (frozen clock)."""
-    with patch("custom_components.ev_cloud.api.goe.MIN_REQUEST_INTERVAL", 0):
-        yield
+def _no_request_spacing(no_request_spacing: None) -> None:
+    """Every test here sends commands to the charger under a frozen clock."""
 
 
 @pytest.fixture(autouse=True)

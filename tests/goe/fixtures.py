@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -25,6 +26,18 @@ SECRETS = (TOKEN,)
 
 # The harness blocks sockets; simulators need them, and connections stay limited to
 # 127.0.0.1 by the harness's allow-list.
+
+
+@pytest.fixture
+def no_request_spacing() -> Iterator[None]:
+    """Let requests to the charger follow each other at once.
+
+    With a frozen clock the client's 1 s spacing between requests never elapses,
+    and with a real one it only slows tests down; tests/goe/test_client.py checks
+    the spacing itself.
+    """
+    with patch("custom_components.ev_cloud.api.goe.MIN_REQUEST_INTERVAL", 0):
+        yield
 
 
 @pytest.fixture

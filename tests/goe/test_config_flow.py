@@ -18,6 +18,7 @@ from custom_components.ev_cloud.const import (
     DOMAIN,
 )
 from custom_components.ev_cloud.flow import SECRET_PLACEHOLDER
+from custom_components.ev_cloud.link import CONF_PRICE_ENTITY
 from tests.forms import suggested
 from tests.goe.fixtures import SERIAL, TOKEN, goe_cloud_data
 from tests.simulators.common import issued
@@ -320,9 +321,15 @@ async def test_options_flow(
     result = await hass.config_entries.options.async_init(goe_entry.entry_id)
     assert result["type"] is FlowResultType.FORM
     schema = result["data_schema"].schema
+    # A charger's entry also names the price of its energy (charging sessions).
+    assert {str(key) for key in schema} - {
+        CONF_ACTIVE_INTERVAL,
+        CONF_IDLE_INTERVAL,
+    } == {CONF_PRICE_ENTITY}
     bounds = {
         str(key): (value.config["min"], value.config["max"])
         for key, value in schema.items()
+        if str(key) != CONF_PRICE_ENTITY
     }
     assert bounds == {CONF_ACTIVE_INTERVAL: (10, 3600), CONF_IDLE_INTERVAL: (30, 3600)}
     result = await hass.config_entries.options.async_configure(

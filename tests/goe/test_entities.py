@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.number import (
@@ -50,15 +48,8 @@ REFRESH_COOLDOWN = timedelta(seconds=11)
 
 
 @pytest.fixture(autouse=True)
-def no_request_spacing() -> Iterator[None]:
-    """Let requests to the charger follow each other at once.
-
-    With a frozen clock the client's 1 s spacing between requests never elapses,
-    and with a real one it only slows these tests down; test_goe_client checks the
-    spacing itself.
-    """
-    with patch("custom_components.ev_cloud.api.goe.MIN_REQUEST_INTERVAL", 0):
-        yield
+def _no_request_spacing(no_request_spacing: None) -> None:
+    """Every test here sends commands to the charger under a frozen clock."""
 
 
 @pytest.fixture
