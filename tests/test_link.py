@@ -15,6 +15,7 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -24,10 +25,15 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
 from custom_components.ev_cloud.link import (
     CONF_CAPACITY,
     CONF_CHARGER,
     CONF_CHARGER_LINKS,
+    CONF_EFFICIENCY,
+    CONF_PRICE_ENTITY,
     LOOK_DELAY,
     registered_device,
 )
@@ -342,3 +348,109 @@ async def test_removing_the_charger_removes_the_link_with_a_repair(
     assert hass.states.get(ESTIMATE).state == "unavailable"
     assert "Traceback" not in caplog.text
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+async def test_diagnostics_show_the_link_without_ids(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    goe_entry: MockConfigEntry,
+    ovms_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    ovms_sim: OvmsSimulator,
+    demo: SimVehicle,
+) -> None:
+    """The link's state is in the vehicle entry's diagnostics; its keys are not."""
+    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
+    clock.report()
+    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await clock.step()
+    found = await async_get_config_entry_diagnostics(hass, ovms_entry)
+    (link,) = found["charger_links"]
+    assert link["charger_loaded"]
+    assert link["at_charger"]
+    assert link["covered"]
+    assert link["capacity_kwh"] == CAPACITY_KWH
+    assert link["estimate"]["base_soc"] == pytest.approx(30.0)
+    assert link["charger_reading"]["plugged"] is True
+    assert found["entry"]["options"][CONF_CHARGER_LINKS] == "**REDACTED**"
+    assert "DEMO" not in str(found)
+
+
+async def test_the_options_flow_links_and_unlinks_a_vehicle(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    ovms_entry: MockConfigEntry,
+    demo: SimVehicle,
+) -> None:
+    """Pick the vehicle, then its charger; the capacity is asked where unknown."""
+    await setup_entry(hass, goe_entry)
+    await setup_entry(hass, ovms_entry)
+    charger = registered_device(hass, f"goe_{SERIAL}")
+    assert charger is not None
+    flow = await hass.config_entries.options.async_init(ovms_entry.entry_id)
+    fields = {str(key) for key in flow["data_schema"].schema}
+    assert "link_vehicle" in fields
+    assert "price_entity" not in fields  # a vehicle entry names no price
+    flow = await hass.config_entries.options.async_configure(
+        flow["flow_id"], {"link_vehicle": VEHICLE_KEY}
+    )
+    assert flow["step_id"] == "charger_link"
+    assert flow["description_placeholders"] == {"vehicle": "OVMS DEMO"}
+    # OVMS reports no battery capacity: without it there is no estimate.
+    flow = await hass.config_entries.options.async_configure(
+        flow["flow_id"], {CONF_CHARGER: charger.id, CONF_EFFICIENCY: 88}
+    )
+    assert flow["errors"] == {CONF_CAPACITY: "capacity_needed"}
+    flow = await hass.config_entries.options.async_configure(
+        flow["flow_id"],
+        {CONF_CHARGER: charger.id, CONF_EFFICIENCY: 88, CONF_CAPACITY: 40},
+    )
+    assert flow["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert ovms_entry.options[CONF_CHARGER_LINKS] == {
+        VEHICLE_KEY: {CONF_CHARGER: charger.id, CONF_EFFICIENCY: 88, CONF_CAPACITY: 40}
+    }
+    link = ovms_entry.runtime_data.links[VEHICLE_KEY]  # the reload started it
+    assert link.efficiency == pytest.approx(0.88)
+    assert hass.states.get(ESTIMATE) is not None
+    # No charger: the link goes.
+    flow = await hass.config_entries.options.async_init(ovms_entry.entry_id)
+    flow = await hass.config_entries.options.async_configure(
+        flow["flow_id"], {"link_vehicle": VEHICLE_KEY}
+    )
+    suggested = {
+        str(key): key.description["suggested_value"]
+        for key in flow["data_schema"].schema
+        if key.description and "suggested_value" in key.description
+    }
+    assert suggested == {
+        CONF_CHARGER: charger.id,
+        CONF_EFFICIENCY: 88,
+        CONF_CAPACITY: 40,
+    }
+    flow = await hass.config_entries.options.async_configure(
+        flow["flow_id"], {CONF_EFFICIENCY: 90}
+    )
+    assert flow["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert ovms_entry.options[CONF_CHARGER_LINKS] == {}
+    assert ovms_entry.runtime_data.links == {}
+
+
+async def test_a_chargers_options_name_the_price(
+    hass: HomeAssistant, goe_entry: MockConfigEntry
+) -> None:
+    """The price entity is kept, and cleared when the field is left empty."""
+    await setup_entry(hass, goe_entry)
+    flow = await hass.config_entries.options.async_init(goe_entry.entry_id)
+    assert "link_vehicle" not in {str(key) for key in flow["data_schema"].schema}
+    flow = await hass.config_entries.options.async_configure(
+        flow["flow_id"], {CONF_PRICE_ENTITY: "sensor.electricity_price"}
+    )
+    assert flow["type"] is FlowResultType.CREATE_ENTRY
+    assert goe_entry.options[CONF_PRICE_ENTITY] == "sensor.electricity_price"
+    await hass.async_block_till_done()
+    flow = await hass.config_entries.options.async_init(goe_entry.entry_id)
+    flow = await hass.config_entries.options.async_configure(flow["flow_id"], {})
+    assert flow["type"] is FlowResultType.CREATE_ENTRY
+    assert CONF_PRICE_ENTITY not in goe_entry.options

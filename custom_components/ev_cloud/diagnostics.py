@@ -10,6 +10,7 @@ from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_TOKEN, CONF_USERN
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_EXCLUDED_DEVICES, CONF_SERVER_URL
+from .link import CONF_CHARGER_LINKS
 from .models import EvCloudConfigEntry
 
 # What every entry may hold; each provider adds the keys of its own (PROVIDER.redact).
@@ -20,6 +21,7 @@ TO_REDACT = {
     CONF_HOST,
     CONF_SERVER_URL,
     CONF_EXCLUDED_DEVICES,
+    CONF_CHARGER_LINKS,  # keyed by vehicle ids
     "latitude",
     "longitude",
     "title",
@@ -55,6 +57,7 @@ async def async_get_config_entry_diagnostics(
         "entry": async_redact_data(entry.as_dict(), to_redact),
         "account": async_redact_data(runtime.account.diagnostics(), to_redact),
         "devices_listed": len(runtime.listed),
+        "charger_links": [link.diagnostics() for link in runtime.links.values()],
         "devices": devices,
         # Listed but never read: why (the messages are ours, free of secrets).
         "devices_unread": [

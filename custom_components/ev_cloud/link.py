@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -99,11 +99,15 @@ class ChargerEvents:
 def delivered(old: ChargerReading | None, new: ChargerReading) -> float:
     """kWh the charger delivered between two readings (0 while nothing flows).
 
-    A session counter that restarts counts from zero; a meter never goes back.
+    Energy counts when either reading says it flows (the charge that ended
+    between them counts to its end). A session counter that restarts counts
+    from zero; a meter never goes back.
     """
     if old is None or new.energy_kwh is None or old.energy_kwh is None:
         return 0.0
-    if new.charging is not True and not (new.power_kw or 0) > 0:
+    if old.meter != new.meter:
+        return 0.0  # one counter against the other says nothing
+    if not any(r.charging is True or (r.power_kw or 0) > 0 for r in (old, new)):
         return 0.0
     if new.energy_kwh >= old.energy_kwh:
         return new.energy_kwh - old.energy_kwh
@@ -270,6 +274,22 @@ class ChargerLink:
             return None
         soc = min(100.0, vehicle.soc + added * self.efficiency / capacity * 100)
         return Estimate(soc, vehicle.soc, vehicle.data_time, added)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What a bug report needs to know about the link (no ids, no names)."""
+        estimate = self.estimate()
+        charger = self.charger
+        return {
+            "charger_loaded": charger_coordinator(self.hass, self.charger_key)
+            is not None,
+            "charger_reading": None if charger is None else asdict(charger),
+            "at_charger": self.at_charger(),
+            "covered": self.coordinator.covered,
+            "efficiency": self.efficiency,
+            "capacity_kwh": self.capacity_kwh(),
+            "estimate": None if estimate is None else asdict(estimate),
+            "delivered_kwh": self._delivered,
+        }
 
     # --- wiring ------------------------------------------------------------------
 
