@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import fields
+import io
 import json
 from pathlib import Path
+import re
+import tokenize
 from typing import Any
 
 from homeassistant import config_entries
@@ -64,6 +67,36 @@ def test_roles_have_the_keys_a_charger_link_reads(provider: Provider) -> None:
             assert sensors & {"total_energy", "session_energy"}
         else:
             assert kind.role is None
+
+
+# Where the shared code meets the providers by name, by design: the registry and
+# the flow class assembled from their mixins.
+ASSEMBLY = {"providers/__init__.py", "config_flow.py"}
+
+
+def test_shared_code_names_no_provider() -> None:
+    """Outside providers/ and each provider's api client, no code names a provider.
+
+    Comments and docstrings may give a service as an example; code (imports,
+    strings, names) may not.
+    """
+    clients = {f"api/{name}.py" for name in PROVIDERS} | {"api/ovms_v2.py"}
+    named = re.compile(rf"\b({'|'.join(PROVIDERS)})\b", re.IGNORECASE)
+    found = []
+    for path in sorted(COMPONENT.rglob("*.py")):
+        relative = path.relative_to(COMPONENT).as_posix()
+        if relative.startswith("providers/") and relative not in ASSEMBLY:
+            continue
+        if relative in clients or relative in ASSEMBLY:
+            continue
+        for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            if token.type == tokenize.COMMENT:
+                continue
+            if token.type == tokenize.STRING and token.string.startswith('"""'):
+                continue  # a docstring
+            if named.search(token.string):
+                found.append(f"{relative}:{token.start[0]}: {token.string}")
+    assert found == []
 
 
 @providers
