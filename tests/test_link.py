@@ -17,7 +17,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -25,6 +25,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.ev_cloud.const import DOMAIN
+from custom_components.ev_cloud.devices import async_sync_devices
 from custom_components.ev_cloud.diagnostics import (
     async_get_config_entry_diagnostics,
 )
@@ -34,6 +35,7 @@ from custom_components.ev_cloud.link import (
     CONF_CHARGER_LINKS,
     CONF_EFFICIENCY,
     CONF_PRICE_ENTITY,
+    LINK_ENTITIES,
     LOOK_DELAY,
     registered_device,
 )
@@ -345,7 +347,7 @@ async def test_removing_the_charger_removes_the_link_with_a_repair(
         await clock.step()
     await hass.config_entries.async_reload(ovms_entry.entry_id)
     await hass.async_block_till_done()
-    assert hass.states.get(ESTIMATE).state == "unavailable"
+    assert hass.states.get(ESTIMATE) is None  # removed with the link
     assert "Traceback" not in caplog.text
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
 
@@ -435,6 +437,16 @@ async def test_the_options_flow_links_and_unlinks_a_vehicle(
     await hass.async_block_till_done()
     assert ovms_entry.options[CONF_CHARGER_LINKS] == {}
     assert ovms_entry.runtime_data.links == {}
+    # Its entities go with it (not left behind, unavailable).
+    assert hass.states.get(ESTIMATE) is None
+    assert not [
+        entity.unique_id
+        for entity in er.async_entries_for_config_entry(
+            er.async_get(hass), ovms_entry.entry_id
+        )
+        if entity.unique_id.startswith(VEHICLE_KEY)
+        and entity.unique_id.endswith(LINK_ENTITIES)
+    ]
 
 
 async def test_a_chargers_options_name_the_price(
@@ -454,3 +466,33 @@ async def test_a_chargers_options_name_the_price(
     flow = await hass.config_entries.options.async_configure(flow["flow_id"], {})
     assert flow["type"] is FlowResultType.CREATE_ENTRY
     assert CONF_PRICE_ENTITY not in goe_entry.options
+
+
+async def test_a_linked_car_that_leaves_the_account_loses_its_link(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    ovms_entry: MockConfigEntry,
+    ovms_sim: OvmsSimulator,
+    demo: SimVehicle,
+) -> None:
+    """The account no longer lists the car: its device goes, and so does the link."""
+    await setup_entry(hass, goe_entry)
+    charger = registered_device(hass, f"goe_{SERIAL}")
+    assert charger is not None
+    ovms_entry.add_to_hass(hass)
+    link = {CONF_CHARGER: charger.id, CONF_CAPACITY: CAPACITY_KWH}
+    hass.config_entries.async_update_entry(
+        ovms_entry,
+        options={**ovms_entry.options, CONF_CHARGER_LINKS: {"ovms_ROADSTER": link}},
+    )
+    await hass.config_entries.async_setup(ovms_entry.entry_id)
+    await hass.async_block_till_done()
+    assert "ovms_ROADSTER" in ovms_entry.runtime_data.links
+    ovms_sim.remove_vehicle("ROADSTER")
+    await async_sync_devices(hass, ovms_entry)
+    await hass.async_block_till_done()
+    assert registered_device(hass, "ovms_ROADSTER") is None
+    assert ovms_entry.runtime_data.links == {}
+    assert ovms_entry.options[CONF_CHARGER_LINKS] == {}
+    issue_id = f"{ovms_entry.entry_id}_ovms_ROADSTER_charger_link_removed"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None

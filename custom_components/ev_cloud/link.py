@@ -29,7 +29,11 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.event import async_call_later
 from homeassistant.util.hass_dict import HassKey
@@ -424,6 +428,8 @@ def async_setup_links(hass: HomeAssistant, entry: EvCloudConfigEntry) -> None:
         runtime.links[vehicle_key] = link
         entry.async_on_unload(link.async_stop)
 
+    _remove_unlinked_entities(hass, entry)
+
     @callback
     def _registry_changed(event: Event[dr.EventDeviceRegistryUpdatedData]) -> None:
         links = list(runtime.links.items())
@@ -530,3 +536,27 @@ def registered_device(hass: HomeAssistant, key: str) -> dr.DeviceEntry | None:
             if (DOMAIN, key) in device.identifiers:
                 return device
     return None
+
+
+# The unique-id ends of the entities a link gives its vehicle.
+LINK_ENTITIES = ("_estimated_battery_level", "_last_charging_session")
+
+
+def _remove_unlinked_entities(hass: HomeAssistant, entry: EvCloudConfigEntry) -> None:
+    """Drop the link entities of the entry's vehicles that no longer have a link.
+
+    Otherwise they would stay behind as unavailable entities.
+    """
+    runtime = entry.runtime_data
+    registry = er.async_get(hass)
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        for end in LINK_ENTITIES:
+            key = entity.unique_id.removesuffix(end)
+            coordinator = runtime.coordinators.get(key)
+            if (
+                key != entity.unique_id
+                and key not in runtime.links
+                and coordinator is not None
+                and coordinator.device.entities.role == "vehicle"
+            ):
+                registry.async_remove(entity.entity_id)
