@@ -40,7 +40,7 @@ from custom_components.ev_cloud.link import (
     registered_device,
 )
 from tests.conftest import setup_entry
-from tests.goe.fixtures import SERIAL
+from tests.goe.fixtures import SERIAL, link_to_goe
 from tests.simulators.goe import SimCharger
 from tests.simulators.ovms import OvmsSimulator, SimVehicle
 
@@ -74,19 +74,8 @@ async def link_entries(
     ovms_entry: MockConfigEntry,
     **options: Any,
 ) -> str:
-    """Set up the charger, then the car linked to it; the charger's device id."""
-    await setup_entry(hass, goe_entry)
-    charger = registered_device(hass, f"goe_{SERIAL}")
-    assert charger is not None
-    link = {CONF_CHARGER: charger.id, **options}
-    ovms_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        ovms_entry,
-        options={**ovms_entry.options, CONF_CHARGER_LINKS: {VEHICLE_KEY: link}},
-    )
-    await hass.config_entries.async_setup(ovms_entry.entry_id)
-    await hass.async_block_till_done()
-    return charger.id
+    """Set up the charger, then DEMO linked to it; the charger's device id."""
+    return await link_to_goe(hass, goe_entry, ovms_entry, {VEHICLE_KEY: options})
 
 
 class Clock:
@@ -247,20 +236,10 @@ async def test_two_linked_cars_that_both_say_plugged_in_share_nothing(
     roadster.plug_in()
     clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
     clock.report()
-    await setup_entry(hass, goe_entry)
-    charger = registered_device(hass, f"goe_{SERIAL}")
-    assert charger is not None
-    link = {CONF_CHARGER: charger.id, CONF_CAPACITY: CAPACITY_KWH}
-    ovms_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        ovms_entry,
-        options={
-            **ovms_entry.options,
-            CONF_CHARGER_LINKS: {VEHICLE_KEY: link, "ovms_ROADSTER": link},
-        },
+    link = {CONF_CAPACITY: CAPACITY_KWH}
+    await link_to_goe(
+        hass, goe_entry, ovms_entry, {VEHICLE_KEY: link, "ovms_ROADSTER": link}
     )
-    await hass.config_entries.async_setup(ovms_entry.entry_id)
-    await hass.async_block_till_done()
     for _ in range(10):
         await clock.step()
     links = ovms_entry.runtime_data.links
@@ -476,17 +455,9 @@ async def test_a_linked_car_that_leaves_the_account_loses_its_link(
     demo: SimVehicle,
 ) -> None:
     """The account no longer lists the car: its device goes, and so does the link."""
-    await setup_entry(hass, goe_entry)
-    charger = registered_device(hass, f"goe_{SERIAL}")
-    assert charger is not None
-    ovms_entry.add_to_hass(hass)
-    link = {CONF_CHARGER: charger.id, CONF_CAPACITY: CAPACITY_KWH}
-    hass.config_entries.async_update_entry(
-        ovms_entry,
-        options={**ovms_entry.options, CONF_CHARGER_LINKS: {"ovms_ROADSTER": link}},
+    await link_to_goe(
+        hass, goe_entry, ovms_entry, {"ovms_ROADSTER": {CONF_CAPACITY: CAPACITY_KWH}}
     )
-    await hass.config_entries.async_setup(ovms_entry.entry_id)
-    await hass.async_block_till_done()
     assert "ovms_ROADSTER" in ovms_entry.runtime_data.links
     ovms_sim.remove_vehicle("ROADSTER")
     await async_sync_devices(hass, ovms_entry)

@@ -26,12 +26,9 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.ev_cloud.const import DOMAIN
 from custom_components.ev_cloud.link import (
     CONF_CAPACITY,
-    CONF_CHARGER,
-    CONF_CHARGER_LINKS,
     registered_device,
 )
-from tests.conftest import setup_entry
-from tests.goe.fixtures import SERIAL
+from tests.goe.fixtures import link_to_goe
 from tests.simulators.goe import SimCharger
 
 STEP = timedelta(seconds=30)
@@ -146,19 +143,7 @@ async def test_a_car_of_each_provider_charged_by_the_go_e(
             async_fire_time_changed(hass)
             await hass.async_block_till_done(wait_background_tasks=True)
 
-    await setup_entry(hass, goe_entry)
-    charger = registered_device(hass, f"goe_{SERIAL}")
-    assert charger is not None
-    entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        entry,
-        options={
-            **entry.options,
-            CONF_CHARGER_LINKS: {key: {CONF_CHARGER: charger.id, CONF_CAPACITY: 50}},
-        },
-    )
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    charger_id = await link_to_goe(hass, goe_entry, entry, {key: {CONF_CAPACITY: 50}})
     link = entry.runtime_data.links[key]
     estimate = _entity(hass, f"{key}_estimated_battery_level")
 
@@ -183,7 +168,7 @@ async def test_a_car_of_each_provider_charged_by_the_go_e(
     vehicle = registered_device(hass, key)
     assert vehicle is not None
     assert event.data["vehicle_device_id"] == vehicle.id
-    assert event.data["charger_device_id"] == charger.id
+    assert event.data["charger_device_id"] == charger_id
     assert event.data["energy_kwh"] == pytest.approx(
         goe_charger.state["wh"] / 1000, abs=0.02
     )

@@ -23,14 +23,11 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.ev_cloud.link import (
     CONF_CAPACITY,
-    CONF_CHARGER,
-    CONF_CHARGER_LINKS,
     LOOK_DELAY,
-    registered_device,
 )
 from tests.conftest import setup_entry
 from tests.evlinkha.fixtures import USER_ID
-from tests.goe.fixtures import SERIAL
+from tests.goe.fixtures import link_to_goe
 from tests.simulators.evlinkha import EvLinkSimulator, SimVehicle as EvLinkVehicle
 from tests.simulators.goe import SimCharger
 from tests.simulators.ovms import OvmsSimulator, SimVehicle as OvmsVehicle
@@ -81,29 +78,6 @@ class Clock:
             await self.hass.async_block_till_done(wait_background_tasks=True)
             steps += requests() > before
         return steps
-
-
-async def set_up_linked(
-    hass: HomeAssistant,
-    goe_entry: MockConfigEntry,
-    vehicle_entry: MockConfigEntry,
-    vehicle_key: str,
-    **link: float,
-) -> None:
-    """Set up the charger, then the vehicle linked to it."""
-    await setup_entry(hass, goe_entry)
-    charger = registered_device(hass, f"goe_{SERIAL}")
-    assert charger is not None
-    vehicle_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        vehicle_entry,
-        options={
-            **vehicle_entry.options,
-            CONF_CHARGER_LINKS: {vehicle_key: {CONF_CHARGER: charger.id, **link}},
-        },
-    )
-    await hass.config_entries.async_setup(vehicle_entry.entry_id)
-    await hass.async_block_till_done()
 
 
 # --- EVLinkHA, free tier ------------------------------------------------------
@@ -159,7 +133,7 @@ async def test_free_tier_car_rests_while_the_charger_charges_it(
     """
     clock = Clock(hass, freezer, unplugged_charger, evlinkha_sim)
     key = f"evlinkha_{g6.id}"
-    await set_up_linked(hass, goe_entry, evlinkha_entry, key)
+    await link_to_goe(hass, goe_entry, evlinkha_entry, {key: {}})
     await clock.run(timedelta(minutes=10))
     coordinator = evlinkha_entry.runtime_data.coordinators[key]
     before = vehicle_reads(evlinkha_sim)
@@ -242,8 +216,8 @@ async def test_ovms_car_is_polled_at_its_idle_interval_while_charged(
     goe_charger.battery_wh_needed = 80_000
     clock = Clock(hass, freezer, goe_charger, ovms_sim)
     if linked:
-        await set_up_linked(
-            hass, goe_entry, ovms_entry, OVMS_KEY, **{CONF_CAPACITY: demo.battery_kwh}
+        await link_to_goe(
+            hass, goe_entry, ovms_entry, {OVMS_KEY: {CONF_CAPACITY: demo.battery_kwh}}
         )
     else:
         await setup_entry(hass, goe_entry)

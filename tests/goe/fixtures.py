@@ -6,10 +6,16 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from unittest.mock import patch
 
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.ev_cloud.const import CONF_PROVIDER, CONF_SERVER_URL, DOMAIN
+from custom_components.ev_cloud.link import (
+    CONF_CHARGER,
+    CONF_CHARGER_LINKS,
+    registered_device,
+)
 from custom_components.ev_cloud.providers.goe.const import (
     CONF_CONNECTION,
     CONF_SERIAL,
@@ -17,6 +23,7 @@ from custom_components.ev_cloud.providers.goe.const import (
     CONNECTION_LOCAL,
     NAME as PROVIDER_GOE,
 )
+from tests.conftest import setup_entry
 from tests.simulators.goe import HOME, GoeSimulator, SimCharger
 
 SERIAL = "012345"
@@ -105,3 +112,32 @@ def goe_local_entry(goe_sim: GoeSimulator) -> MockConfigEntry:
             "host": goe_sim.local_host(SERIAL),
         },
     )
+
+
+async def link_to_goe(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    vehicle_entry: MockConfigEntry,
+    links: dict[str, dict[str, Any]],
+) -> str:
+    """Set up the go-e entry, then the vehicle entry linked to its charger.
+
+    `links`: the link options of each vehicle key (the charger is added);
+    returns the charger's registry device id.
+    """
+    await setup_entry(hass, goe_entry)
+    charger = registered_device(hass, f"goe_{SERIAL}")
+    assert charger is not None
+    vehicle_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        vehicle_entry,
+        options={
+            **vehicle_entry.options,
+            CONF_CHARGER_LINKS: {
+                key: {CONF_CHARGER: charger.id, **link} for key, link in links.items()
+            },
+        },
+    )
+    await hass.config_entries.async_setup(vehicle_entry.entry_id)
+    await hass.async_block_till_done()
+    return charger.id
