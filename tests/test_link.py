@@ -21,6 +21,7 @@ from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_capture_events,
     async_fire_time_changed,
 )
 
@@ -467,3 +468,36 @@ async def test_a_linked_car_that_leaves_the_account_loses_its_link(
     assert ovms_entry.options[CONF_CHARGER_LINKS] == {}
     issue_id = f"{ovms_entry.entry_id}_ovms_ROADSTER_charger_link_removed"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+
+async def test_a_session_knows_the_state_of_charge_it_started_from(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    goe_entry: MockConfigEntry,
+    ovms_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    ovms_sim: OvmsSimulator,
+    demo: SimVehicle,
+) -> None:
+    """The car reports only after it connected; the session's start still counts."""
+    goe_charger.unplug()
+    demo.unplug()
+    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
+    clock.report()
+    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await clock.step()
+    demo.soc = 25.0  # the drive home, which the silent car does not report
+    events = async_capture_events(hass, "ev_cloud_charging_session")
+    goe_charger.plug_in()
+    demo.plug_in()
+    demo.start_charging()
+    for _ in range(3600 // STEP_S):
+        await clock.step()
+    goe_charger.unplug()
+    demo.unplug()
+    for _ in range(4):
+        await clock.step()
+    (event,) = events
+    # Not the 30 % it last reported before the drive.
+    assert event.data["start_soc"] == pytest.approx(25.0, abs=1)
+    assert event.data["end_soc"] == pytest.approx(demo.soc, abs=3)

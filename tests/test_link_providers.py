@@ -172,6 +172,8 @@ async def test_a_car_of_each_provider_charged_by_the_go_e(
     assert event.data["energy_kwh"] == pytest.approx(
         goe_charger.state["wh"] / 1000, abs=0.02
     )
+    # Known at both ends (the start from the estimate less what was added).
+    assert 0 < event.data["start_soc"] < event.data["end_soc"] <= 100
     session = hass.states.get(_entity(hass, f"{key}_last_charging_session"))
     assert session is not None
     assert float(session.state) == pytest.approx(event.data["energy_kwh"])

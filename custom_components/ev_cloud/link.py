@@ -295,6 +295,18 @@ class ChargerLink:
             "delivered_kwh": self._delivered,
         }
 
+    def soc_at(self, when: datetime) -> float | None:
+        """The state of charge at `when`: the estimate less what was added since.
+
+        For the start of a session, whose car is only read after it connects.
+        """
+        estimate = self.estimate()
+        capacity = self.capacity_kwh()
+        added = self.energy_since(when)
+        if estimate is None or added is None or not capacity:
+            return None
+        return max(0.0, estimate.soc - added * self.efficiency / capacity * 100)
+
     # --- wiring ------------------------------------------------------------------
 
     @callback

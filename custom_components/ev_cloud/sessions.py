@@ -241,6 +241,20 @@ def _soc(link: ChargerLink | None) -> float | None:
     return None if vehicle is None or vehicle.soc is None else round(vehicle.soc, 1)
 
 
+def _start_soc(link: ChargerLink | None, session: ChargingSession) -> float | None:
+    """The car's state of charge when the session started.
+
+    From the estimate at the end less what the session added to this car, when
+    the link knows it (the car is read only after it connects); else the value
+    taken at the start.
+    """
+    if link is None:
+        return None
+    if (soc := link.soc_at(session.start)) is not None:
+        return round(soc, 1)
+    return session.start_socs.get(link.vehicle_key)
+
+
 def _hour(time: datetime) -> str:
     return dt_util.as_utc(time).replace(minute=0, second=0, microsecond=0).isoformat()
 
@@ -466,9 +480,7 @@ class SessionTracker:
             "start": session.start.isoformat(),
             "end": reading.time.isoformat(),
             "energy_kwh": round(session.energy_kwh, 3),
-            "start_soc": (
-                None if vehicle_key is None else session.start_socs.get(vehicle_key)
-            ),
+            "start_soc": _start_soc(link, session),
             "end_soc": _soc(link),
             "peak_power_kw": (
                 None

@@ -47,6 +47,8 @@ from harness.flows import (  # noqa: E402
     entry_entities,
     list_entries,
     run_config_flow,
+    set_form_value,
+    shown_values,
     wait_entry_loaded,
 )
 from harness.home_assistant import HomeAssistant  # noqa: E402
@@ -383,37 +385,6 @@ class E2EHomeAssistant:
     def logs(self) -> list[Path]:
         """HA's log files of this session, oldest first (the current one last)."""
         return [*self.log_parts, self.hass.log]
-
-
-def shown_values(schema: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a form shows: each field's suggested value or default (sections nested)."""
-    values: dict[str, Any] = {}
-    for field in schema:
-        name = field["name"]
-        if field.get("type") == "expandable":
-            values[name] = shown_values(field.get("schema") or [])
-            continue
-        suggested = (field.get("description") or {}).get("suggested_value")
-        if suggested is not None:
-            values[name] = suggested
-        elif "default" in field:
-            values[name] = field["default"]
-    return values
-
-
-def set_form_value(
-    values: dict[str, Any], schema: list[dict[str, Any]], key: str, value: Any
-) -> bool:
-    """Set field ``key`` (at the top or in a section) in ``values``; False if none."""
-    for field in schema:
-        if field["name"] == key and field.get("type") != "expandable":
-            values[key] = value
-            return True
-        if field.get("type") == "expandable" and set_form_value(
-            values.setdefault(field["name"], {}), field.get("schema") or [], key, value
-        ):
-            return True
-    return False
 
 
 @pytest.fixture(scope="session")

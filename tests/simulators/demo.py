@@ -17,7 +17,9 @@ values, each form gets one value per device of the integration,
 `(DOMAIN, identifier)`) -> the device's registry id. `DEMO.after` names the
 providers whose entries must exist first; the harness adds entries in registry
 order, and `check_order` refuses an order in which a demo comes before one it
-names. Adding a provider therefore needs its simulator module with a `DEMO` and
+names. `DEMO.options` is an options flow played after all entries exist (it
+may use every demo's devices), `DEMO.home` where Home Assistant's home is.
+Adding a provider therefore needs its simulator module with a `DEMO` and
 its registry line, and no edit here or in the harness.
 """
 
@@ -66,6 +68,13 @@ class SimulatorDemo:
     # Providers whose entries (and devices) must exist before this demo's flow
     # runs: its forms use their `device:<identifier>` values.
     after: tuple[str, ...] = ()
+    # Where the demo's devices are at home (latitude, longitude): the harness
+    # puts Home Assistant's home there. None: anywhere.
+    home: tuple[float, float] | None = None
+    # The options flow of the entry, played once every demo's entry exists (a
+    # vehicle linked to another demo's charger, say): (step_id, what the user
+    # types) in order; each form keeps the other fields as shown.
+    options: tuple[tuple[str, FormInput], ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse a demo the harness could not play."""

@@ -89,7 +89,7 @@ import uuid
 from aiohttp import web
 
 from .common import SimServer, close_connection, issued
-from .demo import SimulatorDemo, emit, every_second
+from .demo import SimulatorDemo, device_key, emit, every_second
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -1637,13 +1637,17 @@ DEMO_V2_PIN = "1234"
 # The v2 port is the API port plus this (scripts/develop gives the simulators
 # neighbouring API ports), or a free one.
 DEMO_V2_PORT_OFFSET = 100
+# Where DEMO parks and charges: the harness makes it Home Assistant's home, so
+# that the car is at home at the charger it is linked to (the go-e demo's).
+DEMO_HOME = (51.477928, -0.001545)
 
 
 async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
     """An OVMS server with two cars, and the control endpoint (see the docstring).
 
-    DEMO (km) charges to its limit, unplugs, drives for a minute, parks, plugs in
-    again; stopped by a command, it waits plugged in for one to start it again.
+    DEMO (km) charges to its limit, unplugs, drives for a minute (a round trip:
+    it parks at home again), parks, plugs in again; stopped by a command, it
+    waits plugged in for one to start it again.
     It takes commands on a v2 port (`v2_port`, password and PIN printed).
     ROADSTER (miles) stays parked, goes silent for a while (its record ages
     grow), then sends again.
@@ -1658,6 +1662,8 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
             DEMO_USER,
             soc=55.0,
             charge_limit_soc=80,
+            latitude=DEMO_HOME[0],
+            longitude=DEMO_HOME[1],
             charge_power_kw=DEMO_CHARGE_KW,
             battery_kwh=DEMO_BATTERY_KWH,
         )
@@ -1704,6 +1710,7 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> None:
                 emit(event="drive", vehicle="DEMO")
             elif demo.speed and since_event >= DEMO_DRIVE_SECONDS:
                 demo.speed = 0.0
+                demo.latitude, demo.longitude = DEMO_HOME  # back from the round trip
                 since_event = 0
                 emit(event="park", vehicle="DEMO", soc=f"{demo.soc:.1f}")
             elif (
@@ -1779,4 +1786,26 @@ DEMO = SimulatorDemo(
             },
         ),
     ),
+    home=DEMO_HOME,
+    # DEMO is charged at home by the go-e demo's charger; OVMS reports no
+    # battery capacity, so the link is told DEMO's.
+    options=(
+        ("init", lambda sim: {"link_vehicle": "ovms_DEMO"}),
+        (
+            "charger_link",
+            lambda sim: {
+                "charger": _demo_charger(sim),
+                "capacity": DEMO_BATTERY_KWH,
+            },
+        ),
+    ),
 )
+
+
+def _demo_charger(sim: dict[str, str]) -> str:
+    """The registry id of the go-e demo's charger (KeyError: there is none)."""
+    prefix = device_key("goe_")
+    chargers = [device for key, device in sorted(sim.items()) if key.startswith(prefix)]
+    if not chargers:
+        raise KeyError(f"{prefix}<serial>")
+    return chargers[0]
