@@ -16,7 +16,9 @@ What it does, in order:
 4. adds one config entry per provider through the config-flow REST API, as a user
    clicking through the UI would, unless one exists already; in registry order,
    so that a provider whose form picks another one's device (``DEMO.after``)
-   finds it;
+   finds it; then puts Home Assistant's home where a demo says (``DEMO.home``)
+   and plays the demos' options flows (``DEMO.options``: the OVMS car DEMO is
+   charged at home by the go-e demo's charger);
 5. follows the log until Ctrl-C or SIGTERM, then stops Home Assistant with the
    ``homeassistant.stop`` action (so it writes ``.storage``) and the simulators.
 
@@ -40,6 +42,8 @@ from harness.flows import (
     entry_entities,
     find_entry,
     run_config_flow,
+    run_options_flow,
+    set_home,
     sign_in_again,
     wait_entry_loaded,
 )
@@ -169,6 +173,7 @@ def describe_entry(api: HomeAssistantApi, entry: dict[str, Any]) -> str:
 def add_entries(api: HomeAssistantApi, simulators: list[Simulator]) -> list[str]:
     """Add each simulated provider's entry unless it exists; return problems."""
     problems = []
+    entries: dict[str, str] = {}  # provider -> entry_id
     for sim in simulators:
         demo, values = sim.demo, sim.info.values
         identifier = values[demo.identifier]
@@ -188,6 +193,7 @@ def add_entries(api: HomeAssistantApi, simulators: list[Simulator]) -> list[str]
                 entry = run_config_flow(api, demo, values)
                 say(f"{demo.label}: created entry {entry['title']!r}")
                 entry = wait_entry_loaded(api, entry["entry_id"]) or entry
+            entries[sim.name] = entry["entry_id"]
             if entry.get("state") != "loaded":
                 problems.append(
                     f"{demo.label}: entry {entry['title']!r} is"
@@ -196,12 +202,38 @@ def add_entries(api: HomeAssistantApi, simulators: list[Simulator]) -> list[str]
             say(f"{demo.label}: {describe_entry(api, entry)}")
         except HarnessError as err:
             problems.append(f"{demo.label}: {err}")
+    problems += apply_demo_settings(api, simulators, entries)
     for problem in problems:
         say(f"PROBLEM {problem}")
     if problems and (records := ev_cloud_problems(HA_LOG)):
         print(f"  Warnings and errors about {DOMAIN} in {rel(HA_LOG)}:")
         for record in records[-5:]:
             print("    " + "\n    ".join(record[:40]))
+    return problems
+
+
+def apply_demo_settings(
+    api: HomeAssistantApi, simulators: list[Simulator], entries: dict[str, str]
+) -> list[str]:
+    """Set the home a demo names and play the demos' options; return problems.
+
+    The options are played at every start (the same answers again), so that an
+    entry made by an earlier run gets them too.
+    """
+    problems = []
+    for sim in simulators:
+        demo = sim.demo
+        try:
+            if demo.home is not None:
+                set_home(api, *demo.home)
+                say(f"{demo.label}: Home Assistant's home is at {demo.home}")
+            if demo.options and sim.name in entries:
+                run_options_flow(api, demo, entries[sim.name], sim.info.values)
+                wait_entry_loaded(api, entries[sim.name])
+                steps = ", ".join(step for step, _ in demo.options)
+                say(f"{demo.label}: options set ({steps})")
+        except HarnessError as err:
+            problems.append(f"{demo.label} options: {err}")
     return problems
 
 

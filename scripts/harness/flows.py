@@ -340,3 +340,85 @@ def entry_entities(api: HomeAssistantApi, entry_id: str) -> tuple[int, int, list
     # Entities disabled by default (diagnostics) are registered but have no state.
     states = [s for s in api.get_ok("/api/states") if s["entity_id"] in entity_ids]
     return len(devices), len(entity_ids), sorted(states, key=lambda s: s["entity_id"])
+
+
+# ---------------------------------------------------------------- options and home
+
+OPTIONS_FLOW = "/api/config/config_entries/options/flow"
+
+
+def shown_values(schema: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a form shows: each field's suggested value or default (sections nested)."""
+    values: dict[str, Any] = {}
+    for field in schema:
+        name = field["name"]
+        if field.get("type") == "expandable":
+            values[name] = shown_values(field.get("schema") or [])
+            continue
+        suggested = (field.get("description") or {}).get("suggested_value")
+        if suggested is not None:
+            values[name] = suggested
+        elif "default" in field:
+            values[name] = field["default"]
+    return values
+
+
+def set_form_value(
+    values: dict[str, Any], schema: list[dict[str, Any]], key: str, value: Any
+) -> bool:
+    """Set field ``key`` (at the top or in a section) in ``values``; False if none."""
+    for field in schema:
+        if field["name"] == key and field.get("type") != "expandable":
+            values[key] = value
+            return True
+        if field.get("type") == "expandable" and set_form_value(
+            values.setdefault(field["name"], {}), field.get("schema") or [], key, value
+        ):
+            return True
+    return False
+
+
+def run_options_flow(
+    api: HomeAssistantApi, demo: SimulatorDemo, entry_id: str, sim: dict[str, str]
+) -> None:
+    """Play ``demo.options`` in the entry's options flow, as a user clicks it.
+
+    Each form is submitted with what it shows and the demo's answers for it;
+    the flow must then save the options (the entry reloads).
+    """
+    headers = {FRONTEND_BASE_HEADER: api.url}
+    step = api.post_ok(OPTIONS_FLOW, {"handler": entry_id}, headers=headers)
+    flow_id = step.get("flow_id")
+    try:
+        values = form_values(api, sim)
+        for step_id, user_input in demo.options:
+            expect_step(step, "form", step_id=step_id)
+            try:
+                typed = user_input(values)
+            except KeyError as err:
+                raise HarnessError(
+                    f"{demo.label} options: form {step_id!r} needs {err}, which"
+                    " names no device of the integration"
+                ) from None
+            answers = filled_form(step.get("data_schema") or [], typed)
+            step = api.post_ok(f"{OPTIONS_FLOW}/{flow_id}", answers, headers=headers)
+        expect_step(step, "create_entry")
+    except HarnessError:
+        api.request("DELETE", f"{OPTIONS_FLOW}/{flow_id}")  # none left half-done
+        raise
+
+
+def filled_form(schema: list[dict[str, Any]], typed: dict[str, Any]) -> dict[str, Any]:
+    """A form's shown values with ``typed`` put into its fields."""
+    answers = shown_values(schema)
+    for key, value in typed.items():
+        if not set_form_value(answers, schema, key, value):
+            raise HarnessError(f"the form has no field {key!r}: {schema}")
+    return answers
+
+
+def set_home(api: HomeAssistantApi, latitude: float, longitude: float) -> None:
+    """Move Home Assistant's home (and so its home zone), as Settings > General."""
+    api.websocket(
+        {"type": "config/core/update", "latitude": latitude, "longitude": longitude}
+    )
