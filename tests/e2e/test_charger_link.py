@@ -9,22 +9,27 @@ car, the ``ev_cloud_charging_session`` event at the unplug (over the websocket,
 as an automation would get it), the Last charging session sensors of car and
 charger, and the car's energy-charged-at-home statistic in the recorder.
 
-Shortened or held by the simulators' controls (and said here): the go-e demo
-charges its 150 Wh at 11 kW in under a minute, less than the minute the link
-waits before it reads the car after the plug-in, so the test sets the charger
-to one phase at 10 A through its Home Assistant entities (about 4 minutes); the
-OVMS demo car would reach its own charge limit and drive off, so the control
+Where the test steers the demos (and why): the go-e demo charges its 150 Wh
+at 11 kW in under a minute, less than the minute the link waits before it reads
+the car after the plug-in, so the test sets the charger to one phase at 10 A
+through its Home Assistant entities (about 4 minutes a charge); EV Cloud reads
+a charger without a car every 2 minutes, so around the unplug and the next
+plug-in the test asks Home Assistant to read the charger
+(``homeassistant.update_entity``, a user's refresh); the
+OVMS demo car would reach its own charge limit and drive off, so its control
 endpoint plugs it in at a low state of charge when the charger's car connects.
-Nothing else is forced: Home Assistant polls both services at its own pace
-(about 10 minutes for the whole module).
+The car itself is only read when EV Cloud decides to (about 10 minutes for
+the module).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+import contextlib
 from datetime import datetime
 import threading
+import time
 from typing import Any
 
 import aiohttp
@@ -40,7 +45,9 @@ STATISTIC = "ev_cloud:ovms_demo_energy_charged_at_home"
 CHARGER_AMPS = 10  # one phase: 2.3 kW, the demo's 150 Wh in about 4 minutes
 CAR_SOC_AT_PLUG_IN = 30  # the car's own charge then lasts 8 minutes, to its 80 %
 SCREENSHOT = ROOT / "docs" / "images" / "vehicle-charging.png"
-SHOT_SIZE = {"width": 1280, "height": 1500}
+# Tall enough for the whole list of sensors (the panel scrolls inside the page).
+SHOT_SIZE = {"width": 1280, "height": 2800}
+READ_EVERY_S = 5
 
 
 class EventListener:
@@ -154,16 +161,47 @@ class Link:
             ha, f"{self.charger_key}_charge_current_limit"
         )
         self.phase_mode = entity_by_unique_id(ha, f"{self.charger_key}_phase_mode")
+        self.plugged = entity_by_unique_id(ha, f"{self.charger_key}_plugged_in")
+        self.last_read = 0.0
 
-    def car_connected(self) -> bool:
-        """Whether the go-e simulator has a car connected (1: idle, no car)."""
-        return int(self.ha.goe_status("car")["car"]) != 1
+    def read_charger(self) -> None:
+        """Ask Home Assistant to read the charger, at most every READ_EVERY_S.
 
-    def estimate_with_energy(self) -> dict[str, Any] | None:
-        """The estimate, once it adds energy to a car reading newer than the plug-in."""
+        (EV Cloud reads a charger without a car every 2 minutes; the demo's car
+        is away 35 s between two charges.)
+        """
+        if time.monotonic() - self.last_read >= READ_EVERY_S:
+            self.last_read = time.monotonic()
+            self.ha.api.call_service(
+                "homeassistant", "update_entity", target={"entity_id": self.plugged}
+            )
+
+    def wait_plug_in(self) -> datetime:
+        """Wait until Home Assistant sees the demo's car leave and connect again.
+
+        Returns when it saw the car connect.
+        """
+
+        def plugged(wanted: str) -> bool:
+            self.read_charger()
+            return self.ha.state(self.plugged)["state"] == wanted
+
+        self.ha.wait_until("the go-e demo's car to leave", lambda: plugged("off"), 400)
+        self.ha.wait_until("the go-e demo's car to connect", lambda: plugged("on"), 60)
+        return datetime.now().astimezone()
+
+    def estimate_since(self, plugged_at: datetime) -> dict[str, Any] | None:
+        """The estimate, once it adds energy to a car reading newer than the plug-in.
+
+        (An estimate from an earlier reading may still show until Home Assistant
+        reads the charger and sees the car connect.)
+        """
         state = self.ha.state(self.estimate)
-        added = state["attributes"].get("energy_added_kwh")
-        return state if number(state) is not None and added else None
+        attributes = state["attributes"]
+        if number(state) is None or not attributes.get("energy_added_kwh"):
+            return None
+        fresh = datetime.fromisoformat(attributes["base_time"]) > plugged_at
+        return state if fresh else None
 
 
 @pytest.fixture(scope="module")
@@ -227,41 +265,56 @@ def test_charge_at_home(ha: E2EHomeAssistant, link: Link) -> None:
     sessions = EventListener(ha, "ev_cloud_charging_session")
     try:
         # A whole session at the slow setting: from the next plug-in to its unplug.
-        ha.wait_until("the go-e demo to unplug", lambda: not link.car_connected(), 400)
-        ha.wait_until("the go-e demo to plug in", link.car_connected, 60)
-        plugged_at = datetime.now().astimezone()
+        plugged_at = link.wait_plug_in()
         ha.ovms_charge("DEMO", CAR_SOC_AT_PLUG_IN)
 
         # The link reads the car a minute after the charger saw the car connect;
         # from that reading on, the charger's energy is added to it.
-        first = ha.wait_until(
+        ha.wait_until(
             "an estimate from a car reading newer than the plug-in",
-            link.estimate_with_energy,
+            lambda: link.estimate_since(plugged_at),
             180,
         )
-        base_time = first["attributes"]["base_time"]
-        assert datetime.fromisoformat(base_time) > plugged_at, first
+        # Each estimate seen, by the car reading it starts from.
+        seen: dict[str, list[dict[str, Any]]] = {}
 
         def risen() -> dict[str, Any] | None:
-            state = link.estimate_with_energy()
-            if state is None or state["attributes"]["base_time"] != base_time:
-                return None  # the car was read again meanwhile: not this check
-            return state if number(state) > number(first) else None  # type: ignore[operator]
+            state = link.estimate_since(plugged_at)
+            if state is None:
+                return None
+            earlier = seen.setdefault(state["attributes"]["base_time"], [])
+            earlier.append(state)
+            return state if number(state) > number(earlier[0]) else None  # type: ignore[operator]
 
-        second = ha.wait_until(
-            "the estimate to rise before the car is read again", risen, 120
-        )
+        try:
+            second = ha.wait_until(
+                "the estimate to rise between two reads of the car", risen, 180
+            )
+        except pytest.fail.Exception:
+            history = {
+                base: [
+                    (s["state"], s["attributes"])
+                    for s in states[:: max(1, len(states) // 8)]
+                ]
+                for base, states in seen.items()
+            }
+            pytest.fail(f"the estimate did not rise between two reads: {history}")
+        first = seen[second["attributes"]["base_time"]][0]
         car = ha.state(link.battery)
         base = second["attributes"]["base_battery_level"]
         assert number(car) == pytest.approx(base), (car, second)
         assert number(second) > number(car), (car, second)  # type: ignore[operator]
         assert (
             second["attributes"]["energy_added_kwh"]
-            > (first["attributes"]["energy_added_kwh"])
-        )
+            > first["attributes"]["energy_added_kwh"]
+        ), (first, second)
 
         # The unplug ends the session (the demo unplugs 20 s after the charge).
-        ha.wait_until("the charging session event", lambda: sessions.events, 400)
+        def ended() -> bool:
+            link.read_charger()
+            return bool(sessions.events)
+
+        ha.wait_until("the charging session event", ended, 400)
         event = sessions.events[0]["data"]
     finally:
         sessions.close()
@@ -269,8 +322,9 @@ def test_charge_at_home(ha: E2EHomeAssistant, link: Link) -> None:
     assert event["charger_device_id"] == link.charger_device, event
     # The demo takes 150 Wh a session; counted from the link's first reading.
     assert 0.1 <= event["energy_kwh"] <= 0.16, event
-    assert event["start_soc"] is not None
-    assert event["end_soc"] > event["start_soc"], event
+    # (Not compared: the test set the car's own level back at the plug-in.)
+    assert event["start_soc"] is not None, event
+    assert event["end_soc"] is not None, event
     assert event["peak_power_kw"] == pytest.approx(2.3, abs=0.1), event
 
     for entity in (link.vehicle_session, link.charger_session):
@@ -313,19 +367,25 @@ def test_vehicle_page_while_charging(ha: E2EHomeAssistant, link: Link) -> None:
     charge runs, after the one the test above followed.
     """
     ha.wait_state(link.vehicle_session, lambda value: value not in NO_VALUE, 30)
-    ha.wait_until("the go-e demo to unplug", lambda: not link.car_connected(), 400)
-    ha.wait_until("the go-e demo to plug in", link.car_connected, 60)
-    plugged_at = datetime.now().astimezone()
+    plugged_at = link.wait_plug_in()
     ha.ovms_charge("DEMO", CAR_SOC_AT_PLUG_IN)
 
-    def charging_estimate() -> dict[str, Any] | None:
-        state = link.estimate_with_energy()
-        if state is None:
-            return None
-        fresh = datetime.fromisoformat(state["attributes"]["base_time"]) > plugged_at
-        return state if fresh else None
-
-    ha.wait_until("an estimate while charging", charging_estimate, 180)
+    ha.wait_until(
+        "an estimate while charging", lambda: link.estimate_since(plugged_at), 180
+    )
+    # The page shows whole percent: a picture is clearer once the estimate is a
+    # point above the car's reading (not checked: the test above checks the rise,
+    # and a charge of the demo adds at most 1.35 points).
+    with contextlib.suppress(pytest.fail.Exception):
+        ha.wait_until(
+            "the estimate a point above the car's reading",
+            lambda: (
+                (state := link.estimate_since(plugged_at))
+                and round(number(state) or 0)
+                > round(state["attributes"]["base_battery_level"])
+            ),
+            150,
+        )
     with playwright_api.sync_playwright() as playwright:
         browser = launch(playwright)
         try:
@@ -335,13 +395,22 @@ def test_vehicle_page_while_charging(ha: E2EHomeAssistant, link: Link) -> None:
             logged_in(ui, ha)
             goto(ui.page, f"{ha.url}/config/devices/device/{link.vehicle_device}")
             expect = playwright_api.expect
-            for name in ("Estimated battery level", "Last charging session"):
-                expect(ui.page.get_by_text(name, exact=True).first).to_be_visible(
-                    timeout=30_000
-                )
+            rows = [
+                ui.page.get_by_text(name, exact=True).first
+                for name in ("Estimated battery level", "Last charging session")
+            ]
+            for row in rows:
+                expect(row).to_be_visible(timeout=30_000)
             ui.check("the OVMS DEMO device page")
+            # From the top of the page down to the last session's row.
+            boxes = [row.bounding_box() for row in rows]
+            assert all(boxes), boxes
+            bottom = max(box["y"] + box["height"] for box in boxes if box) + 24
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            ui.page.screenshot(path=SCREENSHOT)
+            ui.page.screenshot(
+                path=SCREENSHOT,
+                clip={"x": 0, "y": 0, "width": SHOT_SIZE["width"], "height": bottom},
+            )
             ui.verify()
         finally:
             browser.close()

@@ -727,7 +727,10 @@ DEMO_SERIAL = "012345"
 DEMO_TOKEN = "sim-token-012345"
 # Small, so that a whole charging session fits into about a minute at 11 kW.
 DEMO_BATTERY_WH = 150.0
-DEMO_PLUG_IN_AFTER = 5  # seconds after start, and after each unplug
+# Seconds after start, and after each unplug: longer than EV Cloud's 30 s poll of
+# a charger with a car, so that Home Assistant sees the car leave and each
+# charging session end.
+DEMO_PLUG_IN_AFTER = 35
 DEMO_UNPLUG_AFTER = 20  # seconds after the battery is full
 
 
