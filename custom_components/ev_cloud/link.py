@@ -105,7 +105,7 @@ def delivered(old: ChargerReading | None, new: ChargerReading) -> float:
 
     Energy counts when either reading says it flows (the charge that ended
     between them counts to its end). A session counter that restarts counts
-    from zero; a meter never goes back.
+    from zero; a meter never falls.
     """
     if old is None or new.energy_kwh is None or old.energy_kwh is None:
         return 0.0
