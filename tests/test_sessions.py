@@ -274,6 +274,38 @@ async def test_session_event_and_sensors(hass: HomeAssistant, rig: Rig) -> None:
     assert len(rig.events) == 1
 
 
+async def test_a_session_between_two_reads_is_not_counted_in_the_next(
+    hass: HomeAssistant, rig: Rig
+) -> None:
+    """A car that comes and goes between two reads leaves its energy out.
+
+    The meter grew by both sessions since the last read; the charger's session
+    counter (go-e `wh`, reset when a car connects) holds only the one it sees.
+    """
+    rig.park_at_home("DEMO")
+    await rig.link(await rig.set_up_charger(), DEMO_KEY)
+    await rig.step()
+
+    # Between two reads: a short charge the integration never sees...
+    before_missed = rig.meter()
+    rig.charger.plug_in()
+    rig.charger.advance(20)
+    rig.charger.unplug()
+    missed = rig.meter() - before_missed
+    assert missed > 0.05  # 20 s at 11 kW
+    # ... then the next car connects, and that session is followed.
+    first = rig.meter()
+    rig.charger.plug_in()
+    await rig.step(4)
+    rig.charger.unplug()
+    await rig.step()
+
+    session = _only(rig.events)
+    assert session["energy_kwh"] == pytest.approx(
+        rig.meter() - first, abs=2 * RESOLUTION
+    )
+
+
 @pytest.mark.parametrize(
     ("unit", "prices", "expected"),
     [

@@ -29,7 +29,8 @@ class ChargerReading:
     """One reading of a charger: the car at it and the energy it delivered.
 
     `energy_kwh` is the charger's meter when it has one, else the energy of its
-    current session (which restarts with each session).
+    current session (which restarts with each session); `session_kwh` is that
+    session's energy when the charger counts one.
     """
 
     time: datetime
@@ -39,6 +40,7 @@ class ChargerReading:
     power_kw: float | None
     energy_kwh: float | None
     meter: bool
+    session_kwh: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ def charger_reading(
     """Read a charger (role "charger") from one of its readings."""
     kind: DeviceEntities[Any, Any] = device.entities
     meter = _kwh(kind, data, "total_energy")
+    session = _kwh(kind, data, "session_energy")
     return ChargerReading(
         time=dt_util.utcnow(),
         online=data.online,
@@ -67,8 +70,9 @@ def charger_reading(
         power_kw=_converted(
             kind, data, "charge_power", PowerConverter, UnitOfPower.KILO_WATT
         ),
-        energy_kwh=meter if meter is not None else _kwh(kind, data, "session_energy"),
+        energy_kwh=meter if meter is not None else session,
         meter=meter is not None,
+        session_kwh=session,
     )
 
 

@@ -171,6 +171,7 @@ def _reading_as_dict(reading: ChargerReading) -> dict[str, Any]:
         "power_kw": reading.power_kw,
         "energy_kwh": reading.energy_kwh,
         "meter": reading.meter,
+        "session_kwh": reading.session_kwh,
     }
 
 
@@ -183,6 +184,7 @@ def _reading_from_dict(data: Mapping[str, Any]) -> ChargerReading:
         power_kw=data["power_kw"],
         energy_kwh=data["energy_kwh"],
         meter=bool(data["meter"]),
+        session_kwh=data.get("session_kwh"),
     )
 
 
@@ -348,7 +350,7 @@ class SessionTracker:
         if session is None and begins:
             session = self.session = self._begin(reading)
         if session is not None:
-            self._count(session, reading)
+            self._count(session, reading, first=begins)
             ends = (
                 reading.plugged is False
                 if session.by_plug
@@ -396,11 +398,21 @@ class SessionTracker:
         LOGGER.debug("%s: charging session started", self.key)
         return session
 
-    def _count(self, session: ChargingSession, reading: ChargerReading) -> None:
-        """Add the energy, power and cost since the last reading."""
+    def _count(
+        self, session: ChargingSession, reading: ChargerReading, *, first: bool
+    ) -> None:
+        """Add the energy, power and cost since the last reading.
+
+        At a session's first reading the charger's session counter, when it has
+        one, is all the session took: the meter's growth since the last reading
+        may hold a whole earlier session that began and ended between two reads.
+        """
         if reading.power_kw is not None:
             session.peak_power_kw = max(session.peak_power_kw or 0.0, reading.power_kw)
-        energy = energy_between(self.last, reading)
+        if first and reading.session_kwh is not None:
+            energy = reading.session_kwh
+        else:
+            energy = energy_between(self.last, reading)
         if energy <= 0:
             return
         session.energy_kwh += energy
