@@ -118,6 +118,18 @@ class Clock:
         await self.hass.async_block_till_done(wait_background_tasks=True)
 
 
+@pytest.fixture
+def clock(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    goe_charger: SimCharger,
+    ovms_sim: OvmsSimulator,
+    demo: SimVehicle,
+) -> Clock:
+    """The clock that moves the go-e, the DEMO car and Home Assistant together."""
+    return Clock(hass, freezer, goe_charger, ovms_sim, demo)
+
+
 def estimate(hass: HomeAssistant) -> float | None:
     """The estimate sensor's value (None while unknown)."""
     state = hass.states.get(ESTIMATE)
@@ -127,15 +139,11 @@ def estimate(hass: HomeAssistant) -> float | None:
 
 async def test_estimate_follows_the_true_state_of_charge(
     hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
     goe_entry: MockConfigEntry,
     ovms_entry: MockConfigEntry,
-    goe_charger: SimCharger,
-    ovms_sim: OvmsSimulator,
-    demo: SimVehicle,
+    clock: Clock,
 ) -> None:
     """Charged 3 h, the car reporting every 30 min: within 3 points throughout."""
-    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
     clock.report()
     await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
     reported = float(hass.states.get(BATTERY).state)
@@ -146,16 +154,16 @@ async def test_estimate_follows_the_true_state_of_charge(
         await clock.step()
         value = estimate(hass)
         assert value is not None
-        worst = max(worst, abs(value - demo.soc))
+        worst = max(worst, abs(value - clock.car.soc))
         car = float(hass.states.get(BATTERY).state)
         rose_between_reports |= value > car + 1
         assert value <= 100
-    assert demo.soc > 60  # the charge really moved the battery
+    assert clock.car.soc > 60  # the charge really moved the battery
     assert worst <= 3, worst
     assert rose_between_reports
     attributes = hass.states.get(ESTIMATE).attributes
     assert attributes["charger"].startswith("go-e")
-    assert attributes["base_battery_level"] == pytest.approx(demo.soc, abs=3)
+    assert attributes["base_battery_level"] == pytest.approx(clock.car.soc, abs=3)
 
 
 def demo_reads(ovms: OvmsSimulator) -> int:
@@ -165,30 +173,26 @@ def demo_reads(ovms: OvmsSimulator) -> int:
 
 async def test_charger_events_ask_the_car_and_rest_it_while_charged(
     hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
     goe_entry: MockConfigEntry,
     ovms_entry: MockConfigEntry,
-    goe_charger: SimCharger,
-    ovms_sim: OvmsSimulator,
-    demo: SimVehicle,
+    clock: Clock,
 ) -> None:
     """Charged at the link: idle interval; unplugged: a read within a minute after."""
-    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
     await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
     coordinator = ovms_entry.runtime_data.coordinators[VEHICLE_KEY]
     await clock.step()
     assert coordinator.covered
     assert coordinator.update_interval == timedelta(seconds=300)  # idle, not 60 s
     # Unplug just after the car's poll: its next poll is 300 s away.
-    reads = demo_reads(ovms_sim)
-    while demo_reads(ovms_sim) == reads:
+    reads = demo_reads(clock.ovms)
+    while demo_reads(clock.ovms) == reads:
         await clock.step()
         assert clock.elapsed <= 600, "the car was not polled at its idle interval"
-    reads = demo_reads(ovms_sim)
-    goe_charger.unplug()
-    demo.unplug()
+    reads = demo_reads(clock.ovms)
+    clock.charger.unplug()
+    clock.car.unplug()
     seconds = 0
-    while demo_reads(ovms_sim) == reads:
+    while demo_reads(clock.ovms) == reads:
         await clock.step()
         seconds += STEP_S
         assert seconds <= 150, "the car was not read after the charger's event"
@@ -202,16 +206,12 @@ async def test_charger_events_ask_the_car_and_rest_it_while_charged(
 
 async def test_a_car_away_from_home_gets_no_energy(
     hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
     goe_entry: MockConfigEntry,
     ovms_entry: MockConfigEntry,
-    goe_charger: SimCharger,
-    ovms_sim: OvmsSimulator,
-    demo: SimVehicle,
+    clock: Clock,
 ) -> None:
     """The charger charges some car while the linked one says it is elsewhere."""
-    demo.latitude += 1  # 111 km north of home
-    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
+    clock.car.latitude += 1  # 111 km north of home
     clock.report()
     await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
     for _ in range(20):
@@ -224,18 +224,14 @@ async def test_a_car_away_from_home_gets_no_energy(
 
 async def test_two_linked_cars_that_both_say_plugged_in_share_nothing(
     hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
     goe_entry: MockConfigEntry,
     ovms_entry: MockConfigEntry,
-    goe_charger: SimCharger,
-    ovms_sim: OvmsSimulator,
-    demo: SimVehicle,
+    clock: Clock,
 ) -> None:
     """Never guessed: with two candidates, neither is at the charger."""
-    roadster = ovms_sim.vehicle("ROADSTER")
-    roadster.latitude, roadster.longitude = demo.latitude, demo.longitude
+    roadster = clock.ovms.vehicle("ROADSTER")
+    roadster.latitude, roadster.longitude = clock.car.latitude, clock.car.longitude
     roadster.plug_in()
-    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
     clock.report()
     link = {CONF_CAPACITY: CAPACITY_KWH}
     await link_to_goe(
@@ -250,7 +246,7 @@ async def test_two_linked_cars_that_both_say_plugged_in_share_nothing(
     # The ROADSTER leaves: DEMO is the one plugged in at home.
     roadster.unplug()
     roadster.drive(50)
-    ovms_sim.advance(0)
+    clock.ovms.advance(0)
     await hass.config_entries.async_reload(ovms_entry.entry_id)
     await hass.async_block_till_done()
     await clock.step()
@@ -259,27 +255,23 @@ async def test_two_linked_cars_that_both_say_plugged_in_share_nothing(
 
 async def test_start_and_stop_go_through_the_charger(
     hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
     goe_entry: MockConfigEntry,
     ovms_entry: MockConfigEntry,
-    goe_charger: SimCharger,
-    ovms_sim: OvmsSimulator,
-    demo: SimVehicle,
+    clock: Clock,
 ) -> None:
     """An OVMS car without a server password charges through its charger."""
-    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
     await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
     car = registered_device(hass, VEHICLE_KEY)
     assert car is not None
     await hass.services.async_call(
         DOMAIN, "stop_charging", {"device_id": car.id}, blocking=True
     )
-    assert goe_charger.state["frc"] == 1
+    assert clock.charger.state["frc"] == 1
     await hass.services.async_call(
         DOMAIN, "start_charging", {"device_id": car.id}, blocking=True
     )
-    assert goe_charger.state["frc"] == 2
-    goe_charger.unplug()
+    assert clock.charger.state["frc"] == 2
+    clock.charger.unplug()
     await clock.step()
     with pytest.raises(ServiceValidationError) as raised:
         await hass.services.async_call(
@@ -291,7 +283,7 @@ async def test_start_and_stop_go_through_the_charger(
         "charger": "go-e Charger 012345",
     }
     # Without the charger loaded, the error says so.
-    goe_charger.plug_in()
+    clock.charger.plug_in()
     await hass.config_entries.async_unload(goe_entry.entry_id)
     with pytest.raises(ServiceValidationError) as raised:
         await hass.services.async_call(
@@ -302,16 +294,12 @@ async def test_start_and_stop_go_through_the_charger(
 
 async def test_removing_the_charger_removes_the_link_with_a_repair(
     hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
     goe_entry: MockConfigEntry,
     ovms_entry: MockConfigEntry,
-    goe_charger: SimCharger,
-    ovms_sim: OvmsSimulator,
-    demo: SimVehicle,
+    clock: Clock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The charger's entry is deleted: the link goes, a repair says why, no errors."""
-    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
     await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
     await hass.config_entries.async_remove(goe_entry.entry_id)
     await hass.async_block_till_done()
@@ -334,15 +322,11 @@ async def test_removing_the_charger_removes_the_link_with_a_repair(
 
 async def test_diagnostics_show_the_link_without_ids(
     hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
     goe_entry: MockConfigEntry,
     ovms_entry: MockConfigEntry,
-    goe_charger: SimCharger,
-    ovms_sim: OvmsSimulator,
-    demo: SimVehicle,
+    clock: Clock,
 ) -> None:
     """The link's state is in the vehicle entry's diagnostics; its keys are not."""
-    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
     clock.report()
     await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
     await clock.step()
@@ -472,32 +456,28 @@ async def test_a_linked_car_that_leaves_the_account_loses_its_link(
 
 async def test_a_session_knows_the_state_of_charge_it_started_from(
     hass: HomeAssistant,
-    freezer: FrozenDateTimeFactory,
     goe_entry: MockConfigEntry,
     ovms_entry: MockConfigEntry,
-    goe_charger: SimCharger,
-    ovms_sim: OvmsSimulator,
-    demo: SimVehicle,
+    clock: Clock,
 ) -> None:
     """The car reports only after it connected; the session's start still counts."""
-    goe_charger.unplug()
-    demo.unplug()
-    clock = Clock(hass, freezer, goe_charger, ovms_sim, demo)
+    clock.charger.unplug()
+    clock.car.unplug()
     clock.report()
     await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
     await clock.step()
-    demo.soc = 25.0  # the drive home, which the silent car does not report
+    clock.car.soc = 25.0  # the drive home, which the silent car does not report
     events = async_capture_events(hass, "ev_cloud_charging_session")
-    goe_charger.plug_in()
-    demo.plug_in()
-    demo.start_charging()
+    clock.charger.plug_in()
+    clock.car.plug_in()
+    clock.car.start_charging()
     for _ in range(3600 // STEP_S):
         await clock.step()
-    goe_charger.unplug()
-    demo.unplug()
+    clock.charger.unplug()
+    clock.car.unplug()
     for _ in range(4):
         await clock.step()
     (event,) = events
     # Not the 30 % it last reported before the drive.
     assert event.data["start_soc"] == pytest.approx(25.0, abs=1)
-    assert event.data["end_soc"] == pytest.approx(demo.soc, abs=3)
+    assert event.data["end_soc"] == pytest.approx(clock.car.soc, abs=3)
