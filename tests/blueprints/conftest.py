@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 import shutil
@@ -18,6 +19,9 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
+
+from tests.conftest import setup_entry
+from tests.simulators.goe import SimCharger
 
 BLUEPRINTS = (
     Path(__file__).resolve().parents[2] / "blueprints" / "automation" / "ev_cloud"
@@ -49,7 +53,7 @@ async def automations_off(hass: HomeAssistant) -> AsyncIterator[None]:
         )
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def blueprint_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
     """A config dir of the test's own with this repository's blueprints in it.
 
@@ -62,10 +66,53 @@ def blueprint_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
     return target
 
 
-def device_id(hass: HomeAssistant, entry: MockConfigEntry) -> str:
-    """The device registry id of the entry's only device."""
-    [device] = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
-    return device.id
+@dataclass
+class Goe:
+    """The go-e simulator's charger as an entry of hass, under the frozen clock."""
+
+    hass: HomeAssistant
+    entry: MockConfigEntry
+    sim: SimCharger
+    freezer: FrozenDateTimeFactory
+
+    async def set_up(self, at: str | None = None) -> None:
+        """Set the entry up; at a time given, first move the clock there (in UTC)."""
+        if at is not None:
+            await self.hass.config.async_set_time_zone("UTC")
+            self.freezer.move_to(at)
+        await setup_entry(self.hass, self.entry)
+
+    @property
+    def device_id(self) -> str:
+        """The device registry id of the charger."""
+        [device] = dr.async_entries_for_config_entry(
+            dr.async_get(self.hass), self.entry.entry_id
+        )
+        return device.id
+
+    async def tick(
+        self, delta: timedelta, step: timedelta = timedelta(seconds=10)
+    ) -> None:
+        """Move the clock in steps, firing timers at each (see tick)."""
+        await tick(self.hass, self.freezer, delta, step)
+
+    async def stop_charging(self) -> None:
+        """Stop the charge through the action and give its state 20 s to follow."""
+        await self.hass.services.async_call(
+            "ev_cloud", "stop_charging", {"device_id": self.device_id}, blocking=True
+        )
+        await self.tick(timedelta(seconds=20))
+
+
+@pytest.fixture
+def goe(
+    hass: HomeAssistant,
+    goe_entry: MockConfigEntry,
+    goe_charger: SimCharger,
+    freezer: FrozenDateTimeFactory,
+) -> Goe:
+    """The go-e charger the blueprints drive (its entry not yet set up)."""
+    return Goe(hass, goe_entry, goe_charger, freezer)
 
 
 async def setup_automation(
