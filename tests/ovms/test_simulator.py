@@ -818,7 +818,23 @@ async def test_control_vehicle_facts_and_charge(
         )
         assert facts["soc"] == 42.0
         assert car.chargestate == "charging"
-        for body in ({"soc": "50"}, {"soc": True}, {"soc": 100}, {}, [1]):
+        assert (car.latitude, car.longitude) == (51.477928, -0.001545)  # unmoved
+        async with session.post(
+            f"{url}/charge", json={"soc": 30, "at": [51.5, -0.1]}
+        ) as response:
+            assert response.status == 200
+        assert (car.latitude, car.longitude, car.soc) == (51.5, -0.1, 30.0)
+        bad_bodies = (
+            {"soc": "50"},
+            {"soc": True},
+            {"soc": 100},
+            {},
+            [1],
+            {"soc": 5, "at": [1]},
+            {"soc": 5, "at": ["51", "0"]},
+            {"soc": 5, "at": [91, 0]},
+        )
+        for body in bad_bodies:
             async with session.post(f"{url}/charge", json=body) as response:
                 assert response.status == 400, body
         async with session.post(f"{url}/charge", data=b"{oops") as response:

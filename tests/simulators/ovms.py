@@ -60,9 +60,10 @@ real API can reach it, and exempt from faults and the rate limit:
     GET  /_sim/vehicles/<id>
         -> 200 the car's charging facts and the codes of the commands it got over
            an attached v2 port (`v2_commands`); 404 unknown car
-    POST /_sim/vehicles/<id>/charge    body {"soc": 50}
-        -> the car stops, is plugged in at that state of charge and charges (a
-           known starting point for a test of commands); 200 as GET; 400 bad body
+    POST /_sim/vehicles/<id>/charge    body {"soc": 50}, optionally "at": [lat, lon]
+        -> the car stops (where "at" says, else where it is), is plugged in at
+           that state of charge and charges (a known starting point for a test
+           of commands); 200 as GET; 400 bad body
 
 `DEMO` (at the end) is that demo: an account with two cars, a v2 port
 (`ovms_v2.py`) on which DEMO takes commands, and how a user adds it in Home
@@ -1084,13 +1085,19 @@ class OvmsSimulator(SimServer):
         except ValueError:
             body = None
         soc = body.get("soc") if isinstance(body, dict) else None
+        here = [vehicle.latitude, vehicle.longitude]
+        at = body.get("at", here) if isinstance(body, dict) else None
         if (
             isinstance(soc, bool)
             or not isinstance(soc, int | float)
             or not 0 <= soc < 100
+            or not _position(at)
         ):
-            return _text(400, 'body must be {"soc": 0..99}\n', "Bad Request")
+            return _text(
+                400, 'body must be {"soc": 0..99, "at": [lat, lon]}\n', "Bad Request"
+            )
         vehicle.speed = 0.0
+        vehicle.latitude, vehicle.longitude = at
         vehicle.plug_in()
         vehicle.soc = float(soc)
         vehicle.start_charging()
@@ -1578,6 +1585,17 @@ def _session_cookie(request: web.Request) -> str:
         if name == COOKIE_NAME and value:
             return value
     return NO_SESSION
+
+
+def _position(value: Any) -> bool:
+    """`value` is [latitude, longitude], in degrees."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
+        and -90 <= value[0] <= 90
+        and -180 <= value[1] <= 180
+    )
 
 
 def _text(
