@@ -319,12 +319,20 @@ def expect_step(
 def wait_entry_loaded(
     api: HomeAssistantApi, entry_id: str, timeout: float = 60
 ) -> dict[str, Any]:
-    """Wait until the entry leaves setup (loaded, or failed with a reason)."""
+    """Wait until the entry leaves setup (loaded, or failed with a reason).
+
+    A reload (after a reconfigure or an options flow) passes through unloading.
+    """
     deadline = time.monotonic() + timeout
     entry: dict[str, Any] = {}
     while time.monotonic() < deadline:
         entry = next((e for e in list_entries(api) if e["entry_id"] == entry_id), {})
-        if entry.get("state") not in (None, "not_loaded", "setup_in_progress"):
+        if entry.get("state") not in (
+            None,
+            "not_loaded",
+            "setup_in_progress",
+            "unload_in_progress",
+        ):
             break
         time.sleep(0.5)
     return entry
