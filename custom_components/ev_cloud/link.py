@@ -187,9 +187,10 @@ class ChargerLink:
             return None
         return vehicle_reading(self.hass, self.coordinator.device, data)
 
-    def capacity_kwh(self) -> float | None:
-        """The usable capacity: the service's, else the option's."""
-        vehicle = self.vehicle()
+    def capacity_kwh(self, vehicle: VehicleReading | None = None) -> float | None:
+        """The usable capacity: the service's (from `vehicle`), else the option's."""
+        if vehicle is None:
+            vehicle = self.vehicle()
         if vehicle is not None and vehicle.capacity_kwh:
             return vehicle.capacity_kwh
         return self.capacity_option or None
@@ -267,7 +268,7 @@ class ChargerLink:
     def estimate(self) -> Estimate | None:
         """The estimated state of charge (None: it cannot be estimated now)."""
         vehicle = self.vehicle()
-        capacity = self.capacity_kwh()
+        capacity = self.capacity_kwh(vehicle)
         if vehicle is None or vehicle.soc is None or vehicle.data_time is None:
             return None
         if self.connected_at is not None and vehicle.data_time < self.connected_at:
@@ -342,7 +343,8 @@ class ChargerLink:
         events = ChargerEvents.between(previous, reading)
         if events.connected:
             self.connected_at = reading.time
-        if self.at_charger():
+        here = self.at_charger()
+        if here:
             self._delivered += delivered(previous, reading)
         self._energy.append((reading.time, self._delivered))
         while self._energy and self._energy[0][0] < reading.time - HISTORY:
@@ -356,7 +358,7 @@ class ChargerLink:
         covered = (
             reading.online
             and (reading.charging is True or reading.plugged is True)
-            and self.at_charger()
+            and here
             and self.estimate() is not None
         )
         if self.coordinator.covered and not covered:

@@ -86,23 +86,26 @@ class EstimatedBatteryLevelSensor(CoordinatorEntity[AnyCoordinator], SensorEntit
         self.link = link
         self._attr_unique_id = f"{link.vehicle_key}_estimated_battery_level"
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, link.vehicle_key)})
+        self._show_estimate()
 
     @property
     def available(self) -> bool:
         """Available once the vehicle was read (the charger may say more later)."""
         return self.coordinator.data is not None
 
-    @property
-    def native_value(self) -> float | None:
-        """The estimate, to a tenth of a point."""
-        estimate = self.link.estimate()
-        return None if estimate is None else round(estimate.soc, 1)
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        self._show_estimate()
+        super()._handle_coordinator_update()
 
-    @property
-    def extra_state_attributes(self) -> dict[str, Any]:
-        """What the estimate starts from: the car's reading and the energy since."""
+    def _show_estimate(self) -> None:
+        """The estimate (to a tenth of a point) and what it starts from.
+
+        Worked out once per update of the vehicle or the charger.
+        """
         estimate = self.link.estimate()
-        return {
+        self._attr_native_value = None if estimate is None else round(estimate.soc, 1)
+        self._attr_extra_state_attributes = {
             "charger": self.link.charger_name,
             "base_battery_level": None if estimate is None else estimate.base_soc,
             "base_time": None if estimate is None else estimate.base_time.isoformat(),
