@@ -11,7 +11,6 @@ silent in between, so the server keeps its last records (with their time).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
@@ -70,13 +69,15 @@ def demo(hass: HomeAssistant, ovms_sim: OvmsSimulator) -> SimVehicle:
 
 
 async def link_entries(
-    hass: HomeAssistant,
-    goe_entry: MockConfigEntry,
-    ovms_entry: MockConfigEntry,
-    **options: Any,
+    hass: HomeAssistant, goe_entry: MockConfigEntry, ovms_entry: MockConfigEntry
 ) -> str:
-    """Set up the charger, then DEMO linked to it; the charger's device id."""
-    return await link_to_goe(hass, goe_entry, ovms_entry, {VEHICLE_KEY: options})
+    """Set up the charger, then DEMO linked to it; the charger's device id.
+
+    The link has the simulated battery's capacity and the default efficiency.
+    """
+    return await link_to_goe(
+        hass, goe_entry, ovms_entry, {VEHICLE_KEY: {CONF_CAPACITY: CAPACITY_KWH}}
+    )
 
 
 class Clock:
@@ -145,7 +146,7 @@ async def test_estimate_follows_the_true_state_of_charge(
 ) -> None:
     """Charged 3 h, the car reporting every 30 min: within 3 points throughout."""
     clock.report()
-    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await link_entries(hass, goe_entry, ovms_entry)
     reported = float(hass.states.get(BATTERY).state)
     assert reported == pytest.approx(30.0, abs=0.1)
     worst = 0.0
@@ -178,7 +179,7 @@ async def test_charger_events_ask_the_car_and_rest_it_while_charged(
     clock: Clock,
 ) -> None:
     """Charged at the link: idle interval; unplugged: a read within a minute after."""
-    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await link_entries(hass, goe_entry, ovms_entry)
     coordinator = ovms_entry.runtime_data.coordinators[VEHICLE_KEY]
     await clock.step()
     assert coordinator.covered
@@ -213,7 +214,7 @@ async def test_a_car_away_from_home_gets_no_energy(
     """The charger charges some car while the linked one says it is elsewhere."""
     clock.car.latitude += 1  # 111 km north of home
     clock.report()
-    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await link_entries(hass, goe_entry, ovms_entry)
     for _ in range(20):
         await clock.step()
     assert estimate(hass) == pytest.approx(30.0)
@@ -260,7 +261,7 @@ async def test_start_and_stop_go_through_the_charger(
     clock: Clock,
 ) -> None:
     """An OVMS car without a server password charges through its charger."""
-    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await link_entries(hass, goe_entry, ovms_entry)
     car = registered_device(hass, VEHICLE_KEY)
     assert car is not None
     await hass.services.async_call(
@@ -300,7 +301,7 @@ async def test_removing_the_charger_removes_the_link_with_a_repair(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The charger's entry is deleted: the link goes, a repair says why, no errors."""
-    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await link_entries(hass, goe_entry, ovms_entry)
     await hass.config_entries.async_remove(goe_entry.entry_id)
     await hass.async_block_till_done()
     assert ovms_entry.options[CONF_CHARGER_LINKS] == {}
@@ -328,7 +329,7 @@ async def test_diagnostics_show_the_link_without_ids(
 ) -> None:
     """The link's state is in the vehicle entry's diagnostics; its keys are not."""
     clock.report()
-    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await link_entries(hass, goe_entry, ovms_entry)
     await clock.step()
     found = await async_get_config_entry_diagnostics(hass, ovms_entry)
     (link,) = found["charger_links"]
@@ -464,7 +465,7 @@ async def test_a_session_knows_the_state_of_charge_it_started_from(
     clock.charger.unplug()
     clock.car.unplug()
     clock.report()
-    await link_entries(hass, goe_entry, ovms_entry, **{CONF_CAPACITY: CAPACITY_KWH})
+    await link_entries(hass, goe_entry, ovms_entry)
     await clock.step()
     clock.car.soc = 25.0  # the drive home, which the silent car does not report
     events = async_capture_events(hass, "ev_cloud_charging_session")

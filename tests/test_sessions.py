@@ -719,6 +719,20 @@ def test_energy_between_readings() -> None:
     assert energy_between(counter, reading(None, meter=False, charging=True)) == 0.0
 
 
+async def _evenergy_steps(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    evenergy_sim: EvEnergySimulator,
+    steps: int,
+) -> None:
+    """5 minutes a step: the ev.energy simulator moves on and is read."""
+    for _ in range(steps):
+        evenergy_sim.advance(300)
+        freezer.tick(timedelta(minutes=5))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+
+
 async def test_evenergy_charger_and_its_vehicle_in_one_entry(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
@@ -751,19 +765,12 @@ async def test_evenergy_charger_and_its_vehicle_in_one_entry(
     await hass.async_block_till_done()
     events = async_capture_events(hass, EVENT_CHARGING_SESSION)
 
-    async def tick(steps: int) -> None:
-        for _ in range(steps):
-            evenergy_sim.advance(300)
-            freezer.tick(timedelta(minutes=5))
-            async_fire_time_changed(hass)
-            await hass.async_block_till_done(wait_background_tasks=True)
-
-    await tick(1)
+    await _evenergy_steps(hass, freezer, evenergy_sim, 1)
     before = evse.meter_reading_wh
     evenergy_sim.plug_in(zoe.id)
-    await tick(6)
+    await _evenergy_steps(hass, freezer, evenergy_sim, 6)
     evenergy_sim.unplug(zoe.id)
-    await tick(2)
+    await _evenergy_steps(hass, freezer, evenergy_sim, 2)
     energy = (evse.meter_reading_wh - before) / 1000
     assert energy > 1
 
@@ -810,14 +817,9 @@ async def test_evenergy_charger_added_later(
     )
     events = async_capture_events(hass, EVENT_CHARGING_SESSION)
 
-    async def tick(steps: int) -> None:
-        for _ in range(steps):
-            evenergy_sim.advance(300)
-            freezer.tick(timedelta(minutes=5))
-            async_fire_time_changed(hass)
-            await hass.async_block_till_done(wait_background_tasks=True)
-
-    await tick(7)  # the account lists its devices every 30 minutes
+    await _evenergy_steps(
+        hass, freezer, evenergy_sim, 7
+    )  # the account lists its devices every 30 minutes
     assert len(runtime.sessions) == 2
     [added_key] = set(runtime.sessions) - {
         key for key in runtime.sessions if key.endswith(evenergy_sim.evses[0].id)
@@ -825,9 +827,9 @@ async def test_evenergy_charger_added_later(
     assert added_key.endswith(evse.id)
     before = evse.meter_reading_wh
     evenergy_sim.plug_in(zoe.id)
-    await tick(4)
+    await _evenergy_steps(hass, freezer, evenergy_sim, 4)
     evenergy_sim.unplug(zoe.id)
-    await tick(2)
+    await _evenergy_steps(hass, freezer, evenergy_sim, 2)
     energy = (evse.meter_reading_wh - before) / 1000
     assert energy > 0.5
 

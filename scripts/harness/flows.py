@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tests.simulators.demo import SimulatorDemo, device_key
+from tests.simulators.demo import FormInput, SimulatorDemo, device_key
 
 from .api import HomeAssistantApi
 from .common import DOMAIN, HarnessError, say
@@ -75,15 +75,7 @@ def run_config_flow(
         values = form_values(api, sim)
         for step_id, user_input in demo.forms:
             expect_step(step, "form", step_id=step_id)
-            try:
-                typed = user_input(values)
-            except KeyError as err:
-                raise HarnessError(
-                    f"{demo.label}: form {step_id!r} needs {err}, which neither the"
-                    " simulator printed nor names a device of the integration"
-                    f" (entries of {list(demo.after)} first?);"
-                    f" known: {sorted(values)}"
-                ) from None
+            typed = _answers(demo, step_id, user_input, values)
             step = flow_post(api, f"{FLOW}/{flow_id}", typed)
         if demo.external:
             step = sign_in_externally(api, step, credential)
@@ -104,6 +96,20 @@ def device_ids(api: HomeAssistantApi) -> dict[str, str]:
         for domain, identifier in device["identifiers"]
         if domain == DOMAIN
     }
+
+
+def _answers(
+    demo: SimulatorDemo, step_id: str, user_input: FormInput, values: dict[str, str]
+) -> dict[str, Any]:
+    """The demo's answers to one form, from the printed values and device ids."""
+    try:
+        return user_input(values)
+    except KeyError as err:
+        raise HarnessError(
+            f"{demo.label}: form {step_id!r} needs {err}, which neither the"
+            " simulator printed nor names a device of the integration"
+            f" (entries of {list(demo.after)} first?); known: {sorted(values)}"
+        ) from None
 
 
 def form_values(api: HomeAssistantApi, sim: dict[str, str]) -> dict[str, str]:
@@ -401,13 +407,7 @@ def run_options_flow(
         values = form_values(api, sim)
         for step_id, user_input in demo.options:
             expect_step(step, "form", step_id=step_id)
-            try:
-                typed = user_input(values)
-            except KeyError as err:
-                raise HarnessError(
-                    f"{demo.label} options: form {step_id!r} needs {err}, which"
-                    " names no device of the integration"
-                ) from None
+            typed = _answers(demo, step_id, user_input, values)
             answers = filled_form(step.get("data_schema") or [], typed)
             step = api.post_ok(f"{OPTIONS_FLOW}/{flow_id}", answers, headers=headers)
         expect_step(step, "create_entry")
